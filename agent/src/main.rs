@@ -1,0 +1,9 @@
+//! `bbwd`: the command line and the daemon's entry point.
+
+#![allow(dead_code)]
+
+mod config;
+
+fn main() {
+    let _ = config::DEFAULT_PATH;
+}

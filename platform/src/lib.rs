@@ -1,0 +1,29 @@
+//! `bbwd-platform`: everything in bbwd that touches the operating system.
+//!
+//! # What this crate owns
+//! Spawning, adopting, signalling and reaping the supervised Bitbucket process (`process`),
+//! short-lived helper commands such as `notify.command` (`command`), the non-blocking
+//! `/status` probe (`http`) and database connect check (`tcp`), the control socket
+//! (`control`), signal delivery (`signals`), systemd notification (`sdnotify`), state files
+//! (`fs`) and the clocks (`clock`).
+//!
+//! # What it must not do
+//! Decide anything. No module here knows what a failed check *means*: results go back to the
+//! caller as values, and the agent's state machine decides. Nothing here blocks the caller's
+//! event loop for longer than a system call: every operation that can wait on a peer is
+//! non-blocking and exposes a file descriptor to poll plus a deadline.
+//!
+//! # Invariants
+//! * No allocation on the steady-state paths (a monitoring probe, a database check, a
+//!   keep-alive): buffers are sized once at construction.
+//! * Every `unsafe` block carries a `SAFETY:` comment.
+
+pub mod clock;
+pub mod command;
+pub mod control;
+pub mod fs;
+pub mod http;
+pub mod process;
+pub mod sdnotify;
+pub mod signals;
+pub mod tcp;

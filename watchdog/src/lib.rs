@@ -1,0 +1,1 @@
+//! `bbwd-watchdog`: the watchdogs that reset the node when bbwd hangs or cannot correct it.
