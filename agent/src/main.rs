@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 mod config;
+mod machine;
 
 fn main() {
     let _ = config::DEFAULT_PATH;
