@@ -515,11 +515,6 @@ impl Machine {
         self.petting
     }
 
-    /// Restarts counted in the current window (as of the last step).
-    pub fn restarts(&self) -> u32 {
-        self.restarts.len() as u32
-    }
-
     fn pid(&self) -> Option<i32> {
         match self.proc {
             Proc::Starting { pid, .. }

@@ -23,6 +23,7 @@ pub mod command;
 pub mod control;
 pub mod fs;
 pub mod http;
+pub mod poll;
 pub mod process;
 pub mod sdnotify;
 pub mod signals;

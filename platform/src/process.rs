@@ -3,7 +3,21 @@
 //! capture its output without ever blocking it.
 //!
 //! Must not: decide when to signal or restart (the state machine does), or wait: every call
-//! returns at once.
+//! returns at once (the one exception is the clean-up of a child whose set-up failed half-way
+//! in `spawn`, which SIGKILLs and reaps it).
+//!
+//! # Theory of operation
+//! ```text
+//!   spawn ──► leader Running ──(pidfd readable)──► try_collect_exit ──► Some(ExitKind), once
+//!               │                                        │
+//!               │ signal_group(Term|Kill) = kill(-pgid)  ▼
+//!               └──────────────────────────────► group_alive: leader collected
+//!                                                   && kill(-pgid, 0) == ESRCH  => gone
+//! ```
+//! The leader is started with `process_group(0)`, so its pgid is its pid and everything it
+//! starts (the JVM, helper shells) stays in that group unless it calls `setsid`/`setpgid`.
+//! A pid file (`pid pgid start_ticks`) lets a restarted bbwd `adopt` the same process; the
+//! start time (field 22 of `/proc/PID/stat`) tells a recycled pid apart.
 //!
 //! # Invariants
 //! * A `Supervised` refers to exactly one process, identified by (pid, start time), so a
@@ -11,10 +25,50 @@
 //! * The group is "gone" only when the leader has been reaped (or, for an adopted process, its
 //!   pidfd reported exit) *and* `kill(-pgid, 0)` says no member is left.
 //! * The output pipe is drained by the event loop; it is never read with a blocking call, and the
-//!   child never holds the read end.
+//!   child never holds the read end (it is `O_CLOEXEC` from its creation).
+//! * Only the one pid we started is ever `waitpid`ed: never `waitpid(-1)`, which would steal the
+//!   exits of `command` jobs.
+//! * A group signal is never sent to pgid 0 or 1 or to bbwd's own process group.
+//! * Dropping a `Supervised` neither signals nor reaps: Bitbucket outlives a bbwd restart, and
+//!   the next bbwd adopts it from the pid file.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+/// Size of the output line buffer. A line longer than this is passed to the caller in pieces
+/// of this size (the OutOfMemoryError line is far shorter).
+pub const OUTPUT_BUF_BYTES: usize = 4096;
+
+/// At most this many `read`s per `drain_output` call (256 KiB with a 4 KiB buffer), so a child
+/// that writes without pause cannot keep the event loop in one call; the fd stays readable and
+/// the loop comes back.
+const DRAIN_MAX_READS: usize = 64;
+
+/// A pid file larger than this is corrupt (a valid one is at most ~40 bytes).
+const PIDFILE_MAX_BYTES: u64 = 128;
+
+/// Variables systemd sets for bbwd itself; a child must not see them (it would otherwise be
+/// able to talk to systemd in bbwd's name, or mistake bbwd's sockets for its own).
+pub(crate) const SYSTEMD_ONLY_ENV: [&str; 6] = [
+    "NOTIFY_SOCKET",
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+];
 
 /// How to start Bitbucket. Resolved once at start-up (user lookup included).
 #[derive(Debug, Clone)]
@@ -37,13 +91,37 @@ pub struct RunAs {
     pub uid: u32,
     pub gid: u32,
     pub home: std::path::PathBuf,
+    /// Supplementary groups (as `initgroups(3)` would set them, primary gid included),
+    /// resolved by `lookup` so that spawning needs no name-service call.
+    pub groups: Vec<u32>,
 }
 
 impl RunAs {
     /// Looks a user name up in the passwd database. Errors name the user.
     pub fn lookup(name: &str) -> Result<RunAs, Error> {
-        let _ = name;
-        todo!()
+        let lookup_err = |source: io::Error| Error::UserLookup {
+            user: name.to_string(),
+            source,
+        };
+        let user = match nix::unistd::User::from_name(name) {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(Error::UnknownUser(name.to_string())),
+            Err(e) => return Err(lookup_err(e.into())),
+        };
+        let cname = CString::new(name)
+            .map_err(|_| lookup_err(io::Error::from(io::ErrorKind::InvalidInput)))?;
+        let groups = nix::unistd::getgrouplist(&cname, user.gid)
+            .map_err(|e| lookup_err(e.into()))?
+            .into_iter()
+            .map(|g| g.as_raw())
+            .collect();
+        Ok(RunAs {
+            name: name.to_string(),
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            home: user.dir,
+            groups,
+        })
     }
 }
 
@@ -70,21 +148,69 @@ pub enum ExitKind {
 /// Errors, each naming the operation.
 #[derive(Debug)]
 pub enum Error {
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     UnknownUser(String),
+    /// The passwd/group lookup itself failed (NSS down, ...).
+    UserLookup {
+        user: String,
+        source: std::io::Error,
+    },
     Pidfd(std::io::Error),
+    /// Reading `/proc/PID/stat` failed.
+    Stat {
+        pid: i32,
+        source: std::io::Error,
+    },
     Signal(std::io::Error),
-    PidFile { path: std::path::PathBuf, source: std::io::Error },
-    PidFileCorrupt { path: std::path::PathBuf, reason: String },
+    PidFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    PidFileCorrupt {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let _ = f;
-        todo!()
+        match self {
+            Error::Spawn { program, source } => write!(f, "cannot start {program}: {source}"),
+            Error::UnknownUser(user) => write!(f, "unknown user {user:?}"),
+            Error::UserLookup { user, source } => {
+                write!(f, "cannot look up user {user:?}: {source}")
+            }
+            Error::Pidfd(source) => write!(
+                f,
+                "cannot open a pidfd (pidfd_open needs Linux 5.3 or later): {source}"
+            ),
+            Error::Stat { pid, source } => write!(f, "cannot read /proc/{pid}/stat: {source}"),
+            Error::Signal(source) => write!(f, "cannot signal the process group: {source}"),
+            Error::PidFile { path, source } => {
+                write!(f, "pid file {}: {source}", path.display())
+            }
+            Error::PidFileCorrupt { path, reason } => {
+                write!(f, "pid file {} is corrupt: {reason}", path.display())
+            }
+        }
     }
 }
-impl std::error::Error for Error {}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Spawn { source, .. }
+            | Error::UserLookup { source, .. }
+            | Error::Stat { source, .. }
+            | Error::PidFile { source, .. } => Some(source),
+            Error::Pidfd(source) | Error::Signal(source) => Some(source),
+            Error::UnknownUser(_) | Error::PidFileCorrupt { .. } => None,
+        }
+    }
+}
 
 /// Signals the state machine may send to the group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,99 +219,1263 @@ pub enum GroupSignal {
     Kill,
 }
 
+impl GroupSignal {
+    fn to_nix(self) -> Signal {
+        match self {
+            GroupSignal::Term => Signal::SIGTERM,
+            GroupSignal::Kill => Signal::SIGKILL,
+        }
+    }
+}
+
+/// Where the leader's exit stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leader {
+    Running,
+    /// Reaped (or, adopted, seen gone) but not yet returned by `try_collect_exit`.
+    Ended(ExitKind),
+    /// Returned by `try_collect_exit`; the pidfd is closed.
+    Reported,
+}
+
+/// The read end of the output pipe with its line buffer.
+struct Output {
+    fd: OwnedFd,
+    buf: Box<[u8]>,
+    /// Bytes of an unfinished line at the start of `buf`. Always `< buf.len()` between calls.
+    filled: usize,
+}
+
+/// What one `read` on the output pipe gave.
+enum ReadResult {
+    Data,
+    Empty,
+    Closed,
+}
+
+impl Output {
+    fn new(fd: OwnedFd) -> Output {
+        Output {
+            fd,
+            buf: vec![0u8; OUTPUT_BUF_BYTES].into_boxed_slice(),
+            filled: 0,
+        }
+    }
+
+    fn read_once(&mut self, line: &mut dyn FnMut(&[u8])) -> ReadResult {
+        loop {
+            match nix::unistd::read(&self.fd, &mut self.buf[self.filled..]) {
+                Ok(0) => {
+                    self.flush(line);
+                    return ReadResult::Closed;
+                }
+                Ok(n) => {
+                    self.filled += n;
+                    self.split(line);
+                    return ReadResult::Data;
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return ReadResult::Empty,
+                Err(e) => {
+                    log::warn!("reading Bitbucket's output pipe failed: {e}; closing it");
+                    self.flush(line);
+                    return ReadResult::Closed;
+                }
+            }
+        }
+    }
+
+    /// Passes each complete line (without its `\n`), keeps the unfinished rest at the front,
+    /// and passes a full buffer without a newline as one piece.
+    fn split(&mut self, line: &mut dyn FnMut(&[u8])) {
+        let mut start = 0;
+        while let Some(i) = self.buf[start..self.filled]
+            .iter()
+            .position(|&b| b == b'\n')
+        {
+            line(&self.buf[start..start + i]);
+            start += i + 1;
+        }
+        if start > 0 {
+            self.buf.copy_within(start..self.filled, 0);
+            self.filled -= start;
+        }
+        if self.filled == self.buf.len() {
+            line(&self.buf[..]);
+            self.filled = 0;
+        }
+    }
+
+    /// At EOF: an unfinished last line is still a line.
+    fn flush(&mut self, line: &mut dyn FnMut(&[u8])) {
+        if self.filled > 0 {
+            line(&self.buf[..self.filled]);
+            self.filled = 0;
+        }
+    }
+}
+
 /// The supervised process.
 pub struct Supervised {
-    _private: (),
+    pid: i32,
+    pgid: i32,
+    start_ticks: u64,
+    is_child: bool,
+    leader: Leader,
+    /// `Some` until the exit has been reported.
+    pidfd: Option<OwnedFd>,
+    output: Option<Output>,
+}
+
+impl std::fmt::Debug for Supervised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervised")
+            .field("pid", &self.pid)
+            .field("pgid", &self.pgid)
+            .field("start_ticks", &self.start_ticks)
+            .field("is_child", &self.is_child)
+            .field("leader", &self.leader)
+            .field("capturing", &self.output.is_some())
+            .finish()
+    }
 }
 
 impl Supervised {
     /// Spawns `spec` as the leader of a new process group and opens a pidfd on it.
     pub fn spawn(spec: &SpawnSpec) -> Result<Supervised, Error> {
-        let _ = spec;
-        todo!()
+        let program = spec.argv.first().cloned().unwrap_or_default();
+        let spawn_err = |source: io::Error| Error::Spawn {
+            program: program.clone(),
+            source,
+        };
+        if program.is_empty() {
+            return Err(spawn_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "empty command",
+            )));
+        }
+        let mut cmd = Command::new(&program);
+        cmd.args(&spec.argv[1..])
+            .process_group(0)
+            .stdin(Stdio::null());
+        reset_signals_before_exec(&mut cmd);
+        for key in SYSTEMD_ONLY_ENV {
+            cmd.env_remove(key);
+        }
+        if let Some(user) = &spec.user {
+            cmd.env("HOME", &user.home)
+                .env("USER", &user.name)
+                .env("LOGNAME", &user.name);
+            set_credentials(&mut cmd, user);
+        }
+        for (key, value) in &spec.env {
+            cmd.env(key, value);
+        }
+
+        let mut read_end = None;
+        if spec.capture_output {
+            // Both ends O_CLOEXEC: std dup2()s the write end onto fds 1 and 2 in the child
+            // (dup2 clears the flag on the copies); the read end never crosses exec.
+            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| spawn_err(e.into()))?;
+            set_nonblocking(&r).map_err(spawn_err)?;
+            let w2 = w.try_clone().map_err(spawn_err)?;
+            cmd.stdout(Stdio::from(w)).stderr(Stdio::from(w2));
+            read_end = Some(r);
+        }
+
+        let child = cmd.spawn().map_err(spawn_err)?;
+        // Our copies of the write end go with `cmd`, so EOF comes when the child's group is done.
+        drop(cmd);
+        let pid = child.id() as i32;
+        // `child` is dropped without waiting: from here on only `waitpid(pid)` reaps it.
+        drop(child);
+
+        // Until we reap it, the pid cannot be recycled, so both reads are race-free.
+        let setup = pidfd_open(pid).map_err(Error::Pidfd).and_then(|fd| {
+            read_stat(pid)
+                .map_err(|source| Error::Stat { pid, source })
+                .map(|stat| (fd, stat))
+        });
+        let (pidfd, stat) = match setup {
+            Ok(v) => v,
+            Err(e) => {
+                // Half set up: do not leave an unsupervised Bitbucket behind.
+                let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+                let _ = waitpid(Pid::from_raw(pid), None);
+                return Err(e);
+            }
+        };
+        Ok(Supervised {
+            pid,
+            pgid: pid,
+            start_ticks: stat.start_ticks,
+            is_child: true,
+            leader: Leader::Running,
+            pidfd: Some(pidfd),
+            output: read_end.map(Output::new),
+        })
     }
 
     /// Re-adopts the process in `record` when it still runs and is the same process (same
     /// start time). `Ok(None)` when it is gone or the pid now belongs to another process.
+    ///
+    /// An adopted process is never treated as our child (`is_child` false), even if it is one.
+    /// A zombie with the right start time is adopted: its exit is reported at once, and the
+    /// group check then covers members it left behind.
     pub fn adopt(record: &PidRecord) -> Result<Option<Supervised>, Error> {
-        let _ = record;
-        todo!()
+        let pid = record.pid;
+        if pid <= 1 {
+            return Ok(None);
+        }
+        let stat_err = |source: io::Error| Error::Stat { pid, source };
+        let first = match read_stat(pid) {
+            Ok(stat) => stat,
+            Err(e) if is_gone(&e) => return Ok(None),
+            Err(e) => return Err(stat_err(e)),
+        };
+        if first.start_ticks != record.start_ticks {
+            return Ok(None);
+        }
+        let pidfd = match pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+            Err(e) => return Err(Error::Pidfd(e)),
+        };
+        // The pid may have been recycled between the first read and pidfd_open: the pidfd now
+        // pins whatever holds the pid, so a second read tells whether that is still our process.
+        let second = match read_stat(pid) {
+            Ok(stat) => stat,
+            Err(e) if is_gone(&e) => return Ok(None),
+            Err(e) => return Err(stat_err(e)),
+        };
+        if second.start_ticks != record.start_ticks {
+            return Ok(None);
+        }
+        if second.pgid != record.pgid {
+            log::warn!(
+                "adopted pid {pid} is now in process group {} (pid file said {}); using the current one",
+                second.pgid,
+                record.pgid
+            );
+        }
+        Ok(Some(Supervised {
+            pid,
+            pgid: second.pgid,
+            start_ticks: record.start_ticks,
+            is_child: false,
+            leader: Leader::Running,
+            pidfd: Some(pidfd),
+            output: None,
+        }))
     }
 
     pub fn pid(&self) -> i32 {
-        todo!()
+        self.pid
     }
 
     /// What to write into the pid file.
     pub fn record(&self) -> PidRecord {
-        todo!()
+        PidRecord {
+            pid: self.pid,
+            pgid: self.pgid,
+            start_ticks: self.start_ticks,
+        }
     }
 
     /// Whether bbwd is the parent (false for an adopted process).
     pub fn is_child(&self) -> bool {
-        todo!()
+        self.is_child
     }
 
     /// Readable when the leader has exited. `None` once the exit has been collected.
     pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
-        todo!()
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
     }
 
     /// Collects the leader's exit if it has happened (non-blocking). Returns it once.
     pub fn try_collect_exit(&mut self) -> Option<ExitKind> {
-        todo!()
+        self.poll_leader();
+        match self.leader {
+            Leader::Ended(kind) => {
+                self.leader = Leader::Reported;
+                self.pidfd = None;
+                Some(kind)
+            }
+            Leader::Running | Leader::Reported => None,
+        }
     }
 
     /// Sends `sig` to the whole process group. ESRCH (nobody left) is not an error.
     pub fn signal_group(&self, sig: GroupSignal) -> Result<(), Error> {
-        let _ = sig;
-        todo!()
+        if self.pgid <= 1 || self.pgid == nix::unistd::getpgrp().as_raw() {
+            return Err(Error::Signal(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "refusing to signal process group {} (init's or bbwd's own)",
+                    self.pgid
+                ),
+            )));
+        }
+        match kill(Pid::from_raw(-self.pgid), sig.to_nix()) {
+            Ok(()) | Err(Errno::ESRCH) => Ok(()),
+            Err(e) => Err(Error::Signal(e.into())),
+        }
     }
 
     /// True while the leader runs or any member of its group is left.
+    ///
+    /// Reaps the leader when it has exited (the exit is kept for `try_collect_exit`, and the
+    /// pidfd stays open and readable until then).
     pub fn group_alive(&mut self) -> bool {
-        todo!()
+        self.poll_leader();
+        if self.leader == Leader::Running {
+            return true;
+        }
+        if self.pgid <= 1 {
+            return false;
+        }
+        // Signal 0 checks existence only. EPERM: a member exists that we may not signal.
+        !matches!(kill(Pid::from_raw(-self.pgid), None), Err(Errno::ESRCH))
     }
 
     /// The read end of the output pipe, when capturing (non-blocking).
     pub fn output_fd(&self) -> Option<BorrowedFd<'_>> {
-        todo!()
+        self.output.as_ref().map(|o| o.fd.as_fd())
     }
 
     /// Drains what the output pipe holds now, calling `line` for each complete line (a line
     /// longer than the internal buffer is passed in pieces). Never blocks. Returns false at
     /// EOF (the writers are gone), after which `output_fd` is `None`.
+    ///
+    /// Lines are passed without their `\n`. An unfinished line stays buffered until its newline
+    /// arrives, the buffer fills, or EOF. At most `DRAIN_MAX_READS` reads per call: when it
+    /// returns true the fd may still be readable, and the loop's next poll says so.
     pub fn drain_output(&mut self, line: &mut dyn FnMut(&[u8])) -> bool {
-        let _ = line;
-        todo!()
+        let Some(output) = self.output.as_mut() else {
+            return false;
+        };
+        for _ in 0..DRAIN_MAX_READS {
+            match output.read_once(line) {
+                ReadResult::Data => {}
+                ReadResult::Empty => return true,
+                ReadResult::Closed => {
+                    self.output = None;
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// Hands over the output pipe's read end (for systemd's fd store), keeping a duplicate.
     pub fn output_dup(&self) -> Option<OwnedFd> {
-        todo!()
+        let output = self.output.as_ref()?;
+        match output.fd.try_clone() {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                log::warn!("cannot duplicate Bitbucket's output pipe: {e}");
+                None
+            }
+        }
     }
 
     /// Attaches an output pipe read end recovered after a bbwd restart to an adopted process.
+    /// The fd is made non-blocking and close-on-exec.
     pub fn attach_output(&mut self, fd: OwnedFd) {
-        let _ = fd;
-        todo!()
+        if let Err(e) = set_nonblocking(&fd) {
+            log::warn!("cannot make the recovered output pipe non-blocking: {e}; dropping it");
+            return;
+        }
+        if let Err(e) = fcntl(&fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)) {
+            log::warn!("cannot set close-on-exec on the recovered output pipe: {e}");
+        }
+        self.output = Some(Output::new(fd));
+    }
+
+    /// Moves the leader from Running to Ended when it has exited.
+    fn poll_leader(&mut self) {
+        if self.leader != Leader::Running {
+            return;
+        }
+        if self.is_child {
+            match wait_nohang(self.pid) {
+                Ok(Some(kind)) => self.leader = Leader::Ended(kind),
+                Ok(None) => {}
+                Err(e) => {
+                    // ECHILD: someone else reaped it; it is gone, status unknown.
+                    log::warn!("waitpid({}) failed: {e}; treating it as exited", self.pid);
+                    self.leader = Leader::Ended(ExitKind::Unknown);
+                }
+            }
+        } else if self
+            .pidfd
+            .as_ref()
+            .is_none_or(|fd| pidfd_exited(fd.as_fd()))
+        {
+            self.leader = Leader::Ended(ExitKind::Unknown);
+        }
     }
 }
 
+/// Sets the credentials of `user` in the child, after fork and before exec.
+///
+/// Everything is done in `pre_exec` (not `CommandExt::uid/gid`): std changes uid before running
+/// `pre_exec` closures, after which `setgroups` would no longer be permitted, and
+/// `CommandExt::groups` is unstable.
+fn set_credentials(cmd: &mut Command, user: &RunAs) {
+    let uid = user.uid as libc::uid_t;
+    let gid = user.gid as libc::gid_t;
+    let groups: Vec<libc::gid_t> = user.groups.iter().map(|&g| g as libc::gid_t).collect();
+    // Only root may (and needs to) change supplementary groups. Decided here, in the parent.
+    let as_root = nix::unistd::geteuid().is_root();
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+    // calls are allowed: it calls setgroups/setgid/setuid (all async-signal-safe system calls)
+    // on data prepared in the parent, and builds its errors with `last_os_error`, which does
+    // not allocate. It takes no lock and touches no state shared with other threads.
+    unsafe {
+        cmd.pre_exec(move || {
+            if as_root && libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::setgid(gid) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::setuid(uid) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Gives the child a clean signal state before exec: an empty signal mask (bbwd blocks SIGTERM,
+/// SIGINT and SIGHUP for its signalfd, and a blocked mask is inherited across exec, so Bitbucket
+/// would never see our SIGTERM) and default SIGPIPE (Rust ignores it; the JVM and shells expect
+/// the default). Must be registered before any other `pre_exec` closure.
+pub(crate) fn reset_signals_before_exec(cmd: &mut Command) {
+    // SAFETY: runs in the forked child before exec; sigemptyset, pthread_sigmask and signal are
+    // async-signal-safe, operate on a local sigset_t, and share no state with other threads.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            if libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    let flags = fcntl(fd, FcntlArg::F_GETFL)?;
+    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd, FcntlArg::F_SETFL(flags))?;
+    Ok(())
+}
+
+/// `pidfd_open(2)`: an fd that becomes readable when `pid` exits. Close-on-exec.
+pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and a flags word (0) and returns a new fd or -1; no memory
+    // is passed. libc has no wrapper in all versions, hence the raw syscall.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0 as libc::c_uint) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success the syscall returned a new fd that nothing else owns; pidfds are
+    // always created with O_CLOEXEC.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as libc::c_int) })
+}
+
+/// Whether a pidfd reports its process gone (readable), without waiting.
+pub(crate) fn pidfd_exited(fd: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    loop {
+        match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+            Ok(n) => return n > 0,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                log::warn!("poll on pidfd {} failed: {e}", fd.as_raw_fd());
+                return false;
+            }
+        }
+    }
+}
+
+/// `waitpid(pid, WNOHANG)` for one child of ours. `Ok(None)` while it runs.
+pub(crate) fn wait_nohang(pid: i32) -> Result<Option<ExitKind>, Errno> {
+    loop {
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Some(ExitKind::Exited(code))),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Some(ExitKind::Signaled(sig as i32))),
+            // StillAlive, or a stop/continue report we did not ask for.
+            Ok(_) => return Ok(None),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The fields of `/proc/PID/stat` we use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProcStat {
+    pgid: i32,
+    start_ticks: u64,
+}
+
+fn read_stat(pid: i32) -> io::Result<ProcStat> {
+    let text = std::fs::read(format!("/proc/{pid}/stat"))?;
+    parse_stat(&text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable"))
+}
+
+fn is_gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Parses `pid (comm) state ppid pgrp ... starttime(22) ...`. `comm` may hold spaces and ')',
+/// so fields are counted from the *last* ')'.
+fn parse_stat(text: &[u8]) -> Option<ProcStat> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
+    // rest starts at field 3 (state): field N is at index N - 3.
+    let mut fields = rest.split_ascii_whitespace();
+    let pgid = fields.nth(5 - 3)?.parse().ok()?;
+    let start_ticks = fields.nth(22 - 5 - 1)?.parse().ok()?;
+    Some(ProcStat { pgid, start_ticks })
+}
+
 /// Writes the pid file atomically (temp file + rename, mode 0644).
+///
+/// Not fsynced: the file only matters while the processes it names run, which a power loss
+/// ends anyway (and a stale record is refused by its start time).
 pub fn write_pidfile(path: &Path, record: &PidRecord) -> Result<(), Error> {
-    let _ = (path, record);
-    todo!()
+    let pid_err = |source: io::Error| Error::PidFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = temp_path(path).ok_or_else(|| {
+        pid_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path has no file name",
+        ))
+    })?;
+    let text = format!("{} {} {}\n", record.pid, record.pgid, record.start_ticks);
+    let result = (|| {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        file.write_all(text.as_bytes())?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(pid_err)
+}
+
+fn temp_path(path: &Path) -> Option<PathBuf> {
+    let mut name = path.file_name()?.to_os_string();
+    name.push(".tmp");
+    Some(path.with_file_name(name))
 }
 
 /// Reads the pid file; `Ok(None)` when it does not exist; a corrupt file is an error naming it.
 pub fn read_pidfile(path: &Path) -> Result<Option<PidRecord>, Error> {
-    let _ = path;
-    todo!()
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::PidFile {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut bytes = Vec::new();
+    file.take(PIDFILE_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| Error::PidFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    parse_pidfile(&bytes)
+        .map(Some)
+        .map_err(|reason| Error::PidFileCorrupt {
+            path: path.to_path_buf(),
+            reason,
+        })
+}
+
+fn parse_pidfile(bytes: &[u8]) -> Result<PidRecord, String> {
+    if bytes.len() as u64 > PIDFILE_MAX_BYTES {
+        return Err(format!("longer than {PIDFILE_MAX_BYTES} bytes"));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
+    let fields: Vec<&str> = text.split_ascii_whitespace().collect();
+    let [pid, pgid, start] = fields[..] else {
+        return Err(format!(
+            "expected \"pid pgid start_ticks\", found {} fields",
+            fields.len()
+        ));
+    };
+    let pid: i32 = pid.parse().map_err(|_| format!("bad pid {pid:?}"))?;
+    let pgid: i32 = pgid.parse().map_err(|_| format!("bad pgid {pgid:?}"))?;
+    let start_ticks: u64 = start
+        .parse()
+        .map_err(|_| format!("bad start_ticks {start:?}"))?;
+    if pid <= 1 || pgid <= 1 {
+        return Err(format!("pid {pid} / pgid {pgid} out of range"));
+    }
+    Ok(PidRecord {
+        pid,
+        pgid,
+        start_ticks,
+    })
+}
+
+/// Kills (SIGKILL) what is left of a recorded process group whose leader is gone, as found at
+/// start-up before anything new is started: never two instances of Bitbucket.
+///
+/// Returns true when members were found and signalled. The group is only touched when no
+/// process with the leader's pid exists: while members remain, the kernel does not hand the
+/// pgid out again, so a live group without a leader is the recorded one; a live process with
+/// that pid is a recycled pid (the caller's `adopt` said it is not ours) and is left alone.
+pub fn kill_stale_group(record: &PidRecord) -> bool {
+    if record.pgid <= 1 || record.pgid == nix::unistd::getpgrp().as_raw() {
+        return false;
+    }
+    if Path::new(&format!("/proc/{}", record.pgid)).exists() {
+        return false;
+    }
+    let group = Pid::from_raw(-record.pgid);
+    if kill(group, None).is_err() {
+        return false;
+    }
+    kill(group, Signal::SIGKILL).is_ok()
 }
 
 /// Removes the pid file; a missing file is fine.
 pub fn remove_pidfile(path: &Path) -> Result<(), Error> {
-    let _ = path;
-    todo!()
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::PidFile {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// A unique temp dir, removed on drop.
+    pub(crate) struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        pub(crate) fn new(tag: &str) -> TempDir {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "bbwd-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+        pub(crate) fn path(&self, name: &str) -> PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn sh(script: &str) -> SpawnSpec {
+        SpawnSpec {
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            user: None,
+            env: Vec::new(),
+            capture_output: false,
+        }
+    }
+
+    fn captured(script: &str) -> SpawnSpec {
+        SpawnSpec {
+            capture_output: true,
+            ..sh(script)
+        }
+    }
+
+    /// Polls `fd` for readability for up to `timeout`.
+    pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        nix::poll::poll(&mut fds, PollTimeout::from(ms)).unwrap() > 0
+    }
+
+    /// Waits on the pidfd, then collects the exit.
+    fn wait_exit(p: &mut Supervised, timeout: Duration) -> ExitKind {
+        let fd = p.pidfd().expect("pidfd before the exit is collected");
+        assert!(wait_readable(fd, timeout), "leader did not exit in time");
+        p.try_collect_exit().expect("readable pidfd means an exit")
+    }
+
+    /// Regression: bbwd blocks SIGTERM for its signalfd, and the mask was inherited, so
+    /// Bitbucket never saw the graceful stop and was always SIGKILLed after stop_timeout.
+    #[test]
+    fn the_child_starts_with_an_empty_signal_mask_although_we_block_sigterm() {
+        use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGTERM);
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).unwrap();
+        let mut p =
+            Supervised::spawn(&sh(r#"grep -q '^SigBlk:[[:space:]]*0*$' /proc/$$/status"#)).unwrap();
+        let exit = wait_exit(&mut p, Duration::from_secs(10));
+        pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None).unwrap();
+        assert_eq!(
+            exit,
+            ExitKind::Exited(0),
+            "the child inherited a blocked signal"
+        );
+    }
+
+    /// Repeats `cond` until true or `timeout`.
+    pub(crate) fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            if cond() {
+                return true;
+            }
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Gone, or a zombie waiting for its new parent (init) to reap it: either way, dead.
+    pub(crate) fn dead(pid: i32) -> bool {
+        match std::fs::read(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(text) => {
+                let close = text.iter().rposition(|&b| b == b')').unwrap();
+                text.get(close + 2) == Some(&b'Z')
+            }
+        }
+    }
+
+    /// Reads a pid written by a test script, waiting for the file to be complete.
+    pub(crate) fn read_pid_file(path: &Path) -> i32 {
+        let mut pid = 0;
+        assert!(eventually(Duration::from_secs(5), || {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            match text.strip_suffix('\n').map(str::parse::<i32>) {
+                Some(Ok(p)) => {
+                    pid = p;
+                    true
+                }
+                _ => false,
+            }
+        }));
+        pid
+    }
+
+    /// Kills a test-started process by pid (best-effort clean-up).
+    pub(crate) fn kill_pid(pid: i32) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+
+    /// Drains until EOF, with a deadline; returns the lines.
+    fn drain_all(p: &mut Supervised, timeout: Duration) -> Vec<Vec<u8>> {
+        let end = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        while let Some(fd) = p.output_fd() {
+            assert!(wait_readable(fd, Duration::from_secs(5)));
+            if !p.drain_output(&mut |l| lines.push(l.to_vec())) {
+                break;
+            }
+            assert!(Instant::now() < end, "output never reached EOF");
+        }
+        assert!(p.output_fd().is_none());
+        lines
+    }
+
+    #[test]
+    fn spawn_reports_exit_code_once() {
+        let mut p = Supervised::spawn(&sh("exit 7")).unwrap();
+        assert!(p.is_child());
+        assert_eq!(p.record().pgid, p.pid(), "own process group");
+        assert_eq!(
+            wait_exit(&mut p, Duration::from_secs(5)),
+            ExitKind::Exited(7)
+        );
+        assert!(p.pidfd().is_none());
+        assert_eq!(p.try_collect_exit(), None, "reported only once");
+    }
+
+    #[test]
+    fn spawn_of_missing_program_names_it() {
+        let err = Supervised::spawn(&SpawnSpec {
+            argv: vec!["/nonexistent/bbwd-test-prog".into()],
+            ..sh("")
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Spawn { program, .. } if program == "/nonexistent/bbwd-test-prog")
+        );
+        assert!(err.to_string().contains("/nonexistent/bbwd-test-prog"));
+        let err = Supervised::spawn(&SpawnSpec {
+            argv: Vec::new(),
+            ..sh("")
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::Spawn { .. }));
+    }
+
+    #[test]
+    fn sigkill_is_reported_as_signaled_9() {
+        let mut p = Supervised::spawn(&sh("exec sleep 30")).unwrap();
+        assert_eq!(p.try_collect_exit(), None, "still running");
+        assert!(p.group_alive());
+        p.signal_group(GroupSignal::Kill).unwrap();
+        assert_eq!(
+            wait_exit(&mut p, Duration::from_secs(5)),
+            ExitKind::Signaled(9)
+        );
+        assert!(eventually(Duration::from_secs(5), || !p.group_alive()));
+        // Nobody left: ESRCH is not an error.
+        p.signal_group(GroupSignal::Term).unwrap();
+    }
+
+    #[test]
+    fn group_kill_reaches_grandchild() {
+        let tmp = TempDir::new("grandkill");
+        let pidfile = tmp.path("grandchild");
+        let mut p = Supervised::spawn(&sh(&format!(
+            "sleep 30 & echo $! > {}; wait",
+            pidfile.display()
+        )))
+        .unwrap();
+        let grandchild = read_pid_file(&pidfile);
+        assert!(!dead(grandchild));
+        p.signal_group(GroupSignal::Kill).unwrap();
+        assert_eq!(
+            wait_exit(&mut p, Duration::from_secs(5)),
+            ExitKind::Signaled(9)
+        );
+        let gone = eventually(Duration::from_secs(5), || dead(grandchild));
+        if !gone {
+            kill_pid(grandchild);
+        }
+        assert!(gone, "SIGKILL to the group must reach the grandchild");
+    }
+
+    #[test]
+    fn group_alive_while_grandchild_outlives_leader() {
+        let tmp = TempDir::new("grandalive");
+        let pidfile = tmp.path("grandchild");
+        // The leader exits at once, leaving a member of its group behind.
+        let mut p = Supervised::spawn(&sh(&format!(
+            "sleep 30 & echo $! > {}; exit 0",
+            pidfile.display()
+        )))
+        .unwrap();
+        let grandchild = read_pid_file(&pidfile);
+        assert_eq!(
+            wait_exit(&mut p, Duration::from_secs(5)),
+            ExitKind::Exited(0)
+        );
+        let alive = p.group_alive();
+        kill_pid(grandchild);
+        assert!(alive, "a group member outlives the leader");
+        // Relies on init reaping the orphan (a zombie still counts as a group member).
+        assert!(eventually(Duration::from_secs(5), || !p.group_alive()));
+    }
+
+    #[test]
+    fn group_alive_reaps_but_keeps_the_exit_for_collection() {
+        let mut p = Supervised::spawn(&sh("exit 3")).unwrap();
+        assert!(eventually(Duration::from_secs(5), || !p.group_alive()));
+        // The pidfd stays open (and readable) until the exit is collected.
+        let fd = p.pidfd().expect("pidfd kept until the exit is collected");
+        assert!(wait_readable(fd, Duration::ZERO));
+        assert_eq!(p.try_collect_exit(), Some(ExitKind::Exited(3)));
+    }
+
+    #[test]
+    fn adopt_non_child_and_see_it_exit() {
+        // Double fork: `sh` (its own group) starts `sleep` in the background and exits, so
+        // `sleep` is reparented to init and is not our child.
+        let mut starter = Command::new("/bin/sh");
+        starter
+            .args(["-c", "sleep 30 >/dev/null 2>&1 & echo $!"])
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let out = starter.output().unwrap();
+        assert!(out.status.success());
+        let pid: i32 = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let stat = read_stat(pid).unwrap();
+        let record = PidRecord {
+            pid,
+            pgid: stat.pgid,
+            start_ticks: stat.start_ticks,
+        };
+
+        let wrong = PidRecord {
+            start_ticks: record.start_ticks + 1,
+            ..record
+        };
+        let refused = Supervised::adopt(&wrong);
+        let adopted = Supervised::adopt(&record);
+        let Ok(Some(mut adopted)) = adopted else {
+            kill_pid(pid);
+            panic!("adopt of a live process failed: {adopted:?}");
+        };
+        assert!(
+            matches!(refused, Ok(None)),
+            "other start time => other process"
+        );
+        assert!(!adopted.is_child());
+        assert_eq!(adopted.record(), record);
+        assert_eq!(adopted.try_collect_exit(), None);
+        assert!(adopted.group_alive());
+
+        adopted.signal_group(GroupSignal::Kill).unwrap();
+        assert_eq!(
+            wait_exit(&mut adopted, Duration::from_secs(5)),
+            ExitKind::Unknown
+        );
+        assert!(eventually(Duration::from_secs(5), || !adopted.group_alive()));
+        // And once fully gone, the record adopts nothing.
+        assert!(eventually(Duration::from_secs(5), || matches!(
+            Supervised::adopt(&record),
+            Ok(None)
+        )));
+    }
+
+    #[test]
+    fn adopt_of_own_child_record_by_second_supervised() {
+        let mut child = Supervised::spawn(&sh("exec sleep 30")).unwrap();
+        let mut adopted = Supervised::adopt(&child.record()).unwrap().unwrap();
+        assert!(!adopted.is_child());
+        assert_eq!(adopted.pid(), child.pid());
+        adopted.signal_group(GroupSignal::Kill).unwrap();
+        // The parent sees the real status, the adopter only that it is gone (a zombie is gone).
+        assert_eq!(
+            wait_exit(&mut child, Duration::from_secs(5)),
+            ExitKind::Signaled(9)
+        );
+        assert_eq!(
+            wait_exit(&mut adopted, Duration::from_secs(5)),
+            ExitKind::Unknown
+        );
+    }
+
+    #[test]
+    fn adopt_refuses_dead_pid_and_own_group_signal() {
+        let mut p = Supervised::spawn(&sh("exit 0")).unwrap();
+        let record = p.record();
+        wait_exit(&mut p, Duration::from_secs(5));
+        // Reaped: the pid is free (or reused by a process with another start time).
+        assert!(matches!(Supervised::adopt(&record), Ok(None)));
+
+        // A process in bbwd's own group must never get a group signal.
+        let mut same_group = Command::new("/bin/sleep")
+            .arg("30")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = same_group.id() as i32;
+        let stat = read_stat(pid).unwrap();
+        let adopted = Supervised::adopt(&PidRecord {
+            pid,
+            pgid: stat.pgid,
+            start_ticks: stat.start_ticks,
+        })
+        .unwrap()
+        .unwrap();
+        let refused = adopted.signal_group(GroupSignal::Term);
+        same_group.kill().unwrap();
+        same_group.wait().unwrap();
+        assert!(matches!(refused, Err(Error::Signal(_))));
+    }
+
+    #[test]
+    fn capture_lines_and_a_long_line_in_pieces() {
+        let long = OUTPUT_BUF_BYTES * 2 + 100;
+        let mut p = Supervised::spawn(&captured(&format!(
+            "echo hello; echo world >&2; head -c {long} /dev/zero | tr '\\0' a; echo; printf tail"
+        )))
+        .unwrap();
+        let lines = drain_all(&mut p, Duration::from_secs(10));
+        assert_eq!(lines[0], b"hello");
+        assert_eq!(lines[1], b"world", "stderr goes to the same pipe");
+        assert_eq!(lines[2].len(), OUTPUT_BUF_BYTES);
+        assert_eq!(lines[3].len(), OUTPUT_BUF_BYTES);
+        assert_eq!(lines[4].len(), 100);
+        assert!(lines[2..5].iter().flatten().all(|&b| b == b'a'));
+        assert_eq!(lines[5], b"tail", "unfinished last line is passed at EOF");
+        assert_eq!(lines.len(), 6);
+        assert_eq!(
+            wait_exit(&mut p, Duration::from_secs(5)),
+            ExitKind::Exited(0)
+        );
+        assert!(!p.drain_output(&mut |_| panic!("no output after EOF")));
+    }
+
+    #[test]
+    fn child_never_holds_the_read_end() {
+        let mut p = Supervised::spawn(&captured("exec sleep 30")).unwrap();
+        let ours = nix::sys::stat::fstat(p.output_fd().unwrap()).unwrap();
+        let link = format!("pipe:[{}]", ours.st_ino);
+        let mut write_ends = 0;
+        for entry in std::fs::read_dir(format!("/proc/{}/fd", p.pid())).unwrap() {
+            let entry = entry.unwrap();
+            if std::fs::read_link(entry.path()).unwrap().to_str() != Some(&link) {
+                continue;
+            }
+            let fd = entry.file_name().into_string().unwrap();
+            let info = std::fs::read_to_string(format!("/proc/{}/fdinfo/{fd}", p.pid())).unwrap();
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
+                .unwrap();
+            assert_eq!(
+                flags & libc::O_ACCMODE as u32,
+                libc::O_WRONLY as u32,
+                "fd {fd} of the child is the read end"
+            );
+            write_ends += 1;
+        }
+        p.signal_group(GroupSignal::Kill).unwrap();
+        wait_exit(&mut p, Duration::from_secs(5));
+        assert_eq!(write_ends, 2, "stdout and stderr");
+        // Our read end is non-blocking and close-on-exec.
+        let fd = p.output_fd().unwrap();
+        let fl = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL).unwrap());
+        assert!(fl.contains(OFlag::O_NONBLOCK));
+        let fdfl = FdFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFD).unwrap());
+        assert!(fdfl.contains(FdFlag::FD_CLOEXEC));
+    }
+
+    #[test]
+    fn one_mib_of_output_never_blocks_the_child() {
+        const TOTAL: usize = 1 << 20;
+        let mut p = Supervised::spawn(&captured(&format!("head -c {TOTAL} /dev/zero"))).unwrap();
+        let mut bytes = 0;
+        let end = Instant::now() + Duration::from_secs(30);
+        while let Some(fd) = p.output_fd() {
+            assert!(wait_readable(fd, Duration::from_secs(5)), "writer stalled");
+            let started = Instant::now();
+            let open = p.drain_output(&mut |l| bytes += l.len());
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "drain_output took too long"
+            );
+            if !open {
+                break;
+            }
+            assert!(Instant::now() < end, "1 MiB not drained in time");
+        }
+        assert_eq!(bytes, TOTAL);
+        assert_eq!(
+            wait_exit(&mut p, Duration::from_secs(5)),
+            ExitKind::Exited(0)
+        );
+    }
+
+    #[test]
+    fn output_dup_and_attach_output_keep_reading() {
+        let tmp = TempDir::new("attach");
+        let go = tmp.path("go");
+        let mut p = Supervised::spawn(&captured(&format!(
+            "echo before; while [ ! -e {} ]; do sleep 0.01; done; echo after",
+            go.display()
+        )))
+        .unwrap();
+        let mut lines = Vec::new();
+        assert!(wait_readable(
+            p.output_fd().unwrap(),
+            Duration::from_secs(5)
+        ));
+        assert!(p.drain_output(&mut |l| lines.push(l.to_vec())));
+        let dup = p.output_dup().unwrap();
+        // A "restarted bbwd": adopt the process and attach the kept pipe.
+        let mut adopted = Supervised::adopt(&p.record()).unwrap().unwrap();
+        assert!(adopted.output_fd().is_none());
+        adopted.attach_output(dup);
+        drop(p.output.take());
+        std::fs::write(&go, b"").unwrap();
+        lines.extend(drain_all(&mut adopted, Duration::from_secs(10)));
+        assert_eq!(lines, [b"before".to_vec(), b"after".to_vec()]);
+        assert_eq!(
+            wait_exit(&mut p, Duration::from_secs(5)),
+            ExitKind::Exited(0)
+        );
+    }
+
+    #[test]
+    fn run_as_sets_ids_groups_and_env() {
+        // Runs as root here (switches to `nobody`); as another user, runs as that user.
+        let name = if nix::unistd::geteuid().is_root() {
+            "nobody".to_string()
+        } else {
+            nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .unwrap()
+                .unwrap()
+                .name
+        };
+        let user = RunAs::lookup(&name).unwrap();
+        let mut spec = captured(
+            "grep -E '^(Uid|Gid|Groups):' /proc/self/status; echo \"$HOME $USER $LOGNAME $EXTRA\"",
+        );
+        spec.user = Some(user.clone());
+        spec.env = vec![("EXTRA".into(), "x y".into())];
+        let mut p = Supervised::spawn(&spec).unwrap();
+        let lines: Vec<String> = drain_all(&mut p, Duration::from_secs(10))
+            .into_iter()
+            .map(|l| String::from_utf8(l).unwrap())
+            .collect();
+        assert_eq!(
+            wait_exit(&mut p, Duration::from_secs(5)),
+            ExitKind::Exited(0)
+        );
+        let ids = |l: &str| -> Vec<u32> {
+            l.split_ascii_whitespace()
+                .skip(1)
+                .map(|v| v.parse().unwrap())
+                .collect()
+        };
+        assert_eq!(ids(&lines[0]), [user.uid; 4]);
+        assert_eq!(ids(&lines[1]), [user.gid; 4]);
+        let mut groups = ids(&lines[2]);
+        groups.sort_unstable();
+        let mut want = user.groups.clone();
+        want.sort_unstable();
+        want.dedup();
+        assert_eq!(groups, want, "supplementary groups of the user, not ours");
+        assert_eq!(
+            lines[3],
+            format!("{} {name} {name} x y", user.home.display())
+        );
+    }
+
+    #[test]
+    fn unknown_user_is_named() {
+        let err = RunAs::lookup("bbwd-no-such-user-x").unwrap_err();
+        assert!(matches!(&err, Error::UnknownUser(u) if u == "bbwd-no-such-user-x"));
+        assert!(err.to_string().contains("bbwd-no-such-user-x"));
+    }
+
+    #[test]
+    fn parse_stat_with_hostile_comm() {
+        let line = b"4242 (a) b (c) d) S 1 4240 4240 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615\n";
+        assert_eq!(
+            parse_stat(line),
+            Some(ProcStat {
+                pgid: 4240,
+                start_ticks: 987654
+            })
+        );
+        assert_eq!(parse_stat(b"4242 (x) S 1 2"), None);
+        assert_eq!(parse_stat(b"garbage"), None);
+        assert_eq!(parse_stat(b""), None);
+        // Our own stat parses, and the start time is stable.
+        let me = std::process::id() as i32;
+        assert_eq!(read_stat(me).unwrap(), read_stat(me).unwrap());
+        assert_eq!(read_stat(me).unwrap().pgid, nix::unistd::getpgrp().as_raw());
+    }
+
+    #[test]
+    fn pidfile_round_trip_and_missing() {
+        let tmp = TempDir::new("pidfile");
+        let path = tmp.path("bitbucket.pid");
+        assert!(read_pidfile(&path).unwrap().is_none());
+        let record = PidRecord {
+            pid: 1234,
+            pgid: 1234,
+            start_ticks: 98_765_432_100,
+        };
+        write_pidfile(&path, &record).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "1234 1234 98765432100\n"
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        assert_eq!(read_pidfile(&path).unwrap(), Some(record));
+        let newer = PidRecord { pid: 99, ..record };
+        write_pidfile(&path, &newer).unwrap();
+        assert_eq!(read_pidfile(&path).unwrap(), Some(newer));
+        assert!(
+            !temp_path(&path).unwrap().exists(),
+            "temp file renamed away"
+        );
+        remove_pidfile(&path).unwrap();
+        remove_pidfile(&path).unwrap();
+        assert!(read_pidfile(&path).unwrap().is_none());
+    }
+
+    #[test]
+    fn corrupt_pidfile_names_the_path() {
+        let tmp = TempDir::new("pidcorrupt");
+        let path = tmp.path("bitbucket.pid");
+        for bad in [
+            &b""[..],
+            b"1234\n",
+            b"1234 1234\n",
+            b"1234 1234 12 13\n",
+            b"abc 1234 12\n",
+            b"1234 1234 -5\n",
+            b"0 0 12\n",
+            b"1 1 12\n",
+            b"\xff\xfe 1 2\n",
+            &[b'1'; 200],
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            match read_pidfile(&path) {
+                Err(Error::PidFileCorrupt { path: p, reason }) => {
+                    assert_eq!(p, path);
+                    assert!(!reason.is_empty());
+                }
+                other => panic!("{bad:?} => {other:?}"),
+            }
+            let msg = read_pidfile(&path).unwrap_err().to_string();
+            assert!(msg.contains(&*path.to_string_lossy()), "{msg}");
+        }
+        // Unreadable path (a directory) is an I/O error naming it.
+        assert!(matches!(read_pidfile(&tmp.0), Err(Error::PidFile { .. })));
+        assert!(matches!(
+            write_pidfile(
+                &tmp.path("no/such/dir/x.pid"),
+                &PidRecord {
+                    pid: 2,
+                    pgid: 2,
+                    start_ticks: 1
+                }
+            ),
+            Err(Error::PidFile { .. })
+        ));
+    }
 }

@@ -1,0 +1,55 @@
+//! A counting global allocator for the benchmark build (`--features alloc-count`): how many heap
+//! allocations the event loop makes per pass in steady state. Never in a production build.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+struct Counting;
+
+// SAFETY: forwards every call unchanged to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations since start.
+pub fn allocations() -> u64 {
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+/// Per-pass accounting, reported in the log at exit and through the status's event ring.
+#[derive(Debug, Default)]
+pub struct LoopStats {
+    pub passes: u64,
+    pub allocs: u64,
+    /// Passes that served a control request (status JSON allocates; excluded from `allocs`).
+    pub control_passes: u64,
+}
+
+impl LoopStats {
+    pub fn pass(&mut self, allocs: u64, served_control: bool) {
+        if served_control {
+            self.control_passes += 1;
+        } else {
+            self.passes += 1;
+            self.allocs += allocs;
+        }
+    }
+}

@@ -1,0 +1,880 @@
+//! `bbwd run`: the event loop around the state machine.
+//!
+//! Owns the platform objects (the supervised process, the probe, the database check, the
+//! control socket, the notify queue, systemd notification, the event log and ring) and the
+//! translation between them and the machine: readiness becomes `Input`s, `Action`s become system
+//! calls. Must not decide anything: every "what now?" is the machine's (`machine.rs`).
+//!
+//! One pass of the loop: register fds, wait in `poll(2)` until the earliest deadline, turn what
+//! happened into inputs, tick the machine, and at the very end of the pass send the systemd
+//! keep-alive if due (so a loop that hangs anywhere stops it).
+//!
+//! # Invariants
+//! * The loop never blocks on a peer: the probe, database check, control clients and notify
+//!   commands are non-blocking with deadlines.
+//! * The pid file exists exactly while a process group started (or adopted) by bbwd may exist.
+//! * State that must survive a bbwd restart (maintenance, a persistent `failed`) is written to
+//!   `state_dir` before the step that changed it returns to the loop.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bbwd_platform::clock;
+use bbwd_platform::command::{CommandQueue, Job, Outcome};
+use bbwd_platform::control::{self, ControlServer, Request};
+use bbwd_platform::fs::{self, EventLog};
+use bbwd_platform::http::{HttpProbe, Interest, ProbeOutcome, StatusTarget};
+use bbwd_platform::poll::{PollSet, Want};
+use bbwd_platform::process::{self, RunAs, SpawnSpec, Supervised};
+use bbwd_platform::sdnotify::{self, SdNotify};
+use bbwd_platform::signals::{Received, Signals};
+use bbwd_platform::tcp::ConnectCheck;
+use bbwd_watchdog::policy;
+use bbwd_watchdog::systemd::SystemdWatchdog;
+use log::{error, info, warn};
+
+use crate::config::{Config, Mode, WatchdogDevice};
+use crate::events::{Record, Ring};
+use crate::machine::{
+    self, Action, Actions, Boot, Detail, EventKind, FailReason, Input, Machine, Settings, State,
+};
+use crate::status;
+
+/// The event log may grow to this before it is rotated (so at most twice this on disk).
+pub const EVENT_LOG_MAX_BYTES: u64 = 1 << 20;
+
+/// How long an exiting bbwd waits for queued notifications to run.
+const NOTIFY_FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// While the group leader is gone but members remain, how often to look again.
+const GROUP_POLL: Duration = Duration::from_millis(50);
+
+/// The name under which Bitbucket's output pipe is kept in systemd's fd store.
+const FDSTORE_OUTPUT: &str = "bitbucket-output";
+
+/// Marker of an out-of-memory death in a JVM's output.
+const OOME_MARKER: &[u8] = b"java.lang.OutOfMemoryError";
+
+/// Why the daemon could not run. Each maps to an exit code in `main`.
+#[derive(Debug)]
+pub enum Error {
+    /// Set-up failed (state directory, control socket, signals, user lookup, URL).
+    Setup(String),
+    /// The control socket answers already: another bbwd runs with this config.
+    AlreadyRunning(PathBuf),
+    /// poll(2) itself failed.
+    Loop(std::io::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Setup(s) => write!(f, "cannot start: {s}"),
+            Error::AlreadyRunning(p) => write!(
+                f,
+                "another bbwd is already running (it answers on {})",
+                p.display()
+            ),
+            Error::Loop(e) => write!(f, "event loop failed: {e}"),
+        }
+    }
+}
+
+/// Files in `state_dir`.
+struct Paths {
+    pidfile: PathBuf,
+    maintenance: PathBuf,
+    failed: PathBuf,
+    events: PathBuf,
+}
+
+impl Paths {
+    fn new(cfg: &Config) -> Paths {
+        let d = &cfg.node.state_dir;
+        Paths {
+            pidfile: d.join("bitbucket.pid"),
+            maintenance: d.join("maintenance"),
+            failed: d.join("failed"),
+            events: d.join("events.log"),
+        }
+    }
+}
+
+/// The persisted maintenance flag (`state_dir/maintenance`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MaintenanceFile {
+    reason: String,
+    since: String,
+}
+
+/// A control request (one JSON line).
+#[derive(serde::Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ControlRequest {
+    Status,
+    Maintenance {
+        on: bool,
+        #[serde(default)]
+        reason: String,
+    },
+    Reset,
+}
+
+/// A check in progress: the probe and the database check run together.
+#[derive(Default)]
+struct CheckSlot {
+    active: bool,
+    probe: Option<ProbeOutcome>,
+    db: Option<bool>,
+}
+
+/// Everything the loop owns except the control server (which calls back into this).
+struct Core {
+    cfg: Config,
+    machine: Machine,
+    spec: SpawnSpec,
+    target: StatusTarget,
+    proc: Option<Supervised>,
+    leader_exited: bool,
+    probe: HttpProbe,
+    db: ConnectCheck,
+    check: CheckSlot,
+    notify: Option<CommandQueue>,
+    sd: SdNotify,
+    sd_watchdog: Option<SystemdWatchdog>,
+    ring: Ring,
+    event_log: Option<EventLog>,
+    paths: Paths,
+    /// Inputs produced while applying actions (Started, SpawnFailed, Checked).
+    pending: heapless::Deque<Input, 8>,
+    exit: bool,
+    last_state: Option<State>,
+    persisted_failed: Option<FailReason>,
+    persisted_maintenance: bool,
+    maintenance_since: String,
+    /// The hardware watchdog's policy input (issue: hardware watchdog).
+    node_can_correct: bool,
+    #[cfg(feature = "alloc-count")]
+    bench: crate::alloc_count::LoopStats,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT has stopped Bitbucket.
+pub fn run(cfg: Config) -> Result<(), Error> {
+    let setup = |what: &str, e: &dyn std::fmt::Display| Error::Setup(format!("{what}: {e}"));
+    fs::ensure_dir(&cfg.node.state_dir, 0o750).map_err(|e| setup("state_dir", &e))?;
+    let paths = Paths::new(&cfg);
+    let target = StatusTarget::parse(&cfg.bitbucket.status_url)
+        .map_err(|e| setup("bitbucket.status_url", &e.0))?;
+    let user = match &cfg.bitbucket.user {
+        Some(name) => Some(RunAs::lookup(name).map_err(|e| setup("bitbucket.user", &e))?),
+        None => None,
+    };
+    let spec = SpawnSpec {
+        argv: cfg.bitbucket.command.clone(),
+        user,
+        env: cfg
+            .bitbucket
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        capture_output: cfg.bitbucket.capture_output,
+    };
+    let mut control = match ControlServer::bind(&cfg.node.control_socket) {
+        Ok(c) => c,
+        Err(control::Error::InUse(p)) => return Err(Error::AlreadyRunning(p)),
+        Err(e) => return Err(setup("node.control_socket", &e)),
+    };
+    let mut signals = Signals::install().map_err(|e| setup("signals", &e))?;
+    let event_log = match EventLog::open(&paths.events, EVENT_LOG_MAX_BYTES) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            warn!("event log disabled: {e}");
+            None
+        }
+    };
+    let now = clock::now();
+
+    // What an earlier bbwd left behind.
+    let maintenance = read_maintenance(&paths);
+    let failed = match fs::read_optional(&paths.failed) {
+        Ok(Some(b)) => FailReason::parse(String::from_utf8_lossy(&b).trim()),
+        Ok(None) => None,
+        Err(e) => {
+            warn!("{e}");
+            None
+        }
+    };
+    let (proc, stale) = adopt(&paths);
+    if let Some(stale) = stale {
+        // The recorded leader is gone; whatever is left of its group must not outlive it.
+        if process::kill_stale_group(&stale) {
+            warn!(
+                "killed what was left of Bitbucket's old process group {}",
+                stale.pgid
+            );
+        }
+        let _ = process::remove_pidfile(&paths.pidfile);
+    }
+    let boot = Boot {
+        adopted_pid: proc.as_ref().map(|p| p.pid()),
+        failed,
+        maintenance: maintenance.as_ref().map(|m| machine::detail(&m.reason)),
+    };
+    let settings = Settings {
+        monitor_interval: cfg.bitbucket.monitor_interval,
+        startup_timeout: cfg.bitbucket.startup_timeout,
+        failures_before_action: cfg.bitbucket.failures_before_action,
+        stop_timeout: cfg.bitbucket.stop_timeout,
+        kill_timeout: cfg.bitbucket.kill_timeout,
+        max_restarts: cfg.bitbucket.max_restarts,
+        restart_window: cfg.bitbucket.restart_window,
+        database: cfg.database.is_some(),
+    };
+    let (machine, first) = Machine::new(settings, now, boot);
+    let notify = cfg
+        .notify
+        .as_ref()
+        .map(|n| CommandQueue::new(n.command.clone(), n.timeout));
+    let sd = SdNotify::from_env();
+    let mut core = Core {
+        sd_watchdog: SystemdWatchdog::from_env(now),
+        persisted_failed: failed,
+        persisted_maintenance: maintenance.is_some(),
+        maintenance_since: maintenance.map(|m| m.since).unwrap_or_default(),
+        cfg,
+        machine,
+        spec,
+        target,
+        proc,
+        leader_exited: false,
+        probe: HttpProbe::new(),
+        db: ConnectCheck::new(),
+        check: CheckSlot::default(),
+        notify,
+        sd,
+        ring: Ring::new(),
+        event_log,
+        paths,
+        pending: heapless::Deque::new(),
+        exit: false,
+        last_state: None,
+        node_can_correct: true,
+        #[cfg(feature = "alloc-count")]
+        bench: Default::default(),
+    };
+    if let WatchdogDevice::Device(_) | WatchdogDevice::Ipmi = core.cfg.watchdog.device {
+        warn!("watchdog.device: this build does not drive a hardware watchdog yet; only systemd's watchdog is used");
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    let node = core.cfg.node.name.clone();
+    core.record(
+        EventKind::DaemonStart,
+        &machine::detail(&format!("bbwd {version} on {node}")),
+    );
+    core.apply(now, first);
+    core.drain_pending(now);
+    core.sd.ready();
+    info!("ready: supervising {:?}", core.cfg.bitbucket.command);
+
+    let result = core.main_loop(&mut control, &mut signals);
+    control.remove();
+    core.flush_notify();
+    result
+}
+
+/// Re-adopts a Bitbucket recorded in the pid file. Returns it, or the stale record.
+fn adopt(paths: &Paths) -> (Option<Supervised>, Option<process::PidRecord>) {
+    let record = match process::read_pidfile(&paths.pidfile) {
+        Ok(Some(r)) => r,
+        Ok(None) => return (None, None),
+        Err(e) => {
+            warn!("{e}: ignoring it");
+            let _ = process::remove_pidfile(&paths.pidfile);
+            return (None, None);
+        }
+    };
+    match Supervised::adopt(&record) {
+        Ok(Some(mut p)) => {
+            // Bitbucket's output pipe, kept by systemd across our restart, if it was.
+            let name = output_fd_name(record.pid);
+            for (n, fd) in sdnotify::listen_fds_with_names() {
+                if n == name {
+                    p.attach_output(fd);
+                }
+            }
+            info!(
+                "re-adopting Bitbucket pid {} (started by an earlier bbwd)",
+                record.pid
+            );
+            (Some(p), None)
+        }
+        Ok(None) => {
+            info!("recorded Bitbucket pid {} is gone", record.pid);
+            (None, Some(record))
+        }
+        Err(e) => {
+            warn!("cannot re-adopt pid {}: {e}", record.pid);
+            (None, Some(record))
+        }
+    }
+}
+
+fn output_fd_name(pid: i32) -> String {
+    format!("{FDSTORE_OUTPUT}-{pid}")
+}
+
+fn read_maintenance(paths: &Paths) -> Option<MaintenanceFile> {
+    match fs::read_optional(&paths.maintenance) {
+        Ok(Some(bytes)) => match serde_json::from_slice::<MaintenanceFile>(&bytes) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                // Keep the operator's intent even if the file is damaged: stay in maintenance.
+                warn!(
+                    "{}: unreadable ({e}); staying in maintenance",
+                    paths.maintenance.display()
+                );
+                Some(MaintenanceFile {
+                    reason: "unreadable maintenance file".into(),
+                    since: String::new(),
+                })
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            warn!("{e}");
+            None
+        }
+    }
+}
+
+impl Core {
+    fn main_loop(
+        &mut self,
+        control: &mut ControlServer,
+        signals: &mut Signals,
+    ) -> Result<(), Error> {
+        let mut set = PollSet::new();
+        while !self.exit {
+            let now = clock::now();
+            set.clear();
+            let t_sig = set.add(signals.fd(), Want::Read);
+            let t_pid = self
+                .proc
+                .as_ref()
+                .and_then(|p| p.pidfd())
+                .and_then(|fd| set.add(fd, Want::Read));
+            let t_out = self
+                .proc
+                .as_ref()
+                .and_then(|p| p.output_fd())
+                .and_then(|fd| set.add(fd, Want::Read));
+            let t_probe = self.probe.interest().and_then(|(fd, i)| {
+                set.add(
+                    fd,
+                    match i {
+                        Interest::Readable => Want::Read,
+                        Interest::Writable => Want::Write,
+                    },
+                )
+            });
+            let t_db = self.db.fd().and_then(|fd| set.add(fd, Want::Write));
+            let t_notify = self
+                .notify
+                .as_ref()
+                .and_then(|n| n.fd())
+                .and_then(|fd| set.add(fd, Want::Read));
+            control.poll_items(&mut |item| {
+                let _ = set.add(
+                    item.fd,
+                    if item.writable {
+                        Want::Write
+                    } else {
+                        Want::Read
+                    },
+                );
+            });
+            let deadline = self.next_deadline(now, control);
+            let timeout = deadline.map(|d| d.saturating_duration_since(now));
+            set.wait(timeout).map_err(Error::Loop)?;
+
+            let now = clock::now();
+            #[cfg(feature = "alloc-count")]
+            let allocs_before = crate::alloc_count::allocations();
+            if set.ready(t_sig).any() {
+                while let Some(sig) = signals.read() {
+                    match sig {
+                        Received::Shutdown => {
+                            self.sd.stopping();
+                            self.feed(now, Input::Shutdown);
+                        }
+                        Received::Reopen => {
+                            if let Some(l) = &mut self.event_log {
+                                if let Err(e) = l.reopen() {
+                                    warn!("{e}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            self.service_process(now, set.ready(t_pid).any(), set.ready(t_out).any());
+            if set.ready(t_probe).any() || self.probe.deadline().is_some_and(|d| now >= d) {
+                if let Some(o) = self.probe.advance(now) {
+                    self.check.probe = Some(o);
+                }
+            }
+            if set.ready(t_db).any() || self.db.deadline().is_some_and(|d| now >= d) {
+                if let Some(r) = self.db.advance(now) {
+                    self.check.db = Some(r.is_ok());
+                }
+            }
+            self.finish_check(now);
+            if set.ready(t_notify).any()
+                || self
+                    .notify
+                    .as_ref()
+                    .and_then(|n| n.deadline())
+                    .is_some_and(|d| now >= d)
+            {
+                self.service_notify(now);
+            }
+            let mut served = false;
+            control.service(now, &mut |req| {
+                served = true;
+                self.handle(now, req)
+            });
+            self.feed(now, Input::Tick);
+            #[cfg(feature = "alloc-count")]
+            self.bench
+                .pass(crate::alloc_count::allocations() - allocs_before, served);
+            let _ = served;
+
+            // End of the pass: the keep-alive goes last, so a pass that hangs anywhere stops it.
+            let inputs = policy::Inputs {
+                pass_in_time: true,
+                node_can_correct: self.node_can_correct,
+                self_fence: false,
+            };
+            if policy::systemd(inputs) == policy::Decision::Pet {
+                if let Some(w) = &mut self.sd_watchdog {
+                    w.pet_if_due(&self.sd, clock::now());
+                }
+            }
+        }
+        info!("Bitbucket stopped; bbwd exits");
+        Ok(())
+    }
+
+    /// The earliest moment anything needs the loop.
+    fn next_deadline(&self, now: Instant, control: &ControlServer) -> Option<Instant> {
+        let group = (self.leader_exited && self.proc.is_some()).then(|| now + GROUP_POLL);
+        [
+            self.machine.next_deadline(),
+            self.probe.deadline(),
+            self.db.deadline(),
+            self.notify.as_ref().and_then(|n| n.deadline()),
+            control.deadline(),
+            self.sd_watchdog.as_ref().map(|w| w.next_due()),
+            group,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Feeds an input and everything that follows from it.
+    fn feed(&mut self, now: Instant, input: Input) {
+        let acts = self.machine.step(now, input);
+        self.apply(now, acts);
+        self.drain_pending(now);
+    }
+
+    fn drain_pending(&mut self, now: Instant) {
+        while let Some(input) = self.pending.pop_front() {
+            let acts = self.machine.step(now, input);
+            self.apply(now, acts);
+        }
+        self.after_change();
+    }
+
+    fn push_input(&mut self, input: Input) {
+        if self.pending.push_back(input).is_err() {
+            error!("internal: input queue full; an input was lost");
+        }
+    }
+
+    /// Carries out the machine's actions.
+    fn apply(&mut self, now: Instant, acts: Actions) {
+        for a in acts {
+            match a {
+                Action::Spawn => self.spawn(),
+                Action::Signal(sig) => {
+                    let sig = match sig {
+                        machine::Sig::Term => process::GroupSignal::Term,
+                        machine::Sig::Kill => process::GroupSignal::Kill,
+                    };
+                    if let Some(p) = &self.proc {
+                        if let Err(e) = p.signal_group(sig) {
+                            error!("{e}");
+                        }
+                    }
+                }
+                Action::Check => self.begin_check(now),
+                Action::Event(kind, detail) => self.record(kind, &detail),
+                Action::StopPetting => {
+                    self.node_can_correct = false;
+                    error!(
+                        "the node cannot correct itself: the hardware watchdog is no longer petted"
+                    );
+                }
+                Action::Exit => self.exit = true,
+            }
+        }
+    }
+
+    fn spawn(&mut self) {
+        match Supervised::spawn(&self.spec) {
+            Ok(p) => {
+                let pid = p.pid();
+                if let Err(e) = process::write_pidfile(&self.paths.pidfile, &p.record()) {
+                    // Re-adoption after a bbwd restart will not work; supervision does.
+                    error!("{e}");
+                }
+                if self.sd.enabled() {
+                    if let Some(fd) = p.output_fd() {
+                        if let Err(e) = self.sd.store_fd(&output_fd_name(pid), fd) {
+                            warn!("cannot keep Bitbucket's output pipe in systemd's fd store: {e}");
+                        }
+                    }
+                }
+                self.proc = Some(p);
+                self.leader_exited = false;
+                self.push_input(Input::Started { pid });
+            }
+            Err(e) => self.push_input(Input::SpawnFailed {
+                detail: machine::detail(&e.to_string()),
+            }),
+        }
+    }
+
+    /// Learns of the leader's exit (pidfd) and of the group being gone; drains its output.
+    fn service_process(&mut self, now: Instant, pid_ready: bool, out_ready: bool) {
+        let Some(p) = &mut self.proc else { return };
+        let mut oome = false;
+        if out_ready {
+            p.drain_output(&mut |line: &[u8]| {
+                if line.windows(OOME_MARKER.len()).any(|w| w == OOME_MARKER) {
+                    oome = true;
+                }
+                info!(target: "bitbucket", "{}", String::from_utf8_lossy(line).trim_end());
+            });
+        }
+        let exit = if pid_ready {
+            p.try_collect_exit()
+        } else {
+            None
+        };
+        let gone = (self.leader_exited || exit.is_some()) && !p.group_alive();
+        if oome {
+            self.feed(now, Input::OomeLine);
+        }
+        if let Some(kind) = exit {
+            self.leader_exited = true;
+            self.feed(now, Input::Exited { kind });
+        }
+        if gone {
+            if let Some(p) = self.proc.take() {
+                if self.sd.enabled() {
+                    let _ = self.sd.remove_fd(&output_fd_name(p.pid()));
+                }
+            }
+            self.leader_exited = false;
+            if let Err(e) = process::remove_pidfile(&self.paths.pidfile) {
+                error!("{e}");
+            }
+            self.feed(now, Input::Gone);
+        }
+    }
+
+    fn begin_check(&mut self, now: Instant) {
+        self.check = CheckSlot {
+            active: true,
+            probe: None,
+            db: None,
+        };
+        if let Err(outcome) =
+            self.probe
+                .start(&self.target, now, self.cfg.bitbucket.monitor_timeout)
+        {
+            self.check.probe = Some(outcome);
+        }
+        if let Some(db) = &self.cfg.database {
+            if let Some(r) = self.db.start(db.resolved, now, db.timeout) {
+                self.check.db = Some(r.is_ok());
+            }
+        }
+        self.finish_check(now);
+    }
+
+    /// Delivers `Checked` once the probe and (if configured) the database check are done.
+    fn finish_check(&mut self, _now: Instant) {
+        if !self.check.active {
+            return;
+        }
+        let db_needed = self.cfg.database.is_some();
+        if let Some(probe) = self.check.probe {
+            if !db_needed || self.check.db.is_some() {
+                let db_up = if db_needed { self.check.db } else { None };
+                self.check = CheckSlot::default();
+                self.push_input(Input::Checked { probe, db_up });
+            }
+        }
+    }
+
+    fn service_notify(&mut self, now: Instant) {
+        let Some(q) = &mut self.notify else { return };
+        if let Some(outcome) = q.service(now) {
+            match outcome {
+                Outcome::Success => {}
+                Outcome::Failed(code) => warn!("notify.command exited with status {code}"),
+                Outcome::Signaled(sig) => warn!("notify.command killed by signal {sig}"),
+                Outcome::TimedOut => warn!("notify.command exceeded notify.timeout and was killed"),
+                Outcome::SpawnFailed(e) => warn!("notify.command: {e}"),
+            }
+        }
+    }
+
+    /// At exit: lets queued notifications (`shutdown`, `stopped`) run, for at most
+    /// `NOTIFY_FLUSH_LIMIT`, so the last events reach the operator too.
+    fn flush_notify(&mut self) {
+        let until = clock::now() + NOTIFY_FLUSH_LIMIT;
+        let mut set = PollSet::new();
+        loop {
+            let now = clock::now();
+            let Some(q) = &mut self.notify else { return };
+            if q.is_empty() || now >= until {
+                if !q.is_empty() {
+                    warn!("exiting with {} notification(s) not delivered", q.len());
+                }
+                return;
+            }
+            set.clear();
+            let _ = q.fd().and_then(|fd| set.add(fd, Want::Read));
+            let wake = q.deadline().map_or(until, |d| d.min(until));
+            let _ = set.wait(Some(wake.saturating_duration_since(now)));
+            self.service_notify(clock::now());
+        }
+    }
+
+    /// Records an event: ring, log, event log, `notify.command`.
+    fn record(&mut self, kind: EventKind, detail: &Detail) {
+        let wall_ms = clock::wall_ms();
+        if kind.is_problem() {
+            warn!("{}: {detail}", kind.as_str());
+        } else {
+            info!("{}: {detail}", kind.as_str());
+        }
+        self.ring.push(Record {
+            wall_ms,
+            kind,
+            detail: detail.clone(),
+        });
+        if let Some(l) = &mut self.event_log {
+            let line = serde_json::json!({
+                "at": clock::rfc3339(wall_ms).as_str(),
+                "node": self.cfg.node.name,
+                "kind": kind.as_str(),
+                "detail": detail.as_str(),
+            });
+            if let Err(e) = l.append(line.to_string().as_bytes()) {
+                warn!("{e}");
+            }
+        }
+        if let Some(q) = &mut self.notify {
+            let mut job = Job::default();
+            let _ = job.env.push(("BBWD_EVENT", text256(kind.as_str())));
+            let _ = job.env.push(("BBWD_NODE", text256(&self.cfg.node.name)));
+            let _ = job.env.push(("BBWD_DETAIL", text256(detail)));
+            if !q.submit(job, clock::now()) {
+                warn!("notify.command is falling behind: an older notification was dropped");
+            }
+        }
+    }
+
+    /// After a step: persist what must survive a restart, tell systemd about state changes.
+    fn after_change(&mut self) {
+        let view = self.machine.view();
+        let failed = view.failed.filter(|r| r.persistent());
+        if failed != self.persisted_failed {
+            let r = match failed {
+                Some(f) => fs::write_atomic(
+                    &self.paths.failed,
+                    format!("{}\n", f.as_str()).as_bytes(),
+                    0o640,
+                ),
+                None => fs::remove_optional(&self.paths.failed),
+            };
+            if let Err(e) = r {
+                error!("{e}");
+            }
+            self.persisted_failed = failed;
+        }
+        if view.maintenance.is_some() != self.persisted_maintenance {
+            let r = match &view.maintenance {
+                Some(reason) => {
+                    self.maintenance_since = clock::rfc3339(clock::wall_ms()).to_string();
+                    let m = MaintenanceFile {
+                        reason: reason.to_string(),
+                        since: self.maintenance_since.clone(),
+                    };
+                    let bytes = serde_json::to_vec(&m).unwrap_or_default();
+                    fs::write_atomic(&self.paths.maintenance, &bytes, 0o640)
+                }
+                None => fs::remove_optional(&self.paths.maintenance),
+            };
+            if let Err(e) = r {
+                error!("{e}");
+            }
+            self.persisted_maintenance = view.maintenance.is_some();
+        }
+        if self.last_state != Some(view.state) {
+            self.last_state = Some(view.state);
+            let text = match view.pid {
+                Some(pid) => format!("{}: Bitbucket pid {pid}", view.state.as_str()),
+                None => format!("{}: Bitbucket not running", view.state.as_str()),
+            };
+            self.sd.status(&text);
+            info!("state {}", view.state.as_str());
+        }
+    }
+
+    /// Answers one control request.
+    fn handle(&mut self, now: Instant, req: Request<'_>) -> Vec<u8> {
+        let Request::Line(line, peer) = req;
+        let parsed: Result<ControlRequest, _> = serde_json::from_slice(line);
+        let reply = match parsed {
+            Err(e) => serde_json::json!({ "error": format!("malformed request: {e}") }),
+            Ok(ControlRequest::Status) => {
+                return serde_json::to_vec(&self.status()).unwrap_or_default()
+            }
+            Ok(ControlRequest::Maintenance { on, reason }) => {
+                info!(
+                    "maintenance {} requested by uid {} (pid {})",
+                    if on { "on" } else { "off" },
+                    peer.uid,
+                    peer.pid
+                );
+                let reason = if reason.is_empty() {
+                    "operator".to_string()
+                } else {
+                    reason
+                };
+                self.feed(
+                    now,
+                    Input::Maintenance {
+                        on,
+                        reason: machine::detail(&reason),
+                    },
+                );
+                serde_json::json!({ "ok": true, "state": self.machine.state().as_str() })
+            }
+            Ok(ControlRequest::Reset) => {
+                if self.machine.state() != State::Failed {
+                    serde_json::json!({ "error": format!("nothing to reset: state is {}", self.machine.state().as_str()) })
+                } else if !self.machine.petting() {
+                    serde_json::json!({ "error": "Bitbucket survived SIGKILL: the node must be reset (the watchdog will do it)" })
+                } else {
+                    info!("reset requested by uid {} (pid {})", peer.uid, peer.pid);
+                    self.feed(now, Input::Reset);
+                    serde_json::json!({ "ok": true, "state": self.machine.state().as_str() })
+                }
+            }
+        };
+        reply.to_string().into_bytes()
+    }
+
+    /// The status report.
+    fn status(&self) -> status::Status {
+        let v = self.machine.view();
+        let (bb_state, http_status) = match v.last_probe {
+            Some(ProbeOutcome::Reply { http_status, state }) => {
+                (state.map(|s| s.as_str().to_string()), Some(http_status))
+            }
+            _ => (None, None),
+        };
+        let device = match &self.cfg.watchdog.device {
+            WatchdogDevice::None => "none".to_string(),
+            WatchdogDevice::Device(p) => p.display().to_string(),
+            WatchdogDevice::Ipmi => "ipmi".to_string(),
+        };
+        status::Status {
+            node: self.cfg.node.name.clone(),
+            mode: match self.cfg.mode() {
+                Mode::Single => "single",
+                Mode::Pair => "pair",
+                Mode::Mirror => "mirror",
+            }
+            .into(),
+            role: "none".into(),
+            state: v.state.as_str().into(),
+            daemon: "up".into(),
+            bitbucket: status::Bitbucket {
+                state: bb_state,
+                http_status,
+                pid: v.pid,
+                consecutive_failures: v.consecutive_failures,
+                last_check: v
+                    .last_probe
+                    .as_ref()
+                    .map(|p| machine::ProbeText(p).to_string()),
+            },
+            restarts: v.restarts,
+            peer: None,
+            vip: None,
+            watchdog: status::Watchdog {
+                device,
+                armed: false,
+                petting: v.petting,
+                systemd_interval_ms: self
+                    .sd_watchdog
+                    .as_ref()
+                    .map(|w| w.interval().as_millis() as u64),
+            },
+            database: self.cfg.database.as_ref().map(|d| status::Database {
+                address: d.address.clone(),
+                reachable: match v.db {
+                    machine::Db::Up => Some(true),
+                    machine::Db::Down => Some(false),
+                    _ => None,
+                },
+            }),
+            maintenance: v.maintenance.as_ref().map(|r| status::Maintenance {
+                reason: r.to_string(),
+                since: self.maintenance_since.clone(),
+            }),
+            failed: v.failed.map(|f| f.as_str().to_string()),
+            version: env!("CARGO_PKG_VERSION").into(),
+            events: self
+                .ring
+                .iter()
+                .map(|r| status::Event {
+                    at: clock::rfc3339(r.wall_ms).to_string(),
+                    kind: r.kind.as_str().into(),
+                    detail: r.detail.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Text cut to the notify job's fixed capacity.
+fn text256(s: &str) -> heapless::String<256> {
+    let mut out = heapless::String::new();
+    for c in s.chars() {
+        if out.push(c).is_err() {
+            break;
+        }
+    }
+    out
+}
