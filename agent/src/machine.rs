@@ -692,16 +692,14 @@ impl Machine {
         match self.proc {
             Proc::Starting {
                 pid, started_at, ..
-            } => {
-                if self.verdict(now, started_at, &probe) == Verdict::Healthy {
-                    self.proc = Proc::Up { pid, started_at };
-                    self.consecutive_failures = 0;
-                    event(
-                        out,
-                        EventKind::Healthy,
-                        format_args!("pid {pid}: {}", ProbeText(&probe)),
-                    );
-                }
+            } if self.verdict(now, started_at, &probe) == Verdict::Healthy => {
+                self.proc = Proc::Up { pid, started_at };
+                self.consecutive_failures = 0;
+                event(
+                    out,
+                    EventKind::Healthy,
+                    format_args!("pid {pid}: {}", ProbeText(&probe)),
+                );
             }
             Proc::Up { started_at, .. } => match self.verdict(now, started_at, &probe) {
                 Verdict::Healthy | Verdict::Grace => {

@@ -71,7 +71,7 @@ impl T {
     }
 
     /// Runs the clock to the next machine deadline and ticks.
-    fn to_deadline(&mut self) -> Vec<Action> {
+    fn run_to_deadline(&mut self) -> Vec<Action> {
         let d = self.m.next_deadline().expect("a deadline");
         self.now = self.now.max(d);
         self.step(Input::Tick)
@@ -79,13 +79,13 @@ impl T {
 
     /// Runs to the next check and answers it.
     fn check(&mut self, probe: ProbeOutcome) -> Vec<Action> {
-        let acts = self.to_deadline();
+        let acts = self.run_to_deadline();
         assert!(acts.contains(&Action::Check), "no check due: {acts:?}");
         self.step(Input::Checked { probe, db_up: None })
     }
 
     fn check_db(&mut self, probe: ProbeOutcome, db_up: bool) -> Vec<Action> {
-        let acts = self.to_deadline();
+        let acts = self.run_to_deadline();
         assert!(acts.contains(&Action::Check), "no check due: {acts:?}");
         self.step(Input::Checked {
             probe,
@@ -263,7 +263,7 @@ fn a_process_ignoring_sigterm_is_killed_after_stop_timeout() {
     // Nothing before stop_timeout.
     let acts = t.after(Duration::from_secs(119));
     assert!(!acts.contains(&Action::Signal(Sig::Kill)));
-    let acts = t.to_deadline();
+    let acts = t.run_to_deadline();
     assert!(acts.contains(&Action::Signal(Sig::Kill)), "{acts:?}");
     assert_eq!(t.now - term_at, Duration::from_secs(120));
     t.step(Input::Exited {
@@ -280,8 +280,8 @@ fn a_group_surviving_sigkill_stops_petting_and_fails() {
     let mut t = T::running(settings());
     t.check(reply(500, Some(BbState::Error)));
     t.check(reply(500, Some(BbState::Error)));
-    t.to_deadline(); // stop_timeout -> SIGKILL
-    let acts = t.to_deadline(); // kill_timeout
+    t.run_to_deadline(); // stop_timeout -> SIGKILL
+    let acts = t.run_to_deadline(); // kill_timeout
     assert!(acts.contains(&Action::StopPetting), "{acts:?}");
     assert!(has_event(&acts, EventKind::Unkillable));
     assert!(has_event(&acts, EventKind::WatchdogStop));
@@ -305,7 +305,7 @@ fn remnants_of_a_crashed_group_surviving_sigkill_stop_petting() {
         kind: ExitKind::Exited(1),
     });
     assert!(acts.contains(&Action::Signal(Sig::Kill)));
-    let acts = t.to_deadline();
+    let acts = t.run_to_deadline();
     assert!(acts.contains(&Action::StopPetting));
 }
 
@@ -487,7 +487,7 @@ fn unhealthy_past_startup_timeout_is_stopped_and_failed() {
     t.step(Input::Started { pid: 9 });
     let mut acts = Vec::new();
     for _ in 0..5 {
-        acts = t.to_deadline();
+        acts = t.run_to_deadline();
         if acts.contains(&Action::Check) {
             t.step(Input::Checked {
                 probe: reply(503, Some(BbState::Starting)),
@@ -723,7 +723,7 @@ fn shutdown_with_nothing_running_exits_at_once() {
 #[test]
 fn checks_never_overlap_and_follow_the_interval() {
     let mut t = T::running(settings());
-    let acts = t.to_deadline();
+    let acts = t.run_to_deadline();
     assert!(acts.contains(&Action::Check));
     // The check is slow (30 s monitor_timeout > 15 s interval): no second check meanwhile.
     for _ in 0..4 {

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The demo: one node supervising a Bitbucket simulator (no Bitbucket needed), a crash injected
+# and corrected, `bbwd status` printed before and after. Everything lives in a temp dir that is
+# removed at the end; only processes this script started are stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+echo "== building bbwd and the Bitbucket simulator (release)"
+cargo build --release --quiet -p bbwd -p bbwd-tests
+BBWD=$PWD/target/release/bbwd
+SIM=$PWD/target/release/bbsim
+
+DIR=$(mktemp -d /tmp/bbwd-demo-XXXXXX)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 17990)
+BBWD_PID=
+cleanup() {
+  if [ -n "$BBWD_PID" ] && kill -0 "$BBWD_PID" 2>/dev/null; then
+    kill -TERM "$BBWD_PID"; wait "$BBWD_PID" 2>/dev/null || true
+  fi
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+# The embedded default: a single node, short intervals so the demo takes seconds, not minutes.
+cat > "$DIR/bbwd.toml" <<CONF
+[node]
+name = "demo"
+state_dir = "$DIR/state"
+control_socket = "$DIR/control.sock"
+
+[bitbucket]
+status_url = "http://127.0.0.1:$PORT/status"
+command = ["$SIM", "--dir", "$DIR/sim", "--port", "$PORT", "--starting-for", "1s"]
+monitor_interval = "500ms"
+monitor_timeout = "1s"
+startup_timeout = "10s"
+failures_before_action = 2
+stop_timeout = "3s"
+kill_timeout = "2s"
+max_restarts = 3
+restart_window = "1h"
+
+[notify]
+command = ["/bin/sh", "-c", "echo \"  notify: \$BBWD_EVENT - \$BBWD_DETAIL\" >> $DIR/notify.log"]
+CONF
+
+status() { "$BBWD" status -c "$DIR/bbwd.toml" || true; }
+wait_state() { # wait_state STATE TIMEOUT_S
+  local until=$((SECONDS + $2))
+  while [ $SECONDS -lt $until ]; do
+    "$BBWD" status --json -c "$DIR/bbwd.toml" 2>/dev/null | grep -q "\"state\": \"$1\"" && return 0
+    sleep 0.2
+  done
+  echo "demo: state $1 not reached in $2 s" >&2; return 1
+}
+
+echo "== bbwd check-config"
+"$BBWD" check-config -c "$DIR/bbwd.toml"
+echo "== starting bbwd run (log: $DIR/bbwd.log)"
+"$BBWD" run -c "$DIR/bbwd.toml" > "$DIR/bbwd.log" 2>&1 &
+BBWD_PID=$!
+wait_state running 20
+echo; echo "== bbwd status: healthy"; status
+
+echo; echo "== injecting a crash: the simulated Bitbucket exits with status 1"
+curl -fsS "http://127.0.0.1:$PORT/_sim/crash" >/dev/null || true
+sleep 0.5
+wait_state running 20
+echo; echo "== bbwd status: crash detected and corrected (restarted at once)"; status
+
+echo; echo "== injecting a hang: /status stops answering and SIGTERM is ignored"
+curl -fsS "http://127.0.0.1:$PORT/_sim/hang" >/dev/null || true
+sleep 1
+wait_state correcting 20 || true
+wait_state running 30
+echo; echo "== bbwd status: two failed checks, SIGTERM, SIGKILL after stop_timeout, restart"; status
+
+echo; echo "== stopping bbwd (SIGTERM): it stops Bitbucket gracefully first"
+kill -TERM "$BBWD_PID"; wait "$BBWD_PID"; echo "bbwd exited with status $?"; BBWD_PID=
+echo; echo "== what notify.command was told"; cat "$DIR/notify.log"
+echo; echo "== bbwd status with the daemon down (exit 2, CRITICAL)"; status
