@@ -34,22 +34,34 @@ pub fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
 }
 
-/// Per-pass accounting, reported in the log at exit and through the status's event ring.
+/// Per-pass accounting, reported in the log at exit (`alloc-count: ...`).
+///
+/// Steady state = a pass in which no event was recorded and no control request was served
+/// (events and status replies allocate by design: they are rare, and not the monitoring
+/// cycle). Allocations are summed over steady passes and divided by the checks they began.
 #[derive(Debug, Default)]
 pub struct LoopStats {
-    pub passes: u64,
-    pub allocs: u64,
-    /// Passes that served a control request (status JSON allocates; excluded from `allocs`).
-    pub control_passes: u64,
+    pub steady_passes: u64,
+    pub steady_allocs: u64,
+    pub steady_checks: u64,
+    pub other_passes: u64,
 }
 
 impl LoopStats {
-    pub fn pass(&mut self, allocs: u64, served_control: bool) {
-        if served_control {
-            self.control_passes += 1;
+    pub fn pass(&mut self, allocs: u64, checks: u64, eventful: bool) {
+        if eventful {
+            self.other_passes += 1;
         } else {
-            self.passes += 1;
-            self.allocs += allocs;
+            self.steady_passes += 1;
+            self.steady_allocs += allocs;
+            self.steady_checks += checks;
         }
+    }
+
+    pub fn report(&self) -> String {
+        format!(
+            "alloc-count: steady_passes={} steady_checks={} steady_allocs={} other_passes={}",
+            self.steady_passes, self.steady_checks, self.steady_allocs, self.other_passes
+        )
     }
 }

@@ -154,6 +154,9 @@ struct Core {
     maintenance_since: String,
     /// The hardware watchdog's policy input (issue: hardware watchdog).
     node_can_correct: bool,
+    /// Events recorded and checks begun since start (for the allocation benchmark).
+    events_recorded: u64,
+    checks_begun: u64,
     #[cfg(feature = "alloc-count")]
     bench: crate::alloc_count::LoopStats,
 }
@@ -260,6 +263,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         exit: false,
         last_state: None,
         node_can_correct: true,
+        events_recorded: 0,
+        checks_begun: 0,
         #[cfg(feature = "alloc-count")]
         bench: Default::default(),
     };
@@ -400,7 +405,8 @@ impl Core {
 
             let now = clock::now();
             #[cfg(feature = "alloc-count")]
-            let allocs_before = crate::alloc_count::allocations();
+            let (allocs_before, events_before, checks_before) =
+                (crate::alloc_count::allocations(), self.events_recorded, self.checks_begun);
             if set.ready(t_sig).any() {
                 while let Some(sig) = signals.read() {
                     match sig {
@@ -446,8 +452,11 @@ impl Core {
             });
             self.feed(now, Input::Tick);
             #[cfg(feature = "alloc-count")]
-            self.bench
-                .pass(crate::alloc_count::allocations() - allocs_before, served);
+            self.bench.pass(
+                crate::alloc_count::allocations() - allocs_before,
+                self.checks_begun - checks_before,
+                served || self.events_recorded != events_before,
+            );
             let _ = served;
 
             // End of the pass: the keep-alive goes last, so a pass that hangs anywhere stops it.
@@ -463,6 +472,8 @@ impl Core {
             }
         }
         info!("Bitbucket stopped; bbwd exits");
+        #[cfg(feature = "alloc-count")]
+        info!("{}", self.bench.report());
         Ok(())
     }
 
@@ -598,6 +609,7 @@ impl Core {
     }
 
     fn begin_check(&mut self, now: Instant) {
+        self.checks_begun += 1;
         self.check = CheckSlot {
             active: true,
             probe: None,
@@ -669,6 +681,7 @@ impl Core {
 
     /// Records an event: ring, log, event log, `notify.command`.
     fn record(&mut self, kind: EventKind, detail: &Detail) {
+        self.events_recorded += 1;
         let wall_ms = clock::wall_ms();
         if kind.is_problem() {
             warn!("{}: {detail}", kind.as_str());
