@@ -18,3 +18,6 @@ cargo build --workspace --bins --quiet
 
 echo "== tests"
 cargo test --workspace 2>&1 | tee target/test-output.txt
+
+# One closing line for the whole run (cargo's last line is a doc-test section that may be empty).
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' target/test-output.txt

@@ -405,8 +405,11 @@ impl Core {
 
             let now = clock::now();
             #[cfg(feature = "alloc-count")]
-            let (allocs_before, events_before, checks_before) =
-                (crate::alloc_count::allocations(), self.events_recorded, self.checks_begun);
+            let (allocs_before, events_before, checks_before) = (
+                crate::alloc_count::allocations(),
+                self.events_recorded,
+                self.checks_begun,
+            );
             if set.ready(t_sig).any() {
                 while let Some(sig) = signals.read() {
                     match sig {

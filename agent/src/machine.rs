@@ -328,7 +328,11 @@ enum Proc {
     },
     /// The leader exited by itself; SIGKILL went to the rest of the group; unkillable at
     /// `deadline`.
-    Reaping { deadline: Instant, then: Then },
+    Reaping {
+        pid: i32,
+        deadline: Instant,
+        then: Then,
+    },
     /// The group survived SIGKILL. Only `Gone` leaves this state.
     Unkillable { pid: i32 },
 }
@@ -581,7 +585,7 @@ impl Machine {
                 };
             }
             Proc::Killing { pid, deadline, .. } if now >= deadline => self.unkillable(pid, out),
-            Proc::Reaping { deadline, .. } if now >= deadline => self.unkillable(0, out),
+            Proc::Reaping { pid, deadline, .. } if now >= deadline => self.unkillable(pid, out),
             _ => {}
         }
         if self.wants_checks() && !self.check_in_flight && now >= self.next_check {
@@ -860,6 +864,7 @@ impl Machine {
     fn reap(&mut self, now: Instant, then: Then, out: &mut Actions) {
         push(out, Action::Signal(Sig::Kill));
         self.proc = Proc::Reaping {
+            pid: self.pid().unwrap_or(0),
             deadline: now + self.s.kill_timeout,
             then,
         };

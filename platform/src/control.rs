@@ -1089,7 +1089,10 @@ mod tests {
         if !nix::unistd::geteuid().is_root() {
             // Connecting as another uid needs root (setresuid); the rule itself is covered by
             // `only_root_and_the_own_uid_are_authorised`. CI runs as root: never skip there.
-            assert!(std::env::var_os("CI").is_none(), "this test needs root in CI");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "this test needs root in CI"
+            );
             eprintln!("other_users_get_permission_denied: not root, served-as-self path only");
             return;
         }

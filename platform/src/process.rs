@@ -535,7 +535,13 @@ impl Supervised {
             return false;
         }
         // Signal 0 checks existence only. EPERM: a member exists that we may not signal.
-        !matches!(kill(Pid::from_raw(-self.pgid), None), Err(Errno::ESRCH))
+        if matches!(kill(Pid::from_raw(-self.pgid), None), Err(Errno::ESRCH)) {
+            return false;
+        }
+        // `kill` also finds zombies: members that are dead and wait for their parent to reap
+        // them. An adopted leader's parent is init (or a subreaper), which may take a while;
+        // a dead member is not an instance of Bitbucket, so only live members count.
+        group_has_live_member(self.pgid)
     }
 
     /// The read end of the output pipe, when capturing (non-blocking).
@@ -720,8 +726,34 @@ pub(crate) fn wait_nohang(pid: i32) -> Result<Option<ExitKind>, Errno> {
 /// The fields of `/proc/PID/stat` we use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ProcStat {
+    state: u8,
     pgid: i32,
     start_ticks: u64,
+}
+
+/// Whether any process in group `pgid` is alive, i.e. not a zombie (`Z`) or dead (`X`).
+/// Scans /proc: only called while waiting for a group to empty, never in steady state.
+/// A /proc that cannot be read counts as alive (never start a second instance on a guess).
+fn group_has_live_member(pgid: i32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // A process that vanished meanwhile is not a member any more.
+        if let Ok(st) = read_stat(pid) {
+            if st.pgid == pgid && !matches!(st.state, b'Z' | b'X') {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 fn read_stat(pid: i32) -> io::Result<ProcStat> {
@@ -740,9 +772,14 @@ fn parse_stat(text: &[u8]) -> Option<ProcStat> {
     let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
     // rest starts at field 3 (state): field N is at index N - 3.
     let mut fields = rest.split_ascii_whitespace();
-    let pgid = fields.nth(5 - 3)?.parse().ok()?;
+    let state = *fields.next()?.as_bytes().first()?;
+    let pgid = fields.nth(5 - 4)?.parse().ok()?;
     let start_ticks = fields.nth(22 - 5 - 1)?.parse().ok()?;
-    Some(ProcStat { pgid, start_ticks })
+    Some(ProcStat {
+        state,
+        pgid,
+        start_ticks,
+    })
 }
 
 /// Writes the pid file atomically (temp file + rename, mode 0644).
@@ -943,8 +980,12 @@ pub(crate) mod tests {
         let mut set = SigSet::empty();
         set.add(Signal::SIGTERM);
         pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).unwrap();
-        let mut p =
-            Supervised::spawn(&sh(r#"grep -q '^SigBlk:[[:space:]]*0*$' /proc/$$/status"#)).unwrap();
+        // `exec grep` reads its own mask, which is the one the spawned process started with
+        // (a shell may block signals for itself while it waits for a child).
+        let mut p = Supervised::spawn(&sh(
+            r#"exec grep -q '^SigBlk:[[:space:]]*0*$' /proc/self/status"#,
+        ))
+        .unwrap();
         let exit = wait_exit(&mut p, Duration::from_secs(10));
         pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None).unwrap();
         assert_eq!(
@@ -1388,12 +1429,51 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("bbwd-no-such-user-x"));
     }
 
+    /// Regression: a crashed adopted Bitbucket stays a zombie until init reaps it, and
+    /// `kill(-pgid, 0)` still finds it: bbwd took that for a group surviving SIGKILL.
+    #[test]
+    fn a_group_whose_only_member_is_a_zombie_is_gone() {
+        let dir = TempDir::new("zombie");
+        let f = dir.path("zpid");
+        // `sleep 0.05` gets its own group (setsid) and dies; its parent then execs `sleep 30`,
+        // which never reaps it: a zombie alone in its group.
+        let script = format!(
+            "setsid sleep 0.05 & echo $! > {}; exec sleep 30",
+            f.display()
+        );
+        let mut p = Supervised::spawn(&sh(&script)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let zpid: i32 = loop {
+            if let Ok(t) = std::fs::read_to_string(&f) {
+                if let Ok(z) = t.trim().parse() {
+                    if read_stat(z).map(|s| s.state == b'Z').unwrap_or(false) {
+                        break z;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no zombie appeared");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(
+            kill(Pid::from_raw(-zpid), None).is_ok(),
+            "kill(2) still sees the zombie's group"
+        );
+        assert!(!group_has_live_member(zpid));
+        assert!(
+            group_has_live_member(p.pid()),
+            "the live leader's group is alive"
+        );
+        p.signal_group(GroupSignal::Kill).unwrap();
+        wait_exit(&mut p, Duration::from_secs(10));
+    }
+
     #[test]
     fn parse_stat_with_hostile_comm() {
         let line = b"4242 (a) b (c) d) S 1 4240 4240 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615\n";
         assert_eq!(
             parse_stat(line),
             Some(ProcStat {
+                state: b'S',
                 pgid: 4240,
                 start_ticks: 987654
             })
