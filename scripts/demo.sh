@@ -49,7 +49,9 @@ status() { "$BBWD" status -c "$DIR/bbwd.toml" || true; }
 wait_state() { # wait_state STATE TIMEOUT_S
   local until=$((SECONDS + $2))
   while [ $SECONDS -lt $until ]; do
-    "$BBWD" status --json -c "$DIR/bbwd.toml" 2>/dev/null | grep -q "\"state\": \"$1\"" && return 0
+    # status exits 1 (WARNING) while correcting: read its output, not its exit code.
+    out=$("$BBWD" status --json -c "$DIR/bbwd.toml" 2>/dev/null || true)
+    grep -q "^  \"state\": \"$1\"" <<<"$out" && return 0
     sleep 0.2
   done
   echo "demo: state $1 not reached in $2 s" >&2; return 1
@@ -72,7 +74,8 @@ echo; echo "== bbwd status: crash detected and corrected (restarted at once)"; s
 echo; echo "== injecting a hang: /status stops answering and SIGTERM is ignored"
 curl -fsS "http://127.0.0.1:$PORT/_sim/hang" >/dev/null || true
 sleep 1
-wait_state correcting 20 || true
+wait_state correcting 20
+echo; echo "== bbwd status: correcting (SIGTERM sent, ignored; SIGKILL follows after stop_timeout)"; status
 wait_state running 30
 echo; echo "== bbwd status: two failed checks, SIGTERM, SIGKILL after stop_timeout, restart"; status
 
