@@ -3375,3 +3375,56 @@ interface = \"eth0\"
         assert_eq!(closest("xyz", DATABASE_KEYS), None);
     }
 }
+
+/// Mutation fuzzing of the parser: random byte edits of the shipped example must never panic,
+/// and every rejection must name a problem. (Deterministic: a fixed xorshift seed per case.)
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../examples/bbwd.toml");
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const ALPHABET: &[u8] = b" \n\t=[]{}\",.#0123456789abcdefsmh-_\\'\x00\xff";
+
+    #[test]
+    fn mutated_configs_never_panic_and_every_rejection_names_a_problem() {
+        let origin = Path::new("fuzz.toml");
+        for case in 0..1500u64 {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (case + 1));
+            let mut bytes = EXAMPLE.as_bytes().to_vec();
+            for _ in 0..=rng.below(8) {
+                let at = rng.below(bytes.len());
+                match rng.below(3) {
+                    0 => bytes[at] = ALPHABET[rng.below(ALPHABET.len())],
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, ALPHABET[rng.below(ALPHABET.len())]),
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            if let Err(p) = parse(&text, origin) {
+                assert!(
+                    !p.problems.is_empty(),
+                    "case {case}: rejected without a problem"
+                );
+                for problem in &p.problems {
+                    assert!(!problem.message.is_empty(), "case {case}: empty message");
+                }
+            }
+        }
+    }
+}
