@@ -717,6 +717,25 @@ fn sigterm_stops_bitbucket_gracefully_then_exits_0() {
     sc.assert_never_two_sims();
 }
 
+#[test]
+fn a_second_daemon_with_the_same_config_refuses_to_start() {
+    let sc = Scenario::new("second");
+    let (mut d, p0) = start_running(&sc);
+    let out = sc.bbwd(&["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("already running"),
+        "{}",
+        output_text(&out)
+    );
+    // The first one is untouched: same Bitbucket, still answering.
+    let (code, st) = d.status_json();
+    assert_eq!((code, pid_of(&st)), (0, Some(p0)), "{st:#}");
+    assert_eq!(sc.sim_starts(), vec![p0]);
+    stop_ok(&mut d, &sc);
+    sc.assert_never_two_sims();
+}
+
 // ---------------------------------------------------------------------------------------------
 // configuration
 
