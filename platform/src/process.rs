@@ -672,6 +672,8 @@ pub(crate) fn reset_signals_before_exec(cmd: &mut Command) {
             Ok(())
         });
     }
+    // Nor bbwd's real-time scheduling (`[watchdog] realtime`).
+    crate::realtime::reset_before_exec(cmd);
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
@@ -909,6 +911,128 @@ pub fn remove_pidfile(path: &Path) -> Result<(), Error> {
             source,
         }),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Detached start, for bbwd's OCF resource agent mode (`bbwd ocf start`): the agent starts
+// Bitbucket and exits; Pacemaker, not bbwd, supervises it from then on.
+
+impl Supervised {
+    /// Spawns `spec` detached from the caller, which is about to exit: the leader of a new
+    /// session (hence of a new process group, pgid = pid, and with no controlling terminal),
+    /// stdin from /dev/null, stdout and stderr appended to `output` (created mode 0640).
+    /// `spec.capture_output` is ignored: a pipe would outlive its reader.
+    ///
+    /// The child is ours (`is_child`) until the caller exits; then init or a subreaper reaps it,
+    /// and a later caller finds it again through the pid file and `adopt`.
+    pub fn spawn_detached(spec: &SpawnSpec, output: &Path) -> Result<Supervised, Error> {
+        let program = spec.argv.first().cloned().unwrap_or_default();
+        let spawn_err = |source: io::Error| Error::Spawn {
+            program: program.clone(),
+            source,
+        };
+        if program.is_empty() {
+            return Err(spawn_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "empty command",
+            )));
+        }
+        let out = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(output)
+            .map_err(|source| Error::Spawn {
+                program: format!("{program} (output file {})", output.display()),
+                source,
+            })?;
+        let err_out = out.try_clone().map_err(spawn_err)?;
+        let mut cmd = Command::new(&program);
+        cmd.args(&spec.argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err_out));
+        reset_signals_before_exec(&mut cmd);
+        // SAFETY: runs in the forked child before exec; setsid(2) is async-signal-safe and
+        // touches no memory. Not combined with `process_group`, whose setpgid would make the
+        // child a group leader and setsid fail with EPERM.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        for key in SYSTEMD_ONLY_ENV {
+            cmd.env_remove(key);
+        }
+        if let Some(user) = &spec.user {
+            cmd.env("HOME", &user.home)
+                .env("USER", &user.name)
+                .env("LOGNAME", &user.name);
+            set_credentials(&mut cmd, user);
+        }
+        for (key, value) in &spec.env {
+            cmd.env(key, value);
+        }
+        let child = cmd.spawn().map_err(spawn_err)?;
+        drop(cmd);
+        let pid = child.id() as i32;
+        drop(child);
+        let setup = pidfd_open(pid).map_err(Error::Pidfd).and_then(|fd| {
+            read_stat(pid)
+                .map_err(|source| Error::Stat { pid, source })
+                .map(|stat| (fd, stat))
+        });
+        let (pidfd, stat) = match setup {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+                let _ = waitpid(Pid::from_raw(pid), None);
+                return Err(e);
+            }
+        };
+        Ok(Supervised {
+            pid,
+            pgid: stat.pgid,
+            start_ticks: stat.start_ticks,
+            is_child: true,
+            leader: Leader::Running,
+            pidfd: Some(pidfd),
+            output: None,
+        })
+    }
+}
+
+/// How long ago the process recorded in `record` started: its start time (clock ticks since
+/// boot, from the record) against `/proc/uptime`. `None` when either cannot be read.
+pub fn started_ago(record: &PidRecord) -> Option<std::time::Duration> {
+    // SAFETY: sysconf takes an integer name and returns a value; no memory is involved.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks_per_s <= 0 {
+        return None;
+    }
+    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let uptime_s: f64 = uptime.split_ascii_whitespace().next()?.parse().ok()?;
+    let started_s = record.start_ticks as f64 / ticks_per_s as f64;
+    Some(std::time::Duration::from_secs_f64(
+        (uptime_s - started_s).max(0.0),
+    ))
+}
+
+/// Whether live members remain of a recorded group whose leader is gone (`adopt` said so):
+/// the check `kill_stale_group` acts on, without signalling. A live process holding the
+/// leader's pid means the pgid was handed out again, so the recorded group is empty.
+pub fn stale_group_alive(record: &PidRecord) -> bool {
+    if record.pgid <= 1 || Path::new(&format!("/proc/{}", record.pgid)).exists() {
+        return false;
+    }
+    if matches!(kill(Pid::from_raw(-record.pgid), None), Err(Errno::ESRCH)) {
+        return false;
+    }
+    group_has_live_member(record.pgid)
 }
 
 #[cfg(test)]
@@ -1557,5 +1681,69 @@ pub(crate) mod tests {
             ),
             Err(Error::PidFile { .. })
         ));
+    }
+
+    #[test]
+    fn spawn_detached_makes_a_session_leader_writing_to_a_file() {
+        let tmp = TempDir::new("detached");
+        let out = tmp.path("out");
+        std::fs::write(&out, b"earlier\n").unwrap();
+        // Prints its session and group ids (fields 6 and 5 of /proc/self/stat: `ps` may be
+        // missing), then exits once told to.
+        let go = tmp.path("go");
+        let script = format!(
+            "read -r _ _ _ _ pgrp sid _ < /proc/self/stat; echo \"$pgrp $sid $$\"; echo err >&2; \
+             while [ ! -e {} ]; do sleep 0.01; done",
+            go.display()
+        );
+        let mut p = Supervised::spawn_detached(&sh(&script), &out).unwrap();
+        assert!(p.is_child());
+        assert_eq!(p.record().pgid, p.pid(), "leader of its own group");
+        assert!(eventually(Duration::from_secs(10), || {
+            std::fs::read_to_string(&out).unwrap().lines().count() == 3
+        }));
+        let age = started_ago(&p.record()).expect("start time readable");
+        assert!(age < Duration::from_secs(3600), "{age:?}");
+        std::fs::write(&go, b"").unwrap();
+        assert_eq!(
+            wait_exit(&mut p, Duration::from_secs(10)),
+            ExitKind::Exited(0)
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "earlier", "appended, not truncated");
+        let ids: Vec<&str> = lines[1].split(' ').collect();
+        assert_eq!(ids[0], ids[2], "pgid = pid");
+        assert_eq!(ids[1], ids[2], "sid = pid: a new session");
+        assert_eq!(lines[2], "err", "stderr to the same file");
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "an existing file keeps its mode");
+        assert!(
+            !stale_group_alive(&p.record()),
+            "leader reaped, group empty"
+        );
+    }
+
+    #[test]
+    fn stale_group_alive_sees_members_left_by_a_dead_leader() {
+        let tmp = TempDir::new("stale");
+        let f = tmp.path("member");
+        // The leader starts a member in its group and exits; the member lives on.
+        let script = format!("sleep 30 & echo $! > {}; exit 0", f.display());
+        let mut p = Supervised::spawn(&sh(&script)).unwrap();
+        assert_eq!(
+            wait_exit(&mut p, Duration::from_secs(10)),
+            ExitKind::Exited(0)
+        );
+        let record = p.record();
+        assert!(stale_group_alive(&record));
+        assert!(kill_stale_group(&record));
+        assert!(eventually(Duration::from_secs(10), || !stale_group_alive(
+            &record
+        )));
+        let member: i32 = std::fs::read_to_string(&f).unwrap().trim().parse().unwrap();
+        assert!(eventually(Duration::from_secs(10), || read_stat(member)
+            .map(|s| matches!(s.state, b'Z' | b'X'))
+            .unwrap_or(true)));
     }
 }
