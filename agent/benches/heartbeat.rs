@@ -1,0 +1,120 @@
+//! Heartbeat codec cost per packet: encode + HMAC-SHA256, decode + verify, and the tracker's
+//! whole receive path. A measurement for BENCHMARKS.md, not a test: nothing is asserted.
+//!
+//! Run: `cargo bench -p bbwd --bench heartbeat` (the release profile: opt-level "s", LTO).
+//! The codec is compiled here by path, as in the namespace test (the agent is a binary crate).
+
+#[path = "../src/heartbeat.rs"]
+#[allow(dead_code)]
+mod heartbeat;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use heartbeat::{Flags, Health, Key, Local, NodeName, PeerTracker, Role, Sender, State};
+
+/// Heap allocations since start: every figure also reports allocations per packet.
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+struct Counting;
+
+// SAFETY: forwards every call unchanged to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Packets per timed run.
+const PACKETS: u32 = 200_000;
+/// Timed runs per figure; the median is reported, with the range.
+const RUNS: usize = 7;
+
+fn measure(what: &str, mut one: impl FnMut(u32)) {
+    for i in 0..PACKETS / 10 {
+        one(i); // warm-up
+    }
+    let mut per_packet = Vec::with_capacity(RUNS);
+    let allocs_before = ALLOCATIONS.load(Ordering::Relaxed);
+    per_packet.extend((0..RUNS).map(|_| {
+        let start = Instant::now();
+        for i in 0..PACKETS {
+            one(i);
+        }
+        start.elapsed() / PACKETS
+    }));
+    let allocs = ALLOCATIONS.load(Ordering::Relaxed) - allocs_before;
+    per_packet.sort();
+    println!(
+        "{what:<38} median {:>5} ns/packet (range {}-{} ns, {RUNS} runs of {PACKETS}); {allocs} allocations",
+        per_packet[RUNS / 2].as_nanos(),
+        per_packet[0].as_nanos(),
+        per_packet[RUNS - 1].as_nanos()
+    );
+}
+
+fn main() {
+    let key = Key::new(b"0123456789abcdef0123456789abcdef").unwrap();
+    let local = Local {
+        role: Role::Active,
+        state: State::Running,
+        health: Health::Healthy,
+        flags: Flags::HOLDS_VIP | Flags::PREFERRED_ACTIVE,
+    };
+    println!(
+        "packet size: {} bytes (UDP payload)",
+        heartbeat::PACKET_BYTES
+    );
+
+    let mut sender = Sender::new(key.clone(), NodeName::new("bb2").unwrap(), [7; 16], 1);
+    let mut buf = [0u8; heartbeat::PACKET_BYTES];
+    measure("encode + HMAC-SHA256", |_| {
+        sender.encode(black_box(&local), 0, 1_795_000_000_000, &mut buf);
+        black_box(&buf);
+    });
+
+    let packet = buf;
+    measure("decode + verify", |_| {
+        black_box(key.decode(black_box(&packet)).is_ok());
+    });
+
+    let mut forged = packet;
+    forged[50] ^= 1;
+    measure("decode of a forged packet (rejected)", |_| {
+        black_box(key.decode(black_box(&forged)).is_err());
+    });
+
+    // The whole path of one accepted packet, sender to receiver: encode (fresh sequence) then
+    // the tracker's receive (decode, verify, name/link/sequence checks, bookkeeping).
+    let mut peer = Sender::new(key.clone(), NodeName::new("bb2").unwrap(), [9; 16], 1);
+    let mut tracker = PeerTracker::new(
+        key.clone(),
+        NodeName::new("bb1").unwrap(),
+        NodeName::new("bb2").unwrap(),
+        1,
+        Duration::from_secs(1),
+    );
+    let now = Instant::now();
+    let mut p = [0u8; heartbeat::PACKET_BYTES];
+    measure("encode + tracker.receive (full path)", |_| {
+        peer.encode(&local, 0, 0, &mut p);
+        let accepted = tracker.receive(now, 0, black_box(&p[..])).is_ok();
+        assert!(accepted);
+    });
+}
