@@ -15,6 +15,7 @@ use bbwd_platform::poll::{PollSet, Want};
 use crate::config::{self, Config};
 use crate::daemon;
 use crate::machine::ProbeText;
+use crate::mirror::MaintMode;
 use crate::status::{self, Status};
 
 /// How long a client waits for the daemon's answer.
@@ -28,8 +29,15 @@ usage:
   bbwd status [-c PATH] [--json]              health of this node (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)
   bbwd check-config [-c PATH]                 validate the config (exit 0 valid, 2 invalid)
   bbwd maintenance on [--reason TEXT] [-c PATH]  pause automatic correction (survives restarts)
+       [--drain | --maint]                    mirror-farm node: HAProxy's agent check answers
+                                              `drain` (default: sticky sessions finish, no new
+                                              ones) or `maint` (no traffic at all)
   bbwd maintenance off [-c PATH]              resume automatic correction
   bbwd reset [-c PATH]                        clear a `failed` state and start Bitbucket again
+  bbwd fence status|off|on|cycle [-c PATH]    act on the peer's BMC ([fencing]) without the daemon;
+                                              prints on/off; `off` returns once the BMC confirms off
+  bbwd ocf start|stop|monitor|meta-data|validate-all  Pacemaker OCF resource agent
+                                              (config from OCF_RESKEY_config; see bbwd(8))
   bbwd version                                print the version
 
 The config is -c PATH, else $BBWD_CONFIG, else /etc/bbwd/bbwd.toml.
@@ -43,7 +51,10 @@ enum Command {
     Status { json: bool },
     CheckConfig,
     Maintenance { on: bool, reason: String },
+    MaintenanceLb { reason: String, lb: MaintMode },
     Reset,
+    Fence(crate::fence::Action),
+    Ocf { action: String },
     Version,
     Help,
 }
@@ -55,6 +66,7 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>), St
     let mut config = None;
     let mut json = false;
     let mut reason = None;
+    let mut lb = None;
     let mut words: Vec<String> = Vec::new();
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
@@ -70,6 +82,17 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>), St
                         .map_err(|_| "--reason: not UTF-8")?,
                 )
             }
+            Long("drain") | Long("maint") => {
+                let mode = if arg == Long("drain") {
+                    MaintMode::Drain
+                } else {
+                    MaintMode::Maint
+                };
+                if lb.is_some_and(|m| m != mode) {
+                    return Err("--drain and --maint exclude each other".into());
+                }
+                lb = Some(mode);
+            }
             Short('h') | Long("help") => return Ok((Command::Help, None)),
             Short('V') | Long("version") => return Ok((Command::Version, None)),
             Value(v) => words.push(
@@ -84,24 +107,47 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>), St
         ["run"] => Command::Run,
         ["status"] => Command::Status { json },
         ["check-config"] => Command::CheckConfig,
-        ["maintenance", "on"] => Command::Maintenance {
-            on: true,
-            reason: reason.take().unwrap_or_default(),
+        ["maintenance", "on"] => match lb.take() {
+            Some(lb) => Command::MaintenanceLb {
+                reason: reason.take().unwrap_or_default(),
+                lb,
+            },
+            None => Command::Maintenance {
+                on: true,
+                reason: reason.take().unwrap_or_default(),
+            },
         },
         ["maintenance", "off"] => Command::Maintenance {
             on: false,
             reason: String::new(),
         },
         ["reset"] => Command::Reset,
+        ["fence", a] => match crate::fence::Action::parse(a) {
+            Some(a) => Command::Fence(a),
+            None => return Err("usage: bbwd fence status|off|on|cycle".into()),
+        },
+        ["fence", ..] => return Err("usage: bbwd fence status|off|on|cycle".into()),
+        ["ocf"] => Command::Ocf {
+            action: String::new(),
+        },
+        ["ocf", a] => Command::Ocf {
+            action: a.to_string(),
+        },
+        ["ocf", ..] => return Err("usage: bbwd ocf ACTION".into()),
         ["version"] => Command::Version,
         ["help"] | [] => Command::Help,
         ["maintenance", ..] => {
-            return Err("usage: bbwd maintenance on [--reason TEXT] | off".into())
+            return Err(
+                "usage: bbwd maintenance on [--reason TEXT] [--drain | --maint] | off".into(),
+            )
         }
         [w, ..] => return Err(format!("unknown command `{w}` (see bbwd --help)")),
     };
     if json && !matches!(cmd, Command::Status { .. }) {
         return Err("--json goes with `status`".into());
+    }
+    if lb.is_some() {
+        return Err("--drain and --maint go with `maintenance on`".into());
     }
     if reason.is_some() {
         return Err("--reason goes with `maintenance on`".into());
@@ -117,6 +163,9 @@ fn config_path(flag: Option<PathBuf>) -> PathBuf {
 
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
+    if let Some(action) = crate::ocf::called_as_agent() {
+        return crate::ocf::main(&action, None);
+    }
     let (cmd, path) = match parse(std::env::args_os().skip(1).collect()) {
         Ok(x) => x,
         Err(e) => {
@@ -124,6 +173,9 @@ pub fn main() -> i32 {
             return 2;
         }
     };
+    if let Command::Ocf { action } = &cmd {
+        return crate::ocf::main(action, path);
+    }
     let path = config_path(path);
     match cmd {
         Command::Help => {
@@ -173,11 +225,25 @@ pub fn main() -> i32 {
             }
         }
         Command::Status { json } => status_command(&path, json),
+        Command::MaintenanceLb { reason, lb } => {
+            let req =
+                serde_json::json!({ "cmd": "maintenance", "on": true, "reason": reason, "lb": lb });
+            operator_command(&path, &req)
+        }
         Command::Maintenance { on, reason } => {
             let req = serde_json::json!({ "cmd": "maintenance", "on": on, "reason": reason });
             operator_command(&path, &req)
         }
         Command::Reset => operator_command(&path, &serde_json::json!({ "cmd": "reset" })),
+        // Dispatched above, before $BBWD_CONFIG could hide OCF_RESKEY_config.
+        Command::Ocf { action } => crate::ocf::main(&action, None),
+        Command::Fence(action) => match config::load(&path) {
+            Ok(cfg) => crate::fence::command(&cfg, action),
+            Err(p) => {
+                eprint!("{p}");
+                2
+            }
+        },
     }
 }
 
@@ -295,17 +361,22 @@ fn daemon_down_status(cfg: &Config) -> Status {
             armed: false,
             petting: true,
             systemd_interval_ms: None,
+            ..Default::default()
         },
         database: None,
         maintenance: None,
         failed: None,
         version: env!("CARGO_PKG_VERSION").into(),
         events: Vec::new(),
+        load_balancer: None,
+        clock: bbwd_platform::clock::kernel_sync()
+            .ok()
+            .map(crate::mirror::clock_report),
     }
 }
 
 /// One blocking probe (the CLI may block; the daemon never does).
-fn probe_once(target: &StatusTarget, timeout: Duration) -> ProbeOutcome {
+pub(crate) fn probe_once(target: &StatusTarget, timeout: Duration) -> ProbeOutcome {
     let mut probe = HttpProbe::new();
     let now = Instant::now();
     if let Err(outcome) = probe.start(target, now, timeout) {
@@ -397,7 +468,55 @@ mod tests {
             }
         );
         assert_eq!(p(&["reset"]).unwrap().0, Command::Reset);
+        assert_eq!(
+            p(&["fence", "off", "-c", "/x.toml"]).unwrap(),
+            (
+                Command::Fence(crate::fence::Action::Off),
+                Some("/x.toml".into())
+            )
+        );
+        assert!(p(&["fence", "reboot"]).is_err());
         assert_eq!(p(&["version"]).unwrap().0, Command::Version);
+        assert_eq!(
+            p(&["ocf", "monitor", "-c", "/x.toml"]).unwrap(),
+            (
+                Command::Ocf {
+                    action: "monitor".into()
+                },
+                Some("/x.toml".into())
+            )
+        );
+        assert!(p(&["ocf", "start", "now"]).is_err());
+    }
+
+    #[test]
+    fn maintenance_tells_the_load_balancer_drain_or_maint() {
+        let lb = |args: &[&str]| match p(args).unwrap().0 {
+            Command::MaintenanceLb { reason, lb } => Some((reason, lb)),
+            Command::Maintenance { on: true, .. } => None,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert_eq!(lb(&["maintenance", "on"]), None);
+        assert_eq!(
+            lb(&["maintenance", "on", "--drain"]),
+            Some((String::new(), MaintMode::Drain))
+        );
+        assert_eq!(
+            lb(&["maintenance", "--maint", "on", "--reason", "disk"]),
+            Some(("disk".into(), MaintMode::Maint))
+        );
+        assert_eq!(
+            lb(&["maintenance", "on", "--maint", "--maint"]),
+            Some((String::new(), MaintMode::Maint))
+        );
+        assert!(p(&["maintenance", "on", "--drain", "--maint"])
+            .unwrap_err()
+            .contains("exclude"));
+        assert!(p(&["maintenance", "off", "--maint"])
+            .unwrap_err()
+            .contains("--maint go with `maintenance on`"));
+        assert!(p(&["status", "--drain"]).is_err());
+        assert!(USAGE.contains("[--drain | --maint]"));
     }
 
     #[test]

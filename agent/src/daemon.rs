@@ -19,6 +19,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use bbwd_platform::agentcheck::{self, AgentServer};
 use bbwd_platform::clock;
 use bbwd_platform::command::{CommandQueue, Job, Outcome};
 use bbwd_platform::control::{self, ControlServer, Request};
@@ -26,18 +27,22 @@ use bbwd_platform::fs::{self, EventLog};
 use bbwd_platform::http::{HttpProbe, Interest, ProbeOutcome, StatusTarget};
 use bbwd_platform::poll::{PollSet, Want};
 use bbwd_platform::process::{self, RunAs, SpawnSpec, Supervised};
+use bbwd_platform::realtime;
 use bbwd_platform::sdnotify::{self, SdNotify};
 use bbwd_platform::signals::{Received, Signals};
 use bbwd_platform::tcp::ConnectCheck;
-use bbwd_watchdog::policy;
+use bbwd_watchdog::device::DeviceWatchdog;
+use bbwd_watchdog::policy::{self, Decision, Latency, Pacer};
 use bbwd_watchdog::systemd::SystemdWatchdog;
+use bbwd_watchdog::HardwareWatchdog;
 use log::{error, info, warn};
 
-use crate::config::{Config, Mode, WatchdogDevice};
+use crate::config::{self, Config, Mode, WatchdogDevice};
 use crate::events::{Record, Ring};
 use crate::machine::{
     self, Action, Actions, Boot, Detail, EventKind, FailReason, Input, Machine, Settings, State,
 };
+use crate::mirror::{self, ClockChange, ClockWatch, MaintMode};
 use crate::status;
 
 /// The event log may grow to this before it is rotated (so at most twice this on disk).
@@ -105,6 +110,9 @@ impl Paths {
 struct MaintenanceFile {
     reason: String,
     since: String,
+    /// Mirror-farm node: what the load balancer is told (absent in older files: drain).
+    #[serde(default)]
+    lb: MaintMode,
 }
 
 /// A control request (one JSON line).
@@ -116,6 +124,9 @@ pub enum ControlRequest {
         on: bool,
         #[serde(default)]
         reason: String,
+        /// Mirror-farm node: `drain` (default) or `maint` for the load balancer.
+        #[serde(default)]
+        lb: Option<MaintMode>,
     },
     Reset,
 }
@@ -126,6 +137,17 @@ struct CheckSlot {
     active: bool,
     probe: Option<ProbeOutcome>,
     db: Option<bool>,
+}
+
+/// The armed hardware watchdog (`[watchdog] device`), its pacing and its figures.
+struct Hardware {
+    dog: Box<dyn HardwareWatchdog>,
+    pacer: Pacer,
+    /// The last pet failed (logged once per run of failures).
+    failing: bool,
+    /// End of the pass to the keep-alive returned: the last one and the largest.
+    latency_last: Option<Duration>,
+    latency_max: Option<Duration>,
 }
 
 /// Everything the loop owns except the control server (which calls back into this).
@@ -154,6 +176,16 @@ struct Core {
     maintenance_since: String,
     /// The hardware watchdog's policy input (issue: hardware watchdog).
     node_can_correct: bool,
+    /// The armed hardware watchdog, `None` with `device = "none"`.
+    hw: Option<Hardware>,
+    /// `[watchdog] realtime` took effect (memory locked and SCHED_FIFO).
+    realtime: bool,
+    /// Mirror-farm node: the HAProxy agent-check server (`[load_balancer]`), else `None`.
+    lb: Option<LbAgent>,
+    /// What the load balancer is told during operator maintenance (persisted with it).
+    maintenance_lb: MaintMode,
+    /// The kernel's clock-synchronisation reading, paced.
+    clock_watch: ClockWatch,
     /// Events recorded and checks begun since start (for the allocation benchmark).
     events_recorded: u64,
     checks_begun: u64,
@@ -189,6 +221,16 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         Err(e) => return Err(setup("node.control_socket", &e)),
     };
     let mut signals = Signals::install().map_err(|e| setup("signals", &e))?;
+    let lb = match &cfg.load_balancer {
+        Some(l) => match AgentServer::bind(l.haproxy_agent, agentcheck::CONN_TIMEOUT) {
+            Ok(server) => Some(LbAgent::new(server)),
+            Err(e) => {
+                control.remove();
+                return Err(setup("load_balancer.haproxy_agent", &e));
+            }
+        },
+        None => None,
+    };
     let event_log = match EventLog::open(&paths.events, EVENT_LOG_MAX_BYTES) {
         Ok(l) => Some(l),
         Err(e) => {
@@ -240,6 +282,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         .as_ref()
         .map(|n| CommandQueue::new(n.command.clone(), n.timeout));
     let sd = SdNotify::from_env();
+    let maintenance_lb = maintenance.as_ref().map(|m| m.lb).unwrap_or_default();
     let mut core = Core {
         sd_watchdog: SystemdWatchdog::from_env(now),
         persisted_failed: failed,
@@ -263,13 +306,18 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         exit: false,
         last_state: None,
         node_can_correct: true,
+        hw: None,
+        realtime: false,
+        lb,
+        maintenance_lb,
+        clock_watch: ClockWatch::new(now),
         events_recorded: 0,
         checks_begun: 0,
         #[cfg(feature = "alloc-count")]
         bench: Default::default(),
     };
-    if let WatchdogDevice::Device(_) | WatchdogDevice::Ipmi = core.cfg.watchdog.device {
-        warn!("watchdog.device: this build does not drive a hardware watchdog yet; only systemd's watchdog is used");
+    if core.cfg.watchdog.realtime {
+        core.realtime = harden();
     }
     let version = env!("CARGO_PKG_VERSION");
     let node = core.cfg.node.name.clone();
@@ -277,15 +325,82 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         EventKind::DaemonStart,
         &machine::detail(&format!("bbwd {version} on {node}")),
     );
+    // Armed as late as possible: from here on, a bbwd that does not reach its loop resets the node.
+    match open_hardware_watchdog(&core.cfg.watchdog) {
+        Ok(Some(dog)) => core.armed(dog),
+        Ok(None) => {}
+        Err(e) => {
+            control.remove();
+            return Err(setup("watchdog.device", &e));
+        }
+    }
     core.apply(now, first);
     core.drain_pending(now);
     core.sd.ready();
     info!("ready: supervising {:?}", core.cfg.bitbucket.command);
 
     let result = core.main_loop(&mut control, &mut signals);
+    if result.is_ok() {
+        // Bitbucket is gone (the machine's `Exit` follows `Gone`): only now may the node lose
+        // its watchdog.
+        core.disarm_hardware();
+    }
     control.remove();
     core.flush_notify();
     result
+}
+
+/// Opens and arms the configured hardware watchdog; `None` for `device = "none"`.
+fn open_hardware_watchdog(
+    cfg: &config::Watchdog,
+) -> Result<Option<Box<dyn HardwareWatchdog>>, bbwd_watchdog::Error> {
+    match &cfg.device {
+        WatchdogDevice::None => Ok(None),
+        WatchdogDevice::Device(path) => {
+            Ok(Some(Box::new(DeviceWatchdog::open(path, cfg.timeout)?)))
+        }
+        WatchdogDevice::Ipmi => {
+            use bbwd_platform::ipmi::{Target, WatchdogAction as Bmc};
+            use bbwd_watchdog::ipmi::{lan_target, IpmiWatchdog};
+            // [watchdog.ipmi]: this node's own BMC over RMCP+; without it the local /dev/ipmi0.
+            let target = match &cfg.ipmi {
+                Some(lan) => lan_target(&lan.host, lan.port, &lan.username, &lan.password_file)?,
+                None => Target::Local(PathBuf::from("/dev/ipmi0")),
+            };
+            let action = match cfg.action {
+                config::WatchdogAction::Reset => Bmc::HardReset,
+                config::WatchdogAction::PowerCycle => Bmc::PowerCycle,
+                config::WatchdogAction::PowerOff => Bmc::PowerDown,
+            };
+            Ok(Some(Box::new(IpmiWatchdog::open(
+                target,
+                action,
+                cfg.timeout,
+            )?)))
+        }
+    }
+}
+
+/// `[watchdog] realtime`: locks bbwd's memory and puts the loop (this thread) on SCHED_FIFO.
+/// A failure is loud but not fatal: supervision without hardening beats none. Returns whether
+/// both took effect.
+fn harden() -> bool {
+    let mut ok = true;
+    if let Err(e) = realtime::lock_memory() {
+        error!("watchdog.realtime: {e}");
+        ok = false;
+    }
+    if let Err(e) = realtime::set_fifo(realtime::FIFO_PRIORITY) {
+        error!("watchdog.realtime: {e}");
+        ok = false;
+    }
+    if ok {
+        info!(
+            "watchdog.realtime: memory locked, loop at SCHED_FIFO priority {}",
+            realtime::FIFO_PRIORITY
+        );
+    }
+    ok
 }
 
 /// Re-adopts a Bitbucket recorded in the pid file. Returns it, or the stale record.
@@ -342,6 +457,7 @@ fn read_maintenance(paths: &Paths) -> Option<MaintenanceFile> {
                 Some(MaintenanceFile {
                     reason: "unreadable maintenance file".into(),
                     since: String::new(),
+                    lb: MaintMode::default(),
                 })
             }
         },
@@ -399,6 +515,15 @@ impl Core {
                     },
                 );
             });
+            if let Some(lb) = &self.lb {
+                lb.server.poll_items(&mut |fd, i| {
+                    let want = match i {
+                        agentcheck::Interest::Read => Want::Read,
+                        agentcheck::Interest::Write => Want::Write,
+                    };
+                    let _ = set.add(fd, want);
+                });
+            }
             let deadline = self.next_deadline(now, control);
             let timeout = deadline.map(|d| d.saturating_duration_since(now));
             set.wait(timeout).map_err(Error::Loop)?;
@@ -454,6 +579,7 @@ impl Core {
                 self.handle(now, req)
             });
             self.feed(now, Input::Tick);
+            self.service_mirror(now);
             #[cfg(feature = "alloc-count")]
             self.bench.pass(
                 crate::alloc_count::allocations() - allocs_before,
@@ -462,9 +588,11 @@ impl Core {
             );
             let _ = served;
 
-            // End of the pass: the keep-alive goes last, so a pass that hangs anywhere stops it.
+            // End of the pass: the keep-alives go last, so a pass that hangs anywhere stops them.
+            let pass_in_time = self.pet_hardware(now, clock::now());
             let inputs = policy::Inputs {
-                pass_in_time: true,
+                due: true,
+                pass_in_time,
                 node_can_correct: self.node_can_correct,
                 self_fence: false,
             };
@@ -490,11 +618,115 @@ impl Core {
             self.notify.as_ref().and_then(|n| n.deadline()),
             control.deadline(),
             self.sd_watchdog.as_ref().map(|w| w.next_due()),
+            self.hw.as_ref().and_then(|h| h.pacer.next_due()),
+            self.lb.as_ref().and_then(|l| l.server.deadline()),
+            Some(self.clock_watch.next_read()),
             group,
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Takes over a freshly armed hardware watchdog: pacing from now, events.
+    fn armed(&mut self, dog: Box<dyn HardwareWatchdog>) {
+        let timeout = dog.effective_timeout();
+        let what = dog.describe().to_string();
+        let last_reset = dog.last_reset_by_watchdog();
+        self.hw = Some(Hardware {
+            dog,
+            pacer: Pacer::new(timeout, clock::now()),
+            failing: false,
+            latency_last: None,
+            latency_max: None,
+        });
+        self.record(
+            EventKind::WatchdogArmed,
+            &machine::detail(&format!(
+                "{what}, timeout {} s, petted every {} ms",
+                timeout.as_secs_f32(),
+                (timeout / 3).as_millis()
+            )),
+        );
+        if last_reset == Some(true) {
+            self.record(
+                EventKind::WatchdogResetLastBoot,
+                &machine::detail(&format!(
+                    "{what}: the last reset of this node was caused by the watchdog"
+                )),
+            );
+        }
+    }
+
+    /// The end of a pass for the hardware watchdog: asks the policy, pets if it says so, and
+    /// reports late passes. `woke` is when the pass began (poll returned), `end` its end.
+    /// Returns whether the pass was in time (always true without a hardware watchdog).
+    fn pet_hardware(&mut self, woke: Instant, end: Instant) -> bool {
+        let Some(hw) = &mut self.hw else { return true };
+        let in_time = end.saturating_duration_since(woke) < hw.pacer.budget();
+        let verdict = hw
+            .pacer
+            .end_of_pass(woke, end, self.node_can_correct, false);
+        if verdict.decision == Decision::Pet {
+            let result = hw.dog.pet();
+            let latency = clock::now().saturating_duration_since(end);
+            hw.latency_last = Some(latency);
+            hw.latency_max = Some(hw.latency_max.map_or(latency, |m| m.max(latency)));
+            match result {
+                Ok(()) if hw.failing => {
+                    hw.failing = false;
+                    info!("hardware watchdog: keep-alives get through again");
+                }
+                Ok(()) => {}
+                Err(e) if !hw.failing => {
+                    hw.failing = true;
+                    error!("hardware watchdog: keep-alive failed: {e}; the node resets if this goes on");
+                }
+                Err(_) => {}
+            }
+        }
+        let timeout = hw.pacer.timeout();
+        match verdict.latency {
+            Latency::Late { gap, first: true } => {
+                let detail = format!(
+                    "{} ms since the last keep-alive, more than half the {} s timeout{}",
+                    gap.as_millis(),
+                    timeout.as_secs_f32(),
+                    if in_time {
+                        ""
+                    } else {
+                        "; this pass itself stalled, its keep-alive is withheld"
+                    }
+                );
+                self.record(EventKind::WatchdogLatePass, &machine::detail(&detail));
+            }
+            Latency::Recovered { passes } => {
+                info!(
+                    "hardware watchdog: loop passes are in time again after {passes} late one(s)"
+                );
+            }
+            Latency::Late { .. } | Latency::InTime => {}
+        }
+        in_time
+    }
+
+    /// On a clean exit: disarms the hardware watchdog, unless the node cannot correct itself
+    /// (then it is left counting down, so the node resets as the policy decided).
+    fn disarm_hardware(&mut self) {
+        let Some(hw) = self.hw.take() else { return };
+        if !self.node_can_correct {
+            error!(
+                "hardware watchdog left armed: the node cannot correct itself and will be reset"
+            );
+            // Dropping it closes the device without the magic character: it keeps counting.
+            drop(hw);
+            return;
+        }
+        let what = hw.dog.describe().to_string();
+        match hw.dog.disarm() {
+            Ok(()) => self.record(EventKind::WatchdogDisarmed, &machine::detail(&what)),
+            Err(e) => error!("hardware watchdog NOT disarmed: {e}"),
+        }
     }
 
     /// Feeds an input and everything that follows from it.
@@ -743,6 +975,7 @@ impl Core {
                     let m = MaintenanceFile {
                         reason: reason.to_string(),
                         since: self.maintenance_since.clone(),
+                        lb: self.maintenance_lb,
                     };
                     let bytes = serde_json::to_vec(&m).unwrap_or_default();
                     fs::write_atomic(&self.paths.maintenance, &bytes, 0o640)
@@ -774,7 +1007,25 @@ impl Core {
             Ok(ControlRequest::Status) => {
                 return serde_json::to_vec(&self.status()).unwrap_or_default()
             }
-            Ok(ControlRequest::Maintenance { on, reason }) => {
+            Ok(ControlRequest::Maintenance { lb: Some(_), .. }) if self.lb.is_none() => {
+                serde_json::json!({ "error": "--drain/--maint apply to a mirror-farm node ([load_balancer]); this node has none" })
+            }
+            Ok(ControlRequest::Maintenance { on, reason, lb }) => {
+                // Without --drain/--maint: drain, or the mode of a maintenance already on. A
+                // new mode for a maintenance already on is persisted too.
+                let already = self.persisted_maintenance;
+                let mode = lb.unwrap_or(if already {
+                    self.maintenance_lb
+                } else {
+                    MaintMode::Drain
+                });
+                let relabel = on && already && mode != self.maintenance_lb;
+                if on {
+                    self.maintenance_lb = mode;
+                }
+                if relabel {
+                    self.persisted_maintenance = false;
+                }
                 info!(
                     "maintenance {} requested by uid {} (pid {})",
                     if on { "on" } else { "off" },
@@ -811,7 +1062,8 @@ impl Core {
     }
 
     /// The status report.
-    fn status(&self) -> status::Status {
+    fn status(&mut self) -> status::Status {
+        let time_left = self.hw.as_mut().and_then(|h| h.dog.time_left());
         let v = self.machine.view();
         let (bb_state, http_status) = match v.last_probe {
             Some(ProbeOutcome::Reply { http_status, state }) => {
@@ -850,12 +1102,33 @@ impl Core {
             vip: None,
             watchdog: status::Watchdog {
                 device,
-                armed: false,
+                armed: self.hw.is_some(),
                 petting: v.petting,
                 systemd_interval_ms: self
                     .sd_watchdog
                     .as_ref()
                     .map(|w| w.interval().as_millis() as u64),
+                timeout_ms: self
+                    .hw
+                    .as_ref()
+                    .map(|h| h.pacer.timeout().as_millis() as u64),
+                time_left_ms: time_left.map(|t| t.as_millis() as u64),
+                last_reset_by_watchdog: self
+                    .hw
+                    .as_ref()
+                    .and_then(|h| h.dog.last_reset_by_watchdog()),
+                realtime: self.realtime,
+                pets: self.hw.as_ref().map_or(0, |h| h.pacer.pets()),
+                pet_latency_us_last: self
+                    .hw
+                    .as_ref()
+                    .and_then(|h| h.latency_last)
+                    .map(|d| d.as_micros() as u64),
+                pet_latency_us_max: self
+                    .hw
+                    .as_ref()
+                    .and_then(|h| h.latency_max)
+                    .map(|d| d.as_micros() as u64),
             },
             database: self.cfg.database.as_ref().map(|d| status::Database {
                 address: d.address.clone(),
@@ -880,6 +1153,17 @@ impl Core {
                     detail: r.detail.to_string(),
                 })
                 .collect(),
+            load_balancer: self.lb.as_ref().map(|l| {
+                // Decided afresh: the server takes the same line at the end of this pass,
+                // before it accepts another connection.
+                let (line, word) = self.lb_reply();
+                status::LoadBalancer {
+                    address: l.server.local_addr().to_string(),
+                    reply: line.to_string(),
+                    state: word.to_string(),
+                }
+            }),
+            clock: self.clock_watch.last().map(mirror::clock_report),
         }
     }
 }
@@ -893,4 +1177,90 @@ fn text256(s: &str) -> heapless::String<256> {
         }
     }
     out
+}
+
+/// Mirror-farm node: the agent-check server and the reply it gives (issue 5).
+struct LbAgent {
+    server: AgentServer,
+    /// The reply set on the server, without its `\n`.
+    line: ReplyLine,
+}
+
+type ReplyLine = heapless::String<{ agentcheck::MAX_REPLY }>;
+
+impl LbAgent {
+    fn new(server: AgentServer) -> LbAgent {
+        let mut line = ReplyLine::new();
+        let _ = line.push_str(server.reply());
+        LbAgent { server, line }
+    }
+}
+
+impl Core {
+    /// Once per pass, after the machine's step: the clock reading when due, then the
+    /// load balancer's reply from the node's state, then the agent-check connections.
+    fn service_mirror(&mut self, now: Instant) {
+        if self.clock_watch.due(now) {
+            let reading = match clock::kernel_sync() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    warn!("cannot read the kernel clock state (adjtimex): {e}");
+                    None
+                }
+            };
+            let change = self.clock_watch.record(now, reading);
+            if let (Some(change), Mode::Mirror) = (change, self.cfg.mode()) {
+                let (kind, detail) = match change {
+                    ClockChange::Unsynchronized(c) => (
+                        EventKind::ClockUnsynced,
+                        format!(
+                            "the kernel clock is not synchronised (max error {} ms): mirrors need \
+                             their clocks in sync; start chrony, ntpd or systemd-timesyncd",
+                            c.max_error_ms()
+                        ),
+                    ),
+                    ClockChange::Synchronized(c) => (
+                        EventKind::ClockSynced,
+                        format!(
+                            "the kernel clock is synchronised (max error {} ms)",
+                            c.max_error_ms()
+                        ),
+                    ),
+                };
+                self.record(kind, &machine::detail(&detail));
+            }
+        }
+        if self.lb.is_none() {
+            return;
+        }
+        let (line, _) = self.lb_reply();
+        let Some(lb) = &mut self.lb else { return };
+        if line != lb.line {
+            match lb.server.set_reply(&line) {
+                Ok(()) => {
+                    info!("load balancer: the HAProxy agent check now answers `{line}`");
+                    lb.line = line;
+                }
+                Err(e) => error!("internal: {e}"),
+            }
+        }
+        lb.server.service(now);
+    }
+
+    /// What HAProxy's agent check is to be told now: the line and its one-word form.
+    fn lb_reply(&self) -> (ReplyLine, &'static str) {
+        let v = self.machine.view();
+        let reason = v.maintenance.as_deref().unwrap_or("");
+        let verdict = mirror::decide(&mirror::Inputs {
+            state: v.state,
+            process: v.pid.is_some(),
+            last_probe: v.last_probe,
+            consecutive_failures: v.consecutive_failures,
+            failed: v.failed,
+            maintenance: v.maintenance.as_deref().map(|r| (r, self.maintenance_lb)),
+        });
+        let mut line = ReplyLine::new();
+        verdict.write_line(reason, &mut line);
+        (line, verdict.word())
+    }
 }

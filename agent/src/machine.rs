@@ -168,6 +168,18 @@ pub enum EventKind {
     Reset,
     Shutdown,
     Stopped,
+    /// The hardware watchdog was armed (emitted by the daemon, not the machine).
+    WatchdogArmed,
+    /// The hardware watchdog says it caused the node's last reset (daemon).
+    WatchdogResetLastBoot,
+    /// A loop pass came within half the watchdog timeout of a reset (daemon).
+    WatchdogLatePass,
+    /// The hardware watchdog was disarmed on a clean stop (daemon).
+    WatchdogDisarmed,
+    /// Mirror-farm node: the kernel says the clock is not synchronised (daemon, adjtimex).
+    ClockUnsynced,
+    /// Mirror-farm node: the kernel clock is synchronised again (daemon).
+    ClockSynced,
 }
 
 impl EventKind {
@@ -198,6 +210,12 @@ impl EventKind {
             EventKind::Reset => "reset",
             EventKind::Shutdown => "shutdown",
             EventKind::Stopped => "stopped",
+            EventKind::WatchdogArmed => "watchdog_armed",
+            EventKind::WatchdogResetLastBoot => "watchdog_reset_last_boot",
+            EventKind::WatchdogLatePass => "watchdog_late_pass",
+            EventKind::WatchdogDisarmed => "watchdog_disarmed",
+            EventKind::ClockUnsynced => "clock_unsynced",
+            EventKind::ClockSynced => "clock_synced",
         }
     }
 
@@ -215,6 +233,9 @@ impl EventKind {
                 | EventKind::Failed
                 | EventKind::Unkillable
                 | EventKind::WatchdogStop
+                | EventKind::WatchdogResetLastBoot
+                | EventKind::WatchdogLatePass
+                | EventKind::ClockUnsynced
                 | EventKind::DbDown
         )
     }

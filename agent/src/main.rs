@@ -9,7 +9,14 @@ mod cli;
 mod config;
 mod daemon;
 mod events;
+mod fence;
+// Not used by the daemon yet: the pair state machine (issue 4) will drive it.
+#[allow(dead_code)]
+mod heartbeat;
 mod machine;
+mod mirror;
+mod ocf;
+mod pair;
 mod status;
 
 #[cfg(feature = "alloc-count")]

@@ -39,6 +39,31 @@ pub struct Status {
     pub version: String,
     /// Oldest first, newest last.
     pub events: Vec<Event>,
+    /// Mirror-farm node: what HAProxy's agent check is told; `null` without `[load_balancer]`.
+    #[serde(default)]
+    pub load_balancer: Option<LoadBalancer>,
+    /// The kernel's clock synchronisation (adjtimex); `null` when it could not be read.
+    #[serde(default)]
+    pub clock: Option<Clock>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadBalancer {
+    /// `[load_balancer] haproxy_agent`, where HAProxy's agent check connects.
+    pub address: String,
+    /// The line answered right now, e.g. `up ready #RUNNING`.
+    pub reply: String,
+    /// The reply in one word: `up`, `drain`, `down` or `maint`.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clock {
+    /// False when the kernel says no NTP daemon keeps the clock synchronised (a WARNING on a
+    /// mirror-farm node: the seed asks for clocks in sync across mirrors).
+    pub synchronized: bool,
+    /// The kernel's maximum error estimate, ms.
+    pub max_error_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,7 +78,7 @@ pub struct Bitbucket {
     pub last_check: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Watchdog {
     /// `none`, a device path, or `ipmi`.
     pub device: String,
@@ -63,6 +88,29 @@ pub struct Watchdog {
     pub petting: bool,
     /// systemd's `WatchdogSec` keep-alive interval in ms, `null` when systemd set none.
     pub systemd_interval_ms: Option<u64>,
+    /// The timeout the hardware watchdog really uses (the driver or BMC may round the
+    /// configured one), ms; `null` when none is armed.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Time left before the hardware watchdog fires, ms; `null` where it cannot tell.
+    #[serde(default)]
+    pub time_left_ms: Option<u64>,
+    /// Whether the node's last reset was caused by the hardware watchdog; `null` when it
+    /// cannot tell (or none is armed).
+    #[serde(default)]
+    pub last_reset_by_watchdog: Option<bool>,
+    /// `[watchdog] realtime` in effect: memory locked, loop at SCHED_FIFO.
+    #[serde(default)]
+    pub realtime: bool,
+    /// Keep-alives sent to the hardware watchdog since bbwd started.
+    #[serde(default)]
+    pub pets: u64,
+    /// Pet latency (end of the loop pass to the keep-alive returned), microseconds: the last
+    /// one and the largest since start; `null` before the first pet.
+    #[serde(default)]
+    pub pet_latency_us_last: Option<u64>,
+    #[serde(default)]
+    pub pet_latency_us_max: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,9 +146,15 @@ impl Status {
             "failed" | "stopped" => CRITICAL,
             "starting" | "correcting" | "holding" | "maintenance" => WARNING,
             "running" if self.bitbucket.consecutive_failures > 0 => WARNING,
+            "running" if self.mirror_clock_unsynced() => WARNING,
             "running" => OK,
             _ => UNKNOWN,
         }
+    }
+
+    /// A mirror-farm node whose clock the kernel says is not synchronised.
+    fn mirror_clock_unsynced(&self) -> bool {
+        self.mode == "mirror" && self.clock.as_ref().is_some_and(|c| !c.synchronized)
     }
 
     /// The human form: a monitoring-plugins style first line, then details.
@@ -163,7 +217,35 @@ impl Status {
             ", NOT PETTING (node cannot correct itself)"
         };
         let armed = if wd.armed { "armed" } else { "not armed" };
-        let _ = writeln!(s, "  watchdog     {} {armed}{petting}{sd}", wd.device);
+        let mut hw = String::new();
+        if let Some(t) = wd.timeout_ms {
+            let _ = write!(hw, ", timeout {} s", t / 1000);
+        }
+        if let Some(t) = wd.time_left_ms {
+            let _ = write!(hw, ", {} s left", t / 1000);
+        }
+        if wd.realtime {
+            hw.push_str(", realtime");
+        }
+        if wd.last_reset_by_watchdog == Some(true) {
+            hw.push_str("; the LAST RESET WAS CAUSED BY THE WATCHDOG");
+        }
+        let _ = writeln!(s, "  watchdog     {} {armed}{hw}{petting}{sd}", wd.device);
+        if let Some(lb) = &self.load_balancer {
+            let _ = writeln!(
+                s,
+                "  haproxy      {}: agent check on {} answers `{}`",
+                lb.state, lb.address, lb.reply
+            );
+        }
+        if let Some(c) = &self.clock {
+            let sync = if c.synchronized {
+                "synchronised"
+            } else {
+                "NOT synchronised (start chrony, ntpd or systemd-timesyncd)"
+            };
+            let _ = writeln!(s, "  clock        {sync}, max error {} ms", c.max_error_ms);
+        }
         if !self.events.is_empty() {
             let _ = writeln!(s, "  recent events (newest last):");
             let skip = self.events.len().saturating_sub(12);
@@ -201,6 +283,7 @@ mod tests {
                 armed: false,
                 petting: true,
                 systemd_interval_ms: None,
+                ..Default::default()
             },
             database: None,
             maintenance: None,
@@ -211,7 +294,67 @@ mod tests {
                 kind: "start".into(),
                 detail: "pid 1234".into(),
             }],
+            load_balancer: None,
+            clock: None,
         }
+    }
+
+    #[test]
+    fn an_unsynchronised_clock_warns_on_a_mirror_node_only() {
+        let unsynced = Some(Clock {
+            synchronized: false,
+            max_error_ms: 16_000,
+        });
+        let synced = Some(Clock {
+            synchronized: true,
+            max_error_ms: 3,
+        });
+        // (mode, state, clock) => exit code
+        let cases = [
+            ("mirror", "running", unsynced.clone(), WARNING),
+            ("mirror", "running", synced.clone(), OK),
+            ("mirror", "running", None, OK),
+            ("single", "running", unsynced.clone(), OK),
+            ("pair", "running", unsynced.clone(), OK),
+            // Worse verdicts are not softened by the clock.
+            ("mirror", "failed", unsynced.clone(), CRITICAL),
+            ("mirror", "maintenance", synced, WARNING),
+        ];
+        for (mode, state, clock, want) in cases {
+            let mut s = sample();
+            s.mode = mode.into();
+            s.state = state.into();
+            s.clock = clock.clone();
+            assert_eq!(s.exit_code(), want, "{mode} {state} {clock:?}");
+        }
+        let mut s = sample();
+        s.mode = "mirror".into();
+        s.clock = unsynced;
+        s.load_balancer = Some(LoadBalancer {
+            address: "0.0.0.0:7777".into(),
+            reply: "up ready #RUNNING".into(),
+            state: "up".into(),
+        });
+        let text = s.render();
+        assert!(text.starts_with("BBWD WARNING - bb1 running"), "{text}");
+        assert!(text.contains("clock        NOT synchronised"), "{text}");
+        assert!(
+            text.contains(
+                "haproxy      up: agent check on 0.0.0.0:7777 answers `up ready #RUNNING`"
+            ),
+            "{text}"
+        );
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["clock"]["synchronized"], false);
+        assert_eq!(v["clock"]["max_error_ms"], 16_000);
+        assert_eq!(v["load_balancer"]["state"], "up");
+        // Reports from an older daemon (without these fields) still parse.
+        let mut old = serde_json::to_value(sample()).unwrap();
+        let o = old.as_object_mut().unwrap();
+        o.remove("clock");
+        o.remove("load_balancer");
+        let back: Status = serde_json::from_value(old).unwrap();
+        assert_eq!(back.clock, None);
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! short-lived helper commands such as `notify.command` (`command`), the non-blocking
 //! `/status` probe (`http`) and database connect check (`tcp`), the control socket
 //! (`control`), signal delivery (`signals`), systemd notification (`sdnotify`), state files
-//! (`fs`) and the clocks (`clock`).
+//! (`fs`) and the clocks (`clock`), and the HAProxy agent-check server of a mirror-farm node
+//! (`agentcheck`). The virtual IP: netlink add/remove/watch, gratuitous ARP / unsolicited NA
+//! and the pre-add probe (`vip`).
+//! Sessions to a BMC over IPMI (RMCP+ or `/dev/ipmi0`) on a worker thread, for fencing and the
+//! BMC watchdog (`ipmi`).
 //!
 //! # What it must not do
 //! Decide anything. No module here knows what a failed check *means*: results go back to the
@@ -18,13 +22,18 @@
 //!   keep-alive): buffers are sized once at construction.
 //! * Every `unsafe` block carries a `SAFETY:` comment.
 
+pub mod agentcheck;
 pub mod clock;
 pub mod command;
 pub mod control;
 pub mod fs;
+pub mod heartbeat;
 pub mod http;
+pub mod ipmi;
 pub mod poll;
 pub mod process;
+pub mod realtime;
 pub mod sdnotify;
 pub mod signals;
 pub mod tcp;
+pub mod vip;

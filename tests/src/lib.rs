@@ -31,6 +31,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use serde_json::Value;
 
+/// qemu guests: a real hardware watchdog and real systemd (`tests/tests/vm_*.rs`).
+pub mod vm;
+
+/// ipmi_sim, a real BMC per test (`tests/tests/ipmi_*.rs`).
+pub mod ipmisim;
+
+/// A real HAProxy in front of mirror-farm nodes (`tests/tests/mirror_haproxy.rs`).
+pub mod haproxy;
+
 /// Poll period of every wait in this harness.
 pub const POLL: Duration = Duration::from_millis(50);
 /// Upper bound for one CLI invocation (`bbwd status`, `bbwd check-config`, ...).
@@ -786,7 +795,7 @@ pub fn pid_alive(pid: u32) -> bool {
     dir.exists() && !is_zombie(&dir)
 }
 
-fn kill_pid(pid: u32, signal: i32) {
+pub(crate) fn kill_pid(pid: u32, signal: i32) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };
