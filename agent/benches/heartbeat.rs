@@ -8,38 +8,16 @@
 #[allow(dead_code)]
 mod heartbeat;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use heartbeat::{Flags, Health, Key, Local, NodeName, PeerTracker, Role, Sender, State};
 
-/// Heap allocations since start: every figure also reports allocations per packet.
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-struct Counting;
-
-// SAFETY: forwards every call unchanged to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+/// The agent's counting global allocator (the `alloc-count` bench build's): every figure also
+/// reports allocations per packet.
+#[path = "../src/alloc_count.rs"]
+#[allow(dead_code)]
+mod alloc_count;
 
 /// Packets per timed run.
 const PACKETS: u32 = 200_000;
@@ -51,7 +29,7 @@ fn measure(what: &str, mut one: impl FnMut(u32)) {
         one(i); // warm-up
     }
     let mut per_packet = Vec::with_capacity(RUNS);
-    let allocs_before = ALLOCATIONS.load(Ordering::Relaxed);
+    let allocs_before = alloc_count::allocations();
     per_packet.extend((0..RUNS).map(|_| {
         let start = Instant::now();
         for i in 0..PACKETS {
@@ -59,7 +37,7 @@ fn measure(what: &str, mut one: impl FnMut(u32)) {
         }
         start.elapsed() / PACKETS
     }));
-    let allocs = ALLOCATIONS.load(Ordering::Relaxed) - allocs_before;
+    let allocs = alloc_count::allocations() - allocs_before;
     per_packet.sort();
     println!(
         "{what:<38} median {:>5} ns/packet (range {}-{} ns, {RUNS} runs of {PACKETS}); {allocs} allocations",

@@ -204,17 +204,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         Some(name) => Some(RunAs::lookup(name).map_err(|e| setup("bitbucket.user", &e))?),
         None => None,
     };
-    let spec = SpawnSpec {
-        argv: cfg.bitbucket.command.clone(),
-        user,
-        env: cfg
-            .bitbucket
-            .environment
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        capture_output: cfg.bitbucket.capture_output,
-    };
+    let spec = spawn_spec(&cfg.bitbucket, user, cfg.bitbucket.capture_output);
     let mut control = match ControlServer::bind(&cfg.node.control_socket) {
         Ok(c) => c,
         Err(control::Error::InUse(p)) => return Err(Error::AlreadyRunning(p)),
@@ -401,6 +391,24 @@ fn harden() -> bool {
         );
     }
     ok
+}
+
+/// How to start Bitbucket, from `[bitbucket]` and the resolved user (shared with `bbwd ocf`).
+pub(crate) fn spawn_spec(
+    bb: &crate::config::Bitbucket,
+    user: Option<RunAs>,
+    capture_output: bool,
+) -> SpawnSpec {
+    SpawnSpec {
+        argv: bb.command.clone(),
+        user,
+        env: bb
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        capture_output,
+    }
 }
 
 /// Re-adopts a Bitbucket recorded in the pid file. Returns it, or the stale record.

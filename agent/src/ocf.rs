@@ -477,17 +477,8 @@ impl Agent {
             })?),
             None => None,
         };
-        let spec = SpawnSpec {
-            argv: cfg.bitbucket.command.clone(),
-            user,
-            env: cfg
-                .bitbucket
-                .environment
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            capture_output: false,
-        };
+        // Output goes to a file in OCF mode (nobody drains a pipe between Pacemaker's calls).
+        let spec = crate::daemon::spawn_spec(&cfg.bitbucket, user, false);
         Ok((cfg, spec, target))
     }
 

@@ -383,28 +383,8 @@ impl Supervised {
             read_end = Some(r);
         }
 
-        let child = cmd.spawn().map_err(spawn_err)?;
         // Our copies of the write end go with `cmd`, so EOF comes when the child's group is done.
-        drop(cmd);
-        let pid = child.id() as i32;
-        // `child` is dropped without waiting: from here on only `waitpid(pid)` reaps it.
-        drop(child);
-
-        // Until we reap it, the pid cannot be recycled, so both reads are race-free.
-        let setup = pidfd_open(pid).map_err(Error::Pidfd).and_then(|fd| {
-            read_stat(pid)
-                .map_err(|source| Error::Stat { pid, source })
-                .map(|stat| (fd, stat))
-        });
-        let (pidfd, stat) = match setup {
-            Ok(v) => v,
-            Err(e) => {
-                // Half set up: do not leave an unsupervised Bitbucket behind.
-                let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
-                let _ = waitpid(Pid::from_raw(pid), None);
-                return Err(e);
-            }
-        };
+        let (pid, pidfd, stat) = start_supervised(cmd, spawn_err)?;
         Ok(Supervised {
             pid,
             pgid: pid,
@@ -651,6 +631,34 @@ fn set_credentials(cmd: &mut Command, user: &RunAs) {
             }
             Ok(())
         });
+    }
+}
+
+/// Spawns `cmd` and takes hold of the child: a pidfd and its /proc stat (start time, group).
+/// `cmd` is consumed, so the parent's copies of pipe ends it holds are closed. The `Child` is
+/// dropped without waiting: from here on only `waitpid(pid)` reaps it. Until then the pid
+/// cannot be recycled, so both reads are race-free. If either fails, the half-set-up child's
+/// group is killed and reaped: never an unsupervised Bitbucket.
+fn start_supervised(
+    mut cmd: Command,
+    spawn_err: impl Fn(io::Error) -> Error,
+) -> Result<(i32, OwnedFd, ProcStat), Error> {
+    let child = cmd.spawn().map_err(spawn_err)?;
+    drop(cmd);
+    let pid = child.id() as i32;
+    drop(child);
+    let setup = pidfd_open(pid).map_err(Error::Pidfd).and_then(|fd| {
+        read_stat(pid)
+            .map_err(|source| Error::Stat { pid, source })
+            .map(|stat| (fd, stat))
+    });
+    match setup {
+        Ok((fd, stat)) => Ok((pid, fd, stat)),
+        Err(e) => {
+            let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+            Err(e)
+        }
     }
 }
 
@@ -977,23 +985,7 @@ impl Supervised {
         for (key, value) in &spec.env {
             cmd.env(key, value);
         }
-        let child = cmd.spawn().map_err(spawn_err)?;
-        drop(cmd);
-        let pid = child.id() as i32;
-        drop(child);
-        let setup = pidfd_open(pid).map_err(Error::Pidfd).and_then(|fd| {
-            read_stat(pid)
-                .map_err(|source| Error::Stat { pid, source })
-                .map(|stat| (fd, stat))
-        });
-        let (pidfd, stat) = match setup {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
-                let _ = waitpid(Pid::from_raw(pid), None);
-                return Err(e);
-            }
-        };
+        let (pid, pidfd, stat) = start_supervised(cmd, spawn_err)?;
         Ok(Supervised {
             pid,
             pgid: stat.pgid,
