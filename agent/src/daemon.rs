@@ -196,6 +196,14 @@ struct Core {
 /// Runs the daemon until SIGTERM/SIGINT has stopped Bitbucket.
 pub fn run(cfg: Config) -> Result<(), Error> {
     let setup = |what: &str, e: &dyn std::fmt::Display| Error::Setup(format!("{what}: {e}"));
+    if cfg.mode() == Mode::Pair {
+        // Running a pair config as a single node would start Bitbucket on both nodes.
+        return Err(Error::Setup(
+            "[cluster]: pair mode is not wired into `bbwd run` in this version; \
+             refusing to start rather than run Bitbucket unfenced on both nodes"
+                .into(),
+        ));
+    }
     fs::ensure_dir(&cfg.node.state_dir, 0o750).map_err(|e| setup("state_dir", &e))?;
     let paths = Paths::new(&cfg);
     let target = StatusTarget::parse(&cfg.bitbucket.status_url)

@@ -1127,3 +1127,33 @@ fn watchdog_keepalives_never_stall_while_bitbucket_hangs() {
     stop_ok(&mut d, &sc);
     sc.assert_never_two_sims();
 }
+
+/// Until pair mode is wired into `bbwd run`, a pair config must not run as a single node
+/// (that would start Bitbucket on both nodes).
+#[test]
+fn a_pair_config_is_refused_by_run_until_pair_mode_exists() {
+    let sc = Scenario::new("pairrefused");
+    let key = sc.dir.join("cluster.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let pass = sc.dir.join("peer-bmc.pass");
+    std::fs::write(&pass, "secret\n").unwrap();
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let text = format!(
+        "{}\n[cluster]\npeer = \"t2\"\nlisten = [\"127.0.0.1:15405\"]\npeer_addresses = [\"127.0.0.2:15405\"]\nkey_file = \"{}\"\n\n[fencing]\nhost = \"127.0.0.1\"\nusername = \"fence\"\npassword_file = \"{}\"\n",
+        sc.config_text(),
+        key.display(),
+        pass.display()
+    );
+    sc.write_config_text(&text);
+    let out = sc.bbwd(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let out = sc.bbwd(&["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("pair mode"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(sc.sim_starts().is_empty(), "nothing was started");
+}
