@@ -273,6 +273,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         max_restarts: cfg.bitbucket.max_restarts,
         restart_window: cfg.bitbucket.restart_window,
         database: cfg.database.is_some(),
+        pair: cfg.mode() == Mode::Pair,
     };
     let (machine, first) = Machine::new(settings, now, boot);
     let notify = cfg
@@ -791,6 +792,9 @@ impl Core {
                     );
                 }
                 Action::Exit => self.exit = true,
+                // Only in pair mode, whose layer is wired in with the pair issue (`run`
+                // refuses a pair config until then).
+                Action::Report(r) => log::debug!("supervisor report {r:?}"),
             }
         }
     }

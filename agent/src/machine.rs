@@ -85,6 +85,9 @@ pub struct Settings {
     pub restart_window: Duration,
     /// Whether `[database]` is configured (a database check accompanies every probe).
     pub database: bool,
+    /// Pair mode: Bitbucket runs only while the pair layer permits it (`Input::Permit`), and
+    /// exhausted restarts escalate to it (`Report::Escalate`) instead of failing the node.
+    pub pair: bool,
 }
 
 /// What the machine is told.
@@ -114,6 +117,26 @@ pub enum Input {
     Reset,
     /// SIGTERM/SIGINT: stop Bitbucket gracefully, then exit.
     Shutdown,
+    /// Pair mode: the pair layer allows Bitbucket to run here (takeover) or takes that back
+    /// (release). Answered with `Report::Healthy` / `Report::Stopped`.
+    // Sent by the pair layer once it is wired into the daemon (pair issue); tested here.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Permit { run: bool },
+}
+
+/// What the supervisor tells the pair layer (pair mode only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// Bitbucket became healthy after a start.
+    Healthy,
+    /// Nothing runs any more after `Permit { run: false }`.
+    Stopped,
+    /// Restarts exhausted: fail over (the seeds: restart at least once, then fail over).
+    Escalate,
+    /// The process group survived SIGKILL: the node must self-fence.
+    Unkillable,
+    /// Bitbucket fails to start: manual intervention, no failover (it would fail there too).
+    StartFailed,
 }
 
 /// What the machine asks the loop to do.
@@ -131,6 +154,8 @@ pub enum Action {
     StopPetting,
     /// Everything is stopped after `Shutdown`: exit.
     Exit,
+    /// Pair mode: tell the pair layer.
+    Report(Report),
 }
 
 /// Signals for the group.
@@ -418,6 +443,8 @@ pub struct Machine {
     restarts: VecDeque<Instant>,
     last_probe: Option<ProbeOutcome>,
     petting: bool,
+    /// Pair mode: the pair layer allows Bitbucket to run on this node. Always true alone.
+    permitted: bool,
 }
 
 /// Actions returned by one step.
@@ -427,6 +454,7 @@ impl Machine {
     /// A machine at `now`, starting from `boot`. Returns the first actions.
     pub fn new(s: Settings, now: Instant, boot: Boot) -> (Machine, Actions) {
         let capacity = s.max_restarts as usize + 1;
+        let s_pair = s.pair;
         let mut m = Machine {
             db: if s.database {
                 Db::Unknown
@@ -444,6 +472,7 @@ impl Machine {
             restarts: VecDeque::with_capacity(capacity),
             last_probe: None,
             petting: true,
+            permitted: !s_pair,
         };
         let mut out = Actions::new();
         if let Some(pid) = boot.adopted_pid {
@@ -475,6 +504,7 @@ impl Machine {
             Input::Maintenance { on, reason } => self.on_maintenance(now, on, reason, &mut out),
             Input::Reset => self.on_reset(now, &mut out),
             Input::Shutdown => self.on_shutdown(now, &mut out),
+            Input::Permit { run } => self.on_permit(now, run, &mut out),
         }
         self.after_step(now, &mut out);
         out
@@ -553,7 +583,35 @@ impl Machine {
 
     /// Bitbucket should be running (given the database lets it).
     fn wants_running(&self) -> bool {
-        self.failed.is_none() && self.maintenance.is_none() && !self.shutting_down
+        self.permitted && self.failed.is_none() && self.maintenance.is_none() && !self.shutting_down
+    }
+
+    fn report(&self, out: &mut Actions, r: Report) {
+        if self.s.pair {
+            push(out, Action::Report(r));
+        }
+    }
+
+    fn on_permit(&mut self, now: Instant, run: bool, out: &mut Actions) {
+        self.permitted = run;
+        if run {
+            // A takeover starts afresh: the budget counts restarts on this node's watch.
+            self.restarts.clear();
+            return;
+        }
+        match &mut self.proc {
+            Proc::Starting { .. } | Proc::Up { .. } => self.stop(now, Then::StayDown, out),
+            Proc::Stopping { then, .. }
+            | Proc::Killing { then, .. }
+            | Proc::Reaping { then, .. } => {
+                if *then == Then::Restart {
+                    *then = Then::StayDown;
+                }
+            }
+            Proc::Down => self.report(out, Report::Stopped),
+            // Spawning: `Started` stops it (not permitted any more). Unkillable: reported.
+            Proc::Spawning { .. } | Proc::Unkillable { .. } => {}
+        }
     }
 
     /// Automatic correction is allowed now.
@@ -625,6 +683,7 @@ impl Machine {
         );
         self.proc = Proc::Unkillable { pid };
         self.fail(FailReason::Unkillable, out);
+        self.report(out, Report::Unkillable);
         if self.petting {
             self.petting = false;
             push(out, Action::StopPetting);
@@ -666,6 +725,9 @@ impl Machine {
         }
         if self.shutting_down {
             self.stop(now, Then::Shutdown, out);
+        } else if !self.permitted {
+            // The pair layer took the permission back while we were spawning.
+            self.stop(now, Then::StayDown, out);
         }
     }
 
@@ -719,6 +781,7 @@ impl Machine {
                 pid, started_at, ..
             } if self.verdict(now, started_at, &probe) == Verdict::Healthy => {
                 self.proc = Proc::Up { pid, started_at };
+                self.report(out, Report::Healthy);
                 self.consecutive_failures = 0;
                 event(
                     out,
@@ -803,6 +866,17 @@ impl Machine {
         if (self.restarts.len() as u32) < self.s.max_restarts {
             self.restarts.push_back(now);
             Then::Restart
+        } else if self.s.pair {
+            let (max, w) = (self.s.max_restarts, self.s.restart_window);
+            event(
+                out,
+                EventKind::RestartsExhausted,
+                format_args!("{max} restarts within {w:?} already: failing over to the peer"),
+            );
+            // Stop here and let the pair layer hand the service over.
+            self.permitted = false;
+            self.report(out, Report::Escalate);
+            Then::StayDown
         } else {
             let (max, w) = (self.s.max_restarts, self.s.restart_window);
             event(
@@ -909,17 +983,23 @@ impl Machine {
                 self.proc = Proc::Spawning { restart: true };
                 push(out, Action::Spawn);
             }
-            Then::Restart | Then::StayDown => {}
             Then::Fail(reason) => self.fail(reason, out),
-            Then::Shutdown => self.finish_shutdown(out),
+            Then::Restart | Then::StayDown | Then::Shutdown => {}
         }
-        if self.shutting_down && then != Then::Shutdown {
+        if !self.permitted && !self.shutting_down {
+            // Pair mode: the release's "stop Bitbucket" step is done.
+            self.report(out, Report::Stopped);
+        }
+        if then == Then::Shutdown || self.shutting_down {
             self.finish_shutdown(out);
         }
     }
 
     fn fail(&mut self, reason: FailReason, out: &mut Actions) {
         if self.failed.is_none() {
+            if matches!(reason, FailReason::StartFailed | FailReason::SpawnFailed) {
+                self.report(out, Report::StartFailed);
+            }
             self.failed = Some(reason);
             event(
                 out,

@@ -15,6 +15,7 @@ fn settings() -> Settings {
         max_restarts: 1,
         restart_window: Duration::from_secs(3600),
         database: false,
+        pair: false,
     }
 }
 
@@ -763,6 +764,7 @@ fn random_inputs_never_start_two_instances() {
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let s = Settings {
             database: seed % 2 == 0,
+            pair: seed % 4 == 1,
             max_restarts: (seed % 3) as u32,
             ..settings()
         };
@@ -813,6 +815,9 @@ fn random_inputs_never_start_two_instances() {
                     on: rng.below(2) == 0,
                     reason: detail("r"),
                 },
+                5 if t.m.s.pair => Input::Permit {
+                    run: rng.below(3) != 0,
+                },
                 5 => Input::Reset,
                 6 if leader => Input::OomeLine,
                 7 if rng.below(30) == 0 => Input::Shutdown,
@@ -848,4 +853,124 @@ fn random_inputs_never_start_two_instances() {
             }
         }
     }
+}
+
+// ---- Pair mode: the supervisor under the pair layer ----
+
+fn pair_settings() -> Settings {
+    Settings {
+        pair: true,
+        ..settings()
+    }
+}
+
+fn reports(acts: &[Action]) -> Vec<Report> {
+    acts.iter()
+        .filter_map(|a| {
+            if let Action::Report(r) = a {
+                Some(*r)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn in_pair_mode_nothing_starts_until_the_pair_layer_permits_it() {
+    let mut t = T::new(pair_settings());
+    assert_eq!(t.spawns(), 0);
+    assert!(t.after(Duration::from_secs(3600)).is_empty());
+    let acts = t.step(Input::Permit { run: true });
+    assert!(acts.contains(&Action::Spawn));
+    t.step(Input::Started { pid: 10 });
+    let acts = t.check(running());
+    assert_eq!(reports(&acts), vec![Report::Healthy]);
+}
+
+#[test]
+fn taking_the_permission_back_stops_bitbucket_gracefully_and_reports_it() {
+    let mut t = T::new(pair_settings());
+    t.step(Input::Permit { run: true });
+    t.step(Input::Started { pid: 10 });
+    t.check(running());
+    let acts = t.step(Input::Permit { run: false });
+    assert!(acts.contains(&Action::Signal(Sig::Term)));
+    t.step(Input::Exited {
+        kind: ExitKind::Exited(0),
+    });
+    let acts = t.step(Input::Gone);
+    assert_eq!(reports(&acts), vec![Report::Stopped]);
+    assert!(!acts.contains(&Action::Spawn));
+    // Already stopped: reported at once.
+    let acts = t.step(Input::Permit { run: false });
+    assert_eq!(reports(&acts), vec![Report::Stopped]);
+}
+
+#[test]
+fn in_pair_mode_exhausted_restarts_escalate_instead_of_failing() {
+    let mut t = T::new(pair_settings());
+    t.step(Input::Permit { run: true });
+    t.step(Input::Started { pid: 10 });
+    t.check(running());
+    t.step(Input::Exited {
+        kind: ExitKind::Exited(1),
+    });
+    t.step(Input::Gone);
+    t.step(Input::Started { pid: 11 });
+    t.check(running());
+    let acts = t.step(Input::Exited {
+        kind: ExitKind::Exited(1),
+    });
+    assert_eq!(reports(&acts), vec![Report::Escalate]);
+    let acts = t.step(Input::Gone);
+    assert_eq!(reports(&acts), vec![Report::Stopped]);
+    assert!(
+        !acts.contains(&Action::Spawn),
+        "the peer takes over, not us"
+    );
+    assert_eq!(t.m.view().failed, None, "not failed: handed over");
+}
+
+#[test]
+fn in_pair_mode_a_failed_start_is_reported_and_fails_the_node() {
+    let mut t = T::new(pair_settings());
+    t.step(Input::Permit { run: true });
+    t.step(Input::Started { pid: 10 });
+    let acts = t.step(Input::Exited {
+        kind: ExitKind::Exited(1),
+    });
+    assert!(has_event(&acts, EventKind::StartFailed));
+    let acts = t.step(Input::Gone);
+    assert_eq!(reports(&acts), vec![Report::StartFailed]);
+    assert_eq!(t.m.state(), State::Failed);
+}
+
+#[test]
+fn in_pair_mode_an_unkillable_group_is_reported() {
+    let mut t = T::new(pair_settings());
+    t.step(Input::Permit { run: true });
+    t.step(Input::Started { pid: 10 });
+    t.check(running());
+    t.step(Input::Permit { run: false });
+    t.run_to_deadline();
+    let acts = t.run_to_deadline();
+    assert!(reports(&acts).contains(&Report::Unkillable), "{acts:?}");
+    assert!(acts.contains(&Action::StopPetting));
+}
+
+#[test]
+fn a_single_node_never_reports_to_a_pair_layer() {
+    let mut t = T::running(settings());
+    t.step(Input::Exited {
+        kind: ExitKind::Exited(1),
+    });
+    t.step(Input::Gone);
+    t.step(Input::Started { pid: 11 });
+    t.check(running());
+    t.step(Input::Exited {
+        kind: ExitKind::Exited(1),
+    });
+    t.step(Input::Gone);
+    assert!(t.log.iter().all(|(_, a)| !matches!(a, Action::Report(_))));
 }
