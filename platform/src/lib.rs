@@ -2,14 +2,15 @@
 //!
 //! # What this crate owns
 //! Spawning, adopting, signalling and reaping the supervised Bitbucket process (`process`),
-//! short-lived helper commands such as `notify.command` (`command`), the non-blocking
-//! `/status` probe (`http`) and database connect check (`tcp`), the control socket
+//! short-lived helper commands such as `notify.command` and the `[hooks]` steps (`command`),
+//! the non-blocking `/status` probe (`http`) and database connect check (`tcp`), the control socket
 //! (`control`), signal delivery (`signals`), systemd notification (`sdnotify`), state files
 //! (`fs`) and the clocks (`clock`), and the HAProxy agent-check server of a mirror-farm node
 //! (`agentcheck`). The virtual IP: netlink add/remove/watch, gratuitous ARP / unsolicited NA
 //! and the pre-add probe (`vip`).
 //! Sessions to a BMC over IPMI (RMCP+ or `/dev/ipmi0`) on a worker thread, for fencing and the
-//! BMC watchdog (`ipmi`).
+//! BMC watchdog (`ipmi`). The pair's other eyes on the network: reachability of the witness by
+//! ICMP echo (`witness`) and the VIP interface's link state over netlink (`linkwatch`).
 //!
 //! # What it must not do
 //! Decide anything. No module here knows what a failed check *means*: results go back to the
@@ -30,10 +31,14 @@ pub mod fs;
 pub mod heartbeat;
 pub mod http;
 pub mod ipmi;
+pub mod linkwatch;
 pub mod poll;
 pub mod process;
 pub mod realtime;
 pub mod sdnotify;
 pub mod signals;
 pub mod tcp;
+#[cfg(test)]
+mod testns;
 pub mod vip;
+pub mod witness;
