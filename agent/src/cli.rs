@@ -34,6 +34,8 @@ usage:
                                               ones) or `maint` (no traffic at all)
   bbwd maintenance off [-c PATH]              resume automatic correction
   bbwd reset [-c PATH]                        clear a `failed` state and start Bitbucket again
+  bbwd switchover [-c PATH]                   pair: planned move to the peer (refused unless it is a healthy standby)
+  bbwd confirm-peer-down [-c PATH]            pair: the peer is off (its BMC cannot say so); lets a blocked takeover go on
   bbwd fence status|off|on|cycle [-c PATH]    act on the peer's BMC ([fencing]) without the daemon;
                                               prints on/off; `off` returns once the BMC confirms off
   bbwd ocf start|stop|monitor|meta-data|validate-all  Pacemaker OCF resource agent
@@ -53,6 +55,8 @@ enum Command {
     Maintenance { on: bool, reason: String },
     MaintenanceLb { reason: String, lb: MaintMode },
     Reset,
+    Switchover,
+    ConfirmPeerDown,
     Fence(crate::fence::Action),
     Ocf { action: String },
     Version,
@@ -122,6 +126,8 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>), St
             reason: String::new(),
         },
         ["reset"] => Command::Reset,
+        ["switchover"] => Command::Switchover,
+        ["confirm-peer-down"] => Command::ConfirmPeerDown,
         ["fence", a] => match crate::fence::Action::parse(a) {
             Some(a) => Command::Fence(a),
             None => return Err("usage: bbwd fence status|off|on|cycle".into()),
@@ -235,6 +241,10 @@ pub fn main() -> i32 {
             operator_command(&path, &req)
         }
         Command::Reset => operator_command(&path, &serde_json::json!({ "cmd": "reset" })),
+        Command::Switchover => operator_command(&path, &serde_json::json!({ "cmd": "switchover" })),
+        Command::ConfirmPeerDown => {
+            operator_command(&path, &serde_json::json!({ "cmd": "confirm_peer_down" }))
+        }
         // Dispatched above, before $BBWD_CONFIG could hide OCF_RESKEY_config.
         Command::Ocf { action } => crate::ocf::main(&action, None),
         Command::Fence(action) => match config::load(&path) {
@@ -356,6 +366,7 @@ fn daemon_down_status(cfg: &Config) -> Status {
         restarts: 0,
         peer: None,
         vip: None,
+        fencing: None,
         watchdog: status::Watchdog {
             device: "unknown".into(),
             armed: false,

@@ -129,6 +129,10 @@ pub enum ControlRequest {
         lb: Option<MaintMode>,
     },
     Reset,
+    /// Pair mode: planned move of the service to the peer.
+    Switchover,
+    /// Pair mode: the operator's word that the peer is off when its BMC cannot say so.
+    ConfirmPeerDown,
 }
 
 /// A check in progress: the probe and the database check run together.
@@ -186,6 +190,10 @@ struct Core {
     maintenance_lb: MaintMode,
     /// The kernel's clock-synchronisation reading, paced.
     clock_watch: ClockWatch,
+    /// Pair mode: heartbeats, fencing, VIP, hooks around the pair machine; `None` alone.
+    cluster: Option<crate::cluster::Cluster>,
+    /// Supervisor reports waiting for the pair layer.
+    reports: heapless::Deque<machine::Report, 8>,
     /// Events recorded and checks begun since start (for the allocation benchmark).
     events_recorded: u64,
     checks_begun: u64,
@@ -196,14 +204,6 @@ struct Core {
 /// Runs the daemon until SIGTERM/SIGINT has stopped Bitbucket.
 pub fn run(cfg: Config) -> Result<(), Error> {
     let setup = |what: &str, e: &dyn std::fmt::Display| Error::Setup(format!("{what}: {e}"));
-    if cfg.mode() == Mode::Pair {
-        // Running a pair config as a single node would start Bitbucket on both nodes.
-        return Err(Error::Setup(
-            "[cluster]: pair mode is not wired into `bbwd run` in this version; \
-             refusing to start rather than run Bitbucket unfenced on both nodes"
-                .into(),
-        ));
-    }
     fs::ensure_dir(&cfg.node.state_dir, 0o750).map_err(|e| setup("state_dir", &e))?;
     let paths = Paths::new(&cfg);
     let target = StatusTarget::parse(&cfg.bitbucket.status_url)
@@ -310,6 +310,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         lb,
         maintenance_lb,
         clock_watch: ClockWatch::new(now),
+        cluster: None,
+        reports: heapless::Deque::new(),
         events_recorded: 0,
         checks_begun: 0,
         #[cfg(feature = "alloc-count")]
@@ -333,8 +335,19 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             return Err(setup("watchdog.device", &e));
         }
     }
+    if core.cfg.mode() == Mode::Pair {
+        match crate::cluster::Cluster::new(&core.cfg, now) {
+            Ok(c) => core.cluster = Some(c),
+            Err(e) => {
+                control.remove();
+                core.disarm_hardware();
+                return Err(Error::Setup(e));
+            }
+        }
+    }
     core.apply(now, first);
     core.drain_pending(now);
+    core.pump(now);
     core.sd.ready();
     info!("ready: supervising {:?}", core.cfg.bitbucket.command);
 
@@ -346,6 +359,9 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     }
     control.remove();
     core.flush_notify();
+    if let Some(c) = core.cluster.take() {
+        c.close();
+    }
     result
 }
 
@@ -541,6 +557,7 @@ impl Core {
                     let _ = set.add(fd, want);
                 });
             }
+            let t_cluster = self.cluster.as_ref().map(|c| c.register(&mut set));
             let deadline = self.next_deadline(now, control);
             let timeout = deadline.map(|d| d.saturating_duration_since(now));
             set.wait(timeout).map_err(Error::Loop)?;
@@ -557,7 +574,14 @@ impl Core {
                     match sig {
                         Received::Shutdown => {
                             self.sd.stopping();
-                            self.feed(now, Input::Shutdown);
+                            if let Some(c) = &mut self.cluster {
+                                // Pair mode: release in order (VIP, Bitbucket, hooks) first;
+                                // the supervisor is told to shut down when that is done.
+                                c.feed(now, crate::pair::Input::Shutdown);
+                                self.pump(now);
+                            } else {
+                                self.feed(now, Input::Shutdown);
+                            }
                         }
                         Received::Reopen => {
                             if let Some(l) = &mut self.event_log {
@@ -596,6 +620,10 @@ impl Core {
                 self.handle(now, req)
             });
             self.feed(now, Input::Tick);
+            if let (Some(c), Some(tokens)) = (&mut self.cluster, &t_cluster) {
+                c.service(now, &set, tokens);
+            }
+            self.pump(now);
             self.service_mirror(now);
             #[cfg(feature = "alloc-count")]
             self.bench.pass(
@@ -611,7 +639,7 @@ impl Core {
                 due: true,
                 pass_in_time,
                 node_can_correct: self.node_can_correct,
-                self_fence: false,
+                self_fence: self.cluster.as_ref().is_some_and(|c| c.self_fenced()),
             };
             if policy::systemd(inputs) == policy::Decision::Pet {
                 if let Some(w) = &mut self.sd_watchdog {
@@ -638,6 +666,7 @@ impl Core {
             self.hw.as_ref().and_then(|h| h.pacer.next_due()),
             self.lb.as_ref().and_then(|l| l.server.deadline()),
             Some(self.clock_watch.next_read()),
+            self.cluster.as_ref().and_then(|c| c.deadline()),
             group,
         ]
         .into_iter()
@@ -679,11 +708,12 @@ impl Core {
     /// reports late passes. `woke` is when the pass began (poll returned), `end` its end.
     /// Returns whether the pass was in time (always true without a hardware watchdog).
     fn pet_hardware(&mut self, woke: Instant, end: Instant) -> bool {
+        let self_fence = self.cluster.as_ref().is_some_and(|c| c.self_fenced());
         let Some(hw) = &mut self.hw else { return true };
         let in_time = end.saturating_duration_since(woke) < hw.pacer.budget();
         let verdict = hw
             .pacer
-            .end_of_pass(woke, end, self.node_can_correct, false);
+            .end_of_pass(woke, end, self.node_can_correct, self_fence);
         if verdict.decision == Decision::Pet {
             let result = hw.dog.pet();
             let latency = clock::now().saturating_duration_since(end);
@@ -794,9 +824,52 @@ impl Core {
                 Action::Exit => self.exit = true,
                 // Only in pair mode, whose layer is wired in with the pair issue (`run`
                 // refuses a pair config until then).
-                Action::Report(r) => log::debug!("supervisor report {r:?}"),
+                Action::Report(r) => {
+                    if self.reports.push_back(r).is_err() {
+                        error!("internal: supervisor report queue full");
+                    }
+                }
             }
         }
+    }
+
+    /// Pair mode: moves supervisor reports to the pair layer and its requests (permission,
+    /// events, exit) back to the supervisor and the event record, until both are quiet.
+    fn pump(&mut self, now: Instant) {
+        let Some(mut cluster) = self.cluster.take() else {
+            return;
+        };
+        loop {
+            let mut progressed = false;
+            while let Some(r) = self.reports.pop_front() {
+                cluster.supervisor(now, r);
+                progressed = true;
+            }
+            let out = cluster.outbox();
+            while let Some((kind, detail, problem)) = out.events.pop_front() {
+                self.record_named(kind, &detail, problem);
+                progressed = true;
+            }
+            let out = cluster.outbox();
+            if let Some(run) = out.permit.take() {
+                self.feed(now, Input::Permit { run });
+                progressed = true;
+            }
+            let out = cluster.outbox();
+            if std::mem::take(&mut out.exit) {
+                // Everything released: the supervisor may shut down (nothing runs any more).
+                self.feed(now, Input::Shutdown);
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        // What the peer hears about this node's Bitbucket.
+        let v = self.machine.view();
+        let (state, health) = heartbeat_state(&v);
+        cluster.set_local(state, health);
+        self.cluster = Some(cluster);
     }
 
     fn spawn(&mut self) {
@@ -936,12 +1009,17 @@ impl Core {
 
     /// Records an event: ring, log, event log, `notify.command`.
     fn record(&mut self, kind: EventKind, detail: &Detail) {
+        self.record_named(kind.as_str(), detail, kind.is_problem());
+    }
+
+    /// Records an event by name (the supervisor's kinds and the pair's).
+    fn record_named(&mut self, kind: &'static str, detail: &Detail, problem: bool) {
         self.events_recorded += 1;
         let wall_ms = clock::wall_ms();
-        if kind.is_problem() {
-            warn!("{}: {detail}", kind.as_str());
+        if problem {
+            warn!("{kind}: {detail}");
         } else {
-            info!("{}: {detail}", kind.as_str());
+            info!("{kind}: {detail}");
         }
         self.ring.push(Record {
             wall_ms,
@@ -952,7 +1030,7 @@ impl Core {
             let line = serde_json::json!({
                 "at": clock::rfc3339(wall_ms).as_str(),
                 "node": self.cfg.node.name,
-                "kind": kind.as_str(),
+                "kind": kind,
                 "detail": detail.as_str(),
             });
             if let Err(e) = l.append(line.to_string().as_bytes()) {
@@ -961,7 +1039,7 @@ impl Core {
         }
         if let Some(q) = &mut self.notify {
             let mut job = Job::default();
-            let _ = job.env.push(("BBWD_EVENT", text256(kind.as_str())));
+            let _ = job.env.push(("BBWD_EVENT", text256(kind)));
             let _ = job.env.push(("BBWD_NODE", text256(&self.cfg.node.name)));
             let _ = job.env.push(("BBWD_DETAIL", text256(detail)));
             if !q.submit(job, clock::now()) {
@@ -1066,6 +1144,34 @@ impl Core {
                 );
                 serde_json::json!({ "ok": true, "state": self.machine.state().as_str() })
             }
+            Ok(req @ (ControlRequest::Switchover | ControlRequest::ConfirmPeerDown)) => {
+                let Some(c) = &mut self.cluster else {
+                    return serde_json::json!({ "error": "not in pair mode: no [cluster] configured" })
+                        .to_string()
+                        .into_bytes();
+                };
+                let (input, what) = match req {
+                    ControlRequest::Switchover => (crate::pair::Input::Switchover, "switchover"),
+                    _ => (crate::pair::Input::ConfirmPeerDown, "confirm-peer-down"),
+                };
+                info!("{what} requested by uid {} (pid {})", peer.uid, peer.pid);
+                let before = c.role();
+                c.feed(now, input);
+                let after = c.role();
+                self.pump(now);
+                if before == after {
+                    let why = self
+                        .ring
+                        .iter()
+                        .last()
+                        .filter(|r| r.kind == "switchover_refused")
+                        .map(|r| r.detail.to_string())
+                        .unwrap_or_else(|| format!("nothing to do as {}", before.as_str()));
+                    serde_json::json!({ "error": format!("{what} refused: {why}") })
+                } else {
+                    serde_json::json!({ "ok": true, "state": after.as_str() })
+                }
+            }
             Ok(ControlRequest::Reset) => {
                 if self.machine.state() != State::Failed {
                     serde_json::json!({ "error": format!("nothing to reset: state is {}", self.machine.state().as_str()) })
@@ -1084,6 +1190,7 @@ impl Core {
     /// The status report.
     fn status(&mut self) -> status::Status {
         let time_left = self.hw.as_mut().and_then(|h| h.dog.time_left());
+        let cluster_status = self.cluster.as_ref().map(|c| c.status(clock::now()));
         let v = self.machine.view();
         let (bb_state, http_status) = match v.last_probe {
             Some(ProbeOutcome::Reply { http_status, state }) => {
@@ -1104,8 +1211,19 @@ impl Core {
                 Mode::Mirror => "mirror",
             }
             .into(),
-            role: "none".into(),
-            state: v.state.as_str().into(),
+            role: match self.cluster.as_ref().map(|c| c.role()) {
+                None => "none",
+                Some(crate::pair::Role::Active | crate::pair::Role::Releasing) => "active",
+                Some(_) => "standby",
+            }
+            .into(),
+            state: match self.cluster.as_ref().map(|c| c.role()) {
+                Some(crate::pair::Role::Fencing) => "fencing",
+                Some(crate::pair::Role::TakingOver) => "taking_over",
+                Some(crate::pair::Role::Releasing) => "releasing",
+                _ => v.state.as_str(),
+            }
+            .into(),
             daemon: "up".into(),
             bitbucket: status::Bitbucket {
                 state: bb_state,
@@ -1118,8 +1236,9 @@ impl Core {
                     .map(|p| machine::ProbeText(p).to_string()),
             },
             restarts: v.restarts,
-            peer: None,
-            vip: None,
+            peer: cluster_status.as_ref().map(|c| c.0.clone()),
+            vip: cluster_status.as_ref().map(|c| c.1.clone()),
+            fencing: cluster_status.map(|c| c.2),
             watchdog: status::Watchdog {
                 device,
                 armed: self.hw.is_some(),
@@ -1169,7 +1288,7 @@ impl Core {
                 .iter()
                 .map(|r| status::Event {
                     at: clock::rfc3339(r.wall_ms).to_string(),
-                    kind: r.kind.as_str().into(),
+                    kind: r.kind.into(),
                     detail: r.detail.to_string(),
                 })
                 .collect(),
@@ -1283,4 +1402,25 @@ impl Core {
         verdict.write_line(reason, &mut line);
         (line, verdict.word())
     }
+}
+
+/// The supervisor's state as the heartbeat carries it.
+fn heartbeat_state(v: &machine::View) -> (crate::heartbeat::State, crate::heartbeat::Health) {
+    use crate::heartbeat::{Health, State as S};
+    let state = match v.state {
+        State::Starting => S::Starting,
+        State::Running => S::Running,
+        State::Correcting => S::Correcting,
+        State::Holding => S::Holding,
+        State::Failed => S::Failed,
+        State::Maintenance => S::Maintenance,
+        State::Stopped => S::Stopped,
+    };
+    let health = match (v.state, v.pid) {
+        (_, None) => Health::Stopped,
+        (State::Running, Some(_)) if v.consecutive_failures == 0 => Health::Healthy,
+        (State::Starting, Some(_)) => Health::Starting,
+        _ => Health::Unhealthy,
+    };
+    (state, health)
 }

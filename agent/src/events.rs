@@ -3,7 +3,7 @@
 //! Owns the ring only; the daemon also appends every event to the event log and hands it to
 //! `notify.command`. Must not: allocate when recording (the ring and its details are fixed size).
 
-use crate::machine::{Detail, EventKind};
+use crate::machine::Detail;
 
 /// Events kept for `bbwd status` (SPEC: at least 32).
 pub const RING_CAPACITY: usize = 64;
@@ -12,7 +12,8 @@ pub const RING_CAPACITY: usize = 64;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     pub wall_ms: u64,
-    pub kind: EventKind,
+    /// The event's kind as shown (`EventKind::as_str`, or a pair event's name).
+    pub kind: &'static str,
     pub detail: Detail,
 }
 
@@ -52,7 +53,7 @@ mod tests {
         for i in 0..(RING_CAPACITY as u64 + 10) {
             r.push(Record {
                 wall_ms: i,
-                kind: EventKind::CheckFailed,
+                kind: "check_failed",
                 detail: detail("x"),
             });
         }

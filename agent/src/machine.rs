@@ -556,6 +556,8 @@ impl Machine {
             return State::Holding;
         }
         match self.proc {
+            // Pair standby: nothing runs because nothing may.
+            Proc::Down if !self.permitted => State::Stopped,
             Proc::Down | Proc::Spawning { .. } | Proc::Starting { .. } => State::Starting,
             Proc::Up { .. } => State::Running,
             Proc::Stopping { .. } | Proc::Killing { .. } | Proc::Reaping { .. } => {

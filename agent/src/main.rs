@@ -6,6 +6,7 @@
 //! operator commands 0 done / 1 refused or failed / 2 bad usage or config.
 
 mod cli;
+mod cluster;
 mod config;
 mod daemon;
 mod events;

@@ -29,6 +29,9 @@ pub struct Status {
     pub restarts: u32,
     pub peer: Option<serde_json::Value>,
     pub vip: Option<serde_json::Value>,
+    /// Pair mode: the peer's BMC session, a blocked fence, the last takeover's timeline.
+    #[serde(default)]
+    pub fencing: Option<serde_json::Value>,
     pub watchdog: Watchdog,
     /// `null` when `[database]` is not configured.
     pub database: Option<Database>,
@@ -142,6 +145,9 @@ impl Status {
         if !self.watchdog.petting {
             return CRITICAL;
         }
+        if self.mode == "pair" {
+            return self.pair_exit_code();
+        }
         match self.state.as_str() {
             "failed" | "stopped" => CRITICAL,
             "starting" | "correcting" | "holding" | "maintenance" => WARNING,
@@ -149,6 +155,42 @@ impl Status {
             "running" if self.mirror_clock_unsynced() => WARNING,
             "running" => OK,
             _ => UNKNOWN,
+        }
+    }
+
+    /// Pair mode: a standby without Bitbucket is normal; a blocked fence is CRITICAL; a lost
+    /// heartbeat link or a BMC session that is down (fencing would fail) is a WARNING.
+    fn pair_exit_code(&self) -> i32 {
+        let fencing = |k: &str| {
+            self.fencing
+                .as_ref()
+                .and_then(|f| f.get(k))
+                .and_then(|v| v.as_bool())
+        };
+        if fencing("blocked") == Some(true) || self.state == "failed" {
+            return CRITICAL;
+        }
+        let links = self.peer.as_ref().map(|p| {
+            (
+                p["links_up"].as_u64().unwrap_or(0),
+                p["links_total"].as_u64().unwrap_or(0),
+                p["alive"].as_bool().unwrap_or(false),
+            )
+        });
+        let degraded = links.is_some_and(|(up, total, alive)| up < total || !alive)
+            || fencing("session_up") == Some(false);
+        let base = match (self.role.as_str(), self.state.as_str()) {
+            ("standby", "stopped" | "starting") => OK,
+            (_, "running") if self.bitbucket.consecutive_failures == 0 => OK,
+            (_, "running" | "starting" | "correcting" | "holding" | "maintenance") => WARNING,
+            (_, "fencing" | "taking_over" | "releasing") => WARNING,
+            (_, "stopped") => CRITICAL,
+            _ => UNKNOWN,
+        };
+        if base == OK && degraded {
+            WARNING
+        } else {
+            base
         }
     }
 
@@ -185,6 +227,51 @@ impl Status {
         );
         let _ = writeln!(s, "  mode         {} (role {})", self.mode, self.role);
         let _ = writeln!(s, "  restarts     {} in the current window", self.restarts);
+        if let Some(p) = &self.peer {
+            let alive = if p["alive"].as_bool() == Some(true) {
+                "alive"
+            } else {
+                "NOT HEARD"
+            };
+            let _ = writeln!(
+                s,
+                "  peer         {} {alive} ({}), heartbeat links {}/{} up",
+                p["name"].as_str().unwrap_or("?"),
+                p["role"].as_str().unwrap_or("unknown"),
+                p["links_up"],
+                p["links_total"],
+            );
+        }
+        if let Some(v) = &self.vip {
+            let held = if v["held"].as_bool() == Some(true) {
+                "held here"
+            } else {
+                "not held here"
+            };
+            let _ = writeln!(
+                s,
+                "  vip          {} on {}: {held}",
+                v["address"].as_str().unwrap_or("?"),
+                v["interface"].as_str().unwrap_or("?")
+            );
+        }
+        if let Some(f) = &self.fencing {
+            let session = if f["session_up"].as_bool() == Some(true) {
+                "session up"
+            } else {
+                "SESSION DOWN: fencing would fail"
+            };
+            let blocked = if f["blocked"].as_bool() == Some(true) {
+                ", FENCE FAILED: takeover blocked (bbwd confirm-peer-down)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "  fencing      {} {session}{blocked}",
+                f["bmc"].as_str().unwrap_or("?")
+            );
+        }
         if self.bitbucket.consecutive_failures > 0 {
             let _ = writeln!(
                 s,
@@ -278,6 +365,7 @@ mod tests {
             restarts: 0,
             peer: None,
             vip: None,
+            fencing: None,
             watchdog: Watchdog {
                 device: "none".into(),
                 armed: false,
