@@ -20,6 +20,7 @@ PACKAGES=(
   libopenipmi-dev  # IPMI tests: OpenIPMI's os_handler.h, the struct that shim patches
   iproute2      # VIP tests (tests/tests/vip_netns.rs): ip netns/link/addr/neigh build and inspect the namespaces
   arping        # scripts/bench-vip.sh: Habets' arping -U, the baseline GARP bbwd's own is measured against
+  keepalived    # scripts/bench-keepalived.sh: the VRRP failover baseline on the pair lab (tests/src/pairlab.rs)
   haproxy       # mirror-farm tests (tests/tests/mirror_haproxy.rs): the real load balancer bbwd's agent check answers
   resource-agents  # OCF tests (tests/tests/ocf.rs): ocf-tester and ra-api-1.dtd check `bbwd ocf` as Pacemaker would
   libxml2-utils # OCF tests: xmllint, with which ocf-tester validates the agent's meta-data

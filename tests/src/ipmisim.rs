@@ -325,6 +325,105 @@ impl Drop for IpmiSim {
     }
 }
 
+/// Where and how to run a simulator that is not on 127.0.0.1 (a BMC in a namespace lab,
+/// [`IpmiSim::start_in`]).
+#[derive(Debug, Clone)]
+pub struct BmcPlacement {
+    /// Network namespace (`ip netns` name) ipmi_sim runs in; its `lo` must be up (VM channel).
+    pub netns: String,
+    /// RMCP+ address (must be configured in `netns`) and UDP port.
+    pub addr: std::net::Ipv4Addr,
+    pub port: u16,
+    /// TCP port of the VM channel on 127.0.0.1 in `netns` (unique per namespace).
+    pub vm_port: u16,
+    /// The node: ipmi_sim runs it as `sh -c "exec CMD"`. To be ended by this simulator's drop it
+    /// must name the simulator's directory (`DIR/bmc-NAME`) on its command line and follow the
+    /// node protocol of the built-in node script: a line `<unix seconds> START <pid>` appended
+    /// to `node.events`, then its PID in `node.pid`.
+    pub startcmd: String,
+    /// Power on when the simulator starts (`startnow`); otherwise the node starts off.
+    pub power_on_at_start: bool,
+}
+
+impl IpmiSim {
+    /// Like [`IpmiSim::start`], but ipmi_sim runs inside `place.netns` (by `ip netns exec`,
+    /// which execs in place: the child's PID is ipmi_sim's), answers on `place.addr:port`, and
+    /// its node is `place.startcmd`. Waits until the UDP socket is open (and the node is on if
+    /// it starts on). [`IpmiSim::ipmitool`] does not reach it (it talks to 127.0.0.1): run
+    /// ipmitool inside a namespace that routes to `place.addr`.
+    pub fn start_in(parent: &Path, name: &str, place: &BmcPlacement) -> IpmiSim {
+        let dir = parent.join(format!("bmc-{name}"));
+        fs::create_dir_all(dir.join("state")).expect("create bmc dir");
+        let conf = lan_conf(name, place.port, place.vm_port, &place.startcmd)
+            .replace(
+                &format!("addr 127.0.0.1 {}", place.port),
+                &format!("addr {} {}", place.addr, place.port),
+            )
+            .replace(
+                "startnow true",
+                if place.power_on_at_start {
+                    "startnow true"
+                } else {
+                    "startnow false"
+                },
+            );
+        fs::write(dir.join("lan.conf"), conf).expect("write lan.conf");
+        fs::write(dir.join("node.emu"), NODE_EMU).expect("write node.emu");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &place.netns, "ipmi_sim", "-n", "-c"])
+            .arg(dir.join("lan.conf"))
+            .arg("-f")
+            .arg(dir.join("node.emu"))
+            .arg("-s")
+            .arg(dir.join("state"));
+        let log = fs::File::create(dir.join("ipmi_sim.log")).expect("ipmi_sim.log");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("dup log")))
+            .stderr(Stdio::from(log));
+        let child = cmd.spawn().expect("spawn ip netns exec ipmi_sim");
+        let mut sim = IpmiSim {
+            dir,
+            port: place.port,
+            child: Some(child),
+        };
+        let udp_table = format!("/proc/{}/net/udp", sim.pid());
+        let want = format!(
+            "{:08X}:{:04X}",
+            u32::from_ne_bytes(place.addr.octets()),
+            place.port
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let bound = fs::read_to_string(&udp_table)
+                .map(|t| {
+                    t.lines()
+                        .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
+                })
+                .unwrap_or(false);
+            if bound {
+                break;
+            }
+            if let Some(Ok(Some(st))) = sim.child.as_mut().map(|c| c.try_wait()) {
+                panic!("ipmi_sim exited at start ({st})\n{}", sim.diagnostics());
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "ipmi_sim did not open udp {}:{} in {}\n{}",
+                    place.addr,
+                    place.port,
+                    place.netns,
+                    sim.diagnostics()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if place.power_on_at_start {
+            sim.wait_power(true, Duration::from_secs(10));
+        }
+        sim
+    }
+}
+
 /// Builds `tests/ipmi/wdfix.c` into `dir/wdfix.so`.
 fn build_wdfix(dir: &Path) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("ipmi/wdfix.c");

@@ -40,6 +40,10 @@ pub mod ipmisim;
 /// A real HAProxy in front of mirror-farm nodes (`tests/tests/mirror_haproxy.rs`).
 pub mod haproxy;
 
+/// The two-node pair lab: namespaces, a BMC per node, invariant sampler, client probe.
+pub mod pairlab;
+pub mod pairnode;
+
 /// Poll period of every wait in this harness.
 pub const POLL: Duration = Duration::from_millis(50);
 /// Upper bound for one CLI invocation (`bbwd status`, `bbwd check-config`, ...).

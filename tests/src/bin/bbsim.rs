@@ -7,8 +7,11 @@
 //!
 //! ```text
 //! bbsim --dir DIR --port PORT [--bind 127.0.0.1] [--starting-for DUR] [--stop-delay DUR]
-//!       [--fail-start exit|hang] [--rss-mib N]
+//!       [--fail-start exit|hang] [--rss-mib N] [--node NAME]
 //! ```
+//!
+//! * `--node NAME`: every reply carries `X-Bbsim-Node: NAME`, so a client probing a virtual IP
+//!   can tell which node of a pair answered (tests/src/pairlab.rs).
 //!
 //! * `/status`: 503 `{"state":"STARTING"}` for `--starting-for` after start, then 200
 //!   `{"state":"RUNNING"}`; 503 `{"state":"STOPPING"}` for `--stop-delay` after SIGTERM, then
@@ -40,6 +43,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Set by the SIGTERM handler, read by the main loop.
 static TERM_RECEIVED: AtomicBool = AtomicBool::new(false);
+/// `--node NAME`, set once at start; sent as `X-Bbsim-Node` in every reply.
+static NODE_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// How long `--fail-start exit` lives before exiting 1 (a JVM that dies during start-up).
 const FAIL_START_EXIT_AFTER: Duration = Duration::from_millis(300);
@@ -299,8 +304,12 @@ fn respond(stream: &mut TcpStream, version: &str, code: u16, content_type: &str,
         503 => "Service Unavailable",
         _ => "Unknown",
     };
+    let node = NODE_NAME
+        .get()
+        .map(|n| format!("X-Bbsim-Node: {n}\r\n"))
+        .unwrap_or_default();
     let mut reply = format!(
-        "{version} {code} {reason}\r\nServer: bbsim\r\nContent-Type: {content_type}\r\n\
+        "{version} {code} {reason}\r\nServer: bbsim\r\n{node}Content-Type: {content_type}\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
@@ -444,6 +453,9 @@ fn parse_args() -> Result<Args, String> {
                 port = Some(v.parse().map_err(|_| format!("--port: bad port {v:?}"))?);
             }
             "--bind" => bind = value()?,
+            "--node" => {
+                let _ = NODE_NAME.set(value()?);
+            }
             "--starting-for" => starting_for = parse_duration(&value()?)?,
             "--stop-delay" => stop_delay = parse_duration(&value()?)?,
             "--fail-start" => {
