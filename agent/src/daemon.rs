@@ -1160,13 +1160,21 @@ impl Core {
                 let after = c.role();
                 self.pump(now);
                 if before == after {
-                    let why = self
-                        .ring
-                        .iter()
-                        .last()
-                        .filter(|r| r.kind == "switchover_refused")
-                        .map(|r| r.detail.to_string())
-                        .unwrap_or_else(|| format!("nothing to do as {}", before.as_str()));
+                    // The machine says why a switchover is refused; a refused confirmation
+                    // has one reason (an older `switchover_refused` must not answer for it).
+                    let why = if matches!(req, ControlRequest::Switchover) {
+                        self.ring
+                            .iter()
+                            .last()
+                            .filter(|r| r.kind == "switchover_refused")
+                            .map(|r| r.detail.to_string())
+                            .unwrap_or_else(|| format!("nothing to do as {}", before.as_str()))
+                    } else {
+                        format!(
+                            "no takeover is waiting on a fence of a silent peer (this node is {})",
+                            before.as_str()
+                        )
+                    };
                     serde_json::json!({ "error": format!("{what} refused: {why}") })
                 } else {
                     serde_json::json!({ "ok": true, "state": after.as_str() })
