@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: one node supervising a Bitbucket simulator (no Bitbucket needed), a crash injected
 # and corrected, `bbwd status` printed before and after. Everything lives in a temp dir that is
-# removed at the end; only processes this script started are stopped.
+# removed at the end; only processes this script started are stopped. Then the pair (part 2, at
+# the end): two nodes in network namespaces, the active one powered off through its BMC.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,3 +84,11 @@ echo; echo "== stopping bbwd (SIGTERM): it stops Bitbucket gracefully first"
 kill -TERM "$BBWD_PID"; wait "$BBWD_PID"; echo "bbwd exited with status $?"; BBWD_PID=
 echo; echo "== what notify.command was told"; cat "$DIR/notify.log"
 echo; echo "== bbwd status with the daemon down (exit 2, CRITICAL)"; status
+
+# Part 2: the cold-standby pair (tests/src/bin/pairdemo.rs on tests/src/pairlab.rs): two nodes in
+# network namespaces, each powered through a simulated BMC (ipmi_sim); the active one loses power,
+# the standby fences it and takes over. It cleans up its namespaces and processes itself.
+echo; echo "=================================================================================="
+echo "== part 2: the cold-standby pair: two nodes, a BMC each, the active one loses power"
+echo "=================================================================================="
+"$PWD/target/release/pairdemo"

@@ -107,6 +107,8 @@ pub struct Cluster {
     self_fenced: bool,
     /// The last takeover's timeline (step, wall ms), for `bbwd status`.
     timeline: heapless::Vec<(&'static str, u64), 12>,
+    /// When the peer was last declared lost (wall ms): the first step of the next takeover.
+    peer_lost_ms: Option<u64>,
     out: Outbox,
     /// Inputs produced while applying actions.
     pending: heapless::Deque<pair::Input, 8>,
@@ -200,6 +202,7 @@ impl Cluster {
             link,
             self_fenced: false,
             timeline: heapless::Vec::new(),
+            peer_lost_ms: None,
             out: Outbox::default(),
             pending: heapless::Deque::new(),
         };
@@ -452,7 +455,7 @@ impl Cluster {
             "last_error": h.last_error.map(|e| e.to_string()),
             "blocked": self.pair.fence_blocked(),
             "last_takeover": self.timeline.iter().map(|(step, ms)| serde_json::json!({
-                "step": step, "at": clock::rfc3339(*ms).as_str(),
+                "step": step, "at": clock::rfc3339(*ms).as_str(), "at_ms": ms,
             })).collect::<Vec<_>>(),
         });
         (peer, vip, fencing)
@@ -638,6 +641,9 @@ impl Cluster {
                         });
                     } else {
                         self.timeline.clear();
+                        if let Some(ms) = self.peer_lost_ms {
+                            let _ = self.timeline.push(("peer lost", ms));
+                        }
                         self.mark("fence started");
                         self.fence_run = Some(FenceRun::start(
                             &mut self.fencer,
@@ -671,15 +677,19 @@ impl Cluster {
                     }
                     self.out.permit = Some(run);
                 }
-                pair::Action::AddVip => match self.vip.start_probe(now, PROBE_WINDOW) {
-                    Ok(()) => self.vip_phase = VipPhase::Probing,
-                    Err(e) => {
-                        let _ = self.pending.push_back(pair::Input::VipAdded {
-                            ok: false,
-                            detail: text(&e.to_string()),
-                        });
+                pair::Action::AddVip => {
+                    // AddVip follows the supervisor's healthy report at once.
+                    self.mark("bitbucket healthy");
+                    match self.vip.start_probe(now, PROBE_WINDOW) {
+                        Ok(()) => self.vip_phase = VipPhase::Probing,
+                        Err(e) => {
+                            let _ = self.pending.push_back(pair::Input::VipAdded {
+                                ok: false,
+                                detail: text(&e.to_string()),
+                            });
+                        }
                     }
-                },
+                }
                 pair::Action::RemoveVip => {
                     self.vip.cancel_probe();
                     self.vip_phase = VipPhase::Idle;
@@ -742,6 +752,11 @@ impl Cluster {
                             | pair::Kind::Isolated
                             | pair::Kind::VipConflict
                     );
+                    match kind {
+                        pair::Kind::PeerLost => self.peer_lost_ms = Some(clock::wall_ms()),
+                        pair::Kind::PeerSeen => self.peer_lost_ms = None,
+                        _ => {}
+                    }
                     let _ = self.out.events.push_back((kind.as_str(), detail, problem));
                 }
                 pair::Action::Exit => self.out.exit = true,
