@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bbwd_platform::clock;
 use bbwd_platform::command::{Sequence, SequenceMode};
 use bbwd_platform::heartbeat::Links;
-use bbwd_platform::ipmi::IpmiClient;
+use bbwd_platform::ipmi::{IpmiClient, Power};
 use bbwd_platform::linkwatch::LinkWatch;
 use bbwd_platform::poll::{PollSet, Token, Want};
 use bbwd_platform::vip::{AddressWatch, ProbeOutcome, Vip};
@@ -96,6 +96,12 @@ pub struct Cluster {
     recv_buf: [u8; hb::RECV_BUFFER_BYTES],
     fencer: IpmiClient,
     fence_run: Option<FenceRun>,
+    /// The running `fence_run` is only a power-status query (`QueryPeerPower`).
+    fence_query: bool,
+    /// A fence was asked for while the query ran: it starts when the query ends.
+    fence_queued: bool,
+    /// The takeover timeline was begun by the power query (the fence continues it).
+    fence_query_done: bool,
     vip: Vip,
     vip_watch: Option<AddressWatch>,
     vip_phase: VipPhase,
@@ -192,6 +198,9 @@ impl Cluster {
             recv_buf: [0; hb::RECV_BUFFER_BYTES],
             fencer,
             fence_run: None,
+            fence_query: false,
+            fence_queued: false,
+            fence_query_done: false,
             vip,
             vip_watch,
             vip_phase: VipPhase::Idle,
@@ -283,9 +292,40 @@ impl Cluster {
         while let Some(ev) = self.tracker.next_event(now) {
             self.on_tracker_event(now, ev);
         }
-        if let Some(run) = &mut self.fence_run {
-            if let Some(result) = run.advance(&mut self.fencer, now) {
-                self.fence_run = None;
+        let finished = match &mut self.fence_run {
+            Some(run) => run.advance(&mut self.fencer, now),
+            None => {
+                if set.ready(t.fence).any() {
+                    // Keep-alive health changes and stray results: drain.
+                    let _ = self.fencer.try_result(now);
+                }
+                None
+            }
+        };
+        if let Some(result) = finished {
+            self.fence_run = None;
+            if std::mem::take(&mut self.fence_query) {
+                let (off, detail) = match &result {
+                    Ok(p) => (
+                        *p == Power::Off,
+                        format!("{}: power {}", self.fencer.name(), p.as_str()),
+                    ),
+                    Err(e) => (false, e.to_string()),
+                };
+                if off {
+                    self.mark("peer already off");
+                }
+                self.feed(
+                    now,
+                    pair::Input::PeerPower {
+                        off,
+                        detail: text(&detail),
+                    },
+                );
+                if std::mem::take(&mut self.fence_queued) {
+                    self.start_fence(now);
+                }
+            } else {
                 let input = match result {
                     Ok(p) => {
                         self.mark("fence confirmed");
@@ -301,9 +341,6 @@ impl Cluster {
                 };
                 self.feed(now, input);
             }
-        } else if set.ready(t.fence).any() {
-            // Keep-alive health changes and stray results: drain.
-            let _ = self.fencer.try_result(now);
         }
         if matches!(self.vip_phase, VipPhase::Probing) {
             if let Some(r) = self.vip.advance_probe(now) {
@@ -629,25 +666,55 @@ impl Cluster {
         self.feed(now, input);
     }
 
+    /// Starts the configured fence action against the peer (the takeover timeline starts here
+    /// unless the peer's loss started it).
+    fn start_fence(&mut self, now: Instant) {
+        if !self.fence_query_done {
+            self.begin_timeline();
+        }
+        self.fence_query_done = false;
+        self.mark("fence started");
+        self.fence_run = Some(FenceRun::start(
+            &mut self.fencer,
+            self.fence_action,
+            self.fence_timeout,
+            now,
+        ));
+    }
+
+    /// A new takeover timeline: cleared, starting with the moment the peer was lost if it was.
+    fn begin_timeline(&mut self) {
+        self.timeline.clear();
+        if let Some(ms) = self.peer_lost_ms {
+            let _ = self.timeline.push(("peer lost", ms));
+        }
+    }
+
     /// Carries out the pair machine's actions.
     fn apply(&mut self, now: Instant, acts: pair::Actions) {
         for a in acts {
             match a {
                 pair::Action::FencePeer => {
-                    if self.fence_run.is_some() || self.fencer.busy() {
+                    if self.fence_query {
+                        // The status query is still out: the fence follows it.
+                        self.fence_queued = true;
+                    } else if self.fence_run.is_some() || self.fencer.busy() {
                         let _ = self.pending.push_back(pair::Input::FenceDone {
                             confirmed: false,
                             detail: text("a fence is already running"),
                         });
                     } else {
-                        self.timeline.clear();
-                        if let Some(ms) = self.peer_lost_ms {
-                            let _ = self.timeline.push(("peer lost", ms));
-                        }
-                        self.mark("fence started");
+                        self.start_fence(now);
+                    }
+                }
+                pair::Action::QueryPeerPower => {
+                    if self.fence_run.is_none() && !self.fencer.busy() {
+                        self.begin_timeline();
+                        self.fence_query = true;
+                        self.fence_query_done = true;
                         self.fence_run = Some(FenceRun::start(
                             &mut self.fencer,
-                            self.fence_action,
+                            fence::Action::Status,
                             self.fence_timeout,
                             now,
                         ));
@@ -666,7 +733,17 @@ impl Cluster {
                             "after_stop",
                         ),
                     };
-                    self.mark(name);
+                    if phase == Hooks::BeforeStart {
+                        // A takeover without a fence (hand-over, switchover, cold start with
+                        // both alive) starts its own timeline; after a fence it continues it.
+                        let fenced = self.timeline.last().is_some_and(|(step, _)| {
+                            matches!(*step, "fence confirmed" | "peer already off")
+                        });
+                        if !fenced {
+                            self.begin_timeline();
+                        }
+                        self.mark(name);
+                    }
                     let mut seq = Sequence::new(name, &self.node, steps, STEP_TIMEOUT, mode);
                     seq.start(now);
                     self.hooks = Some((phase, seq));

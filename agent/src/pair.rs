@@ -34,7 +34,9 @@
 //!   a switchover handshake), or an operator confirmed it is down.
 //! * **Split brain** (both alive, every heartbeat link cut): the node holding the service fences
 //!   at once; the other waits `fence_delay` first (the priority-fencing-delay idea), so the
-//!   service is not interrupted. With a witness, a node that reaches neither its peer nor the
+//!   service is not interrupted. While it waits it asks the peer's BMC for the power state
+//!   (`QueryPeerPower`): a peer already off is exactly what a fence would confirm, so the usual
+//!   case, a dead active node, is taken over at once; only a peer still powered is raced. With a witness, a node that reaches neither its peer nor the
 //!   witness is the isolated one: it does not fence; if it serves, it releases.
 //! * **Release is best-effort**: every step runs even if an earlier one failed, and all errors
 //!   are reported; only a Bitbucket that cannot be stopped ends it, by self-fencing (the
@@ -195,6 +197,12 @@ pub enum Input {
     Switchover,
     /// Operator: `bbwd confirm-peer-down`.
     ConfirmPeerDown,
+    /// `QueryPeerPower` answered: the peer's BMC reports its power `off` (or on, or it could
+    /// not say: `off: false`).
+    PeerPower {
+        off: bool,
+        detail: Detail,
+    },
     Shutdown,
 }
 
@@ -203,6 +211,8 @@ pub enum Input {
 pub enum Action {
     /// Fence the peer through its BMC (power off, confirmed); answer `FenceDone`.
     FencePeer,
+    /// Ask the peer's BMC for its power state (no command); answer `PeerPower`.
+    QueryPeerPower,
     /// Run the hooks of a phase in order; answer `HooksDone`.
     RunHooks(Hooks),
     /// Tell the supervisor whether Bitbucket may run.
@@ -431,6 +441,7 @@ impl Pair {
             }
             Input::Switchover => self.on_switchover(now, &mut out),
             Input::ConfirmPeerDown => self.on_confirm_peer_down(now, &mut out),
+            Input::PeerPower { off, detail } => self.on_peer_power(now, off, detail, &mut out),
             Input::Shutdown => self.on_shutdown(now, &mut out),
         }
         let after = (self.role(), self.handed_over());
@@ -630,6 +641,10 @@ impl Pair {
         };
         if wait.is_zero() {
             self.on_tick(now, out);
+        } else {
+            // A peer whose BMC already reports it off needs no race: that *is* a confirmed
+            // fence. Only a peer still powered (maybe alive behind cut links) gets the delay.
+            push(out, Action::QueryPeerPower);
         }
     }
 
@@ -663,6 +678,26 @@ impl Pair {
                 }
             }
             _ => {}
+        }
+    }
+
+    fn on_peer_power(&mut self, now: Instant, off: bool, d: Detail, out: &mut Actions) {
+        if off
+            && matches!(
+                self.st,
+                St::Fencing {
+                    requested: false,
+                    ..
+                }
+            )
+            && !self.peer.alive
+        {
+            ev(
+                out,
+                Kind::Fenced,
+                format_args!("peer already off per its BMC: {d}"),
+            );
+            self.take_over(now, out);
         }
     }
 

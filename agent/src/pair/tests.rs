@@ -567,7 +567,7 @@ fn random_inputs_keep_the_takeover_and_release_order() {
         let mut healthy_since_permit = false;
         let mut vip_held = false;
         for _ in 0..300 {
-            let input = match rng.below(16) {
+            let input = match rng.below(17) {
                 0 => {
                     let v = PeerView {
                         alive: rng.below(2) == 0,
@@ -623,6 +623,11 @@ fn random_inputs_keep_the_takeover_and_release_order() {
                     fence_confirmed = true;
                     Input::ConfirmPeerDown
                 }
+                13 => {
+                    let off = rng.below(2) == 0;
+                    fence_confirmed |= off;
+                    Input::PeerPower { off, detail: ok() }
+                }
                 _ => {
                     t.now += Duration::from_millis(rng.below(5000));
                     Input::Tick
@@ -665,4 +670,53 @@ fn random_inputs_keep_the_takeover_and_release_order() {
             }
         }
     }
+}
+
+// ---- A peer already off needs no fence race ----
+
+#[test]
+fn a_standby_whose_silent_peer_is_already_off_takes_over_without_waiting_the_delay() {
+    let mut t = T::standby();
+    let a = t.step(peer(false, Role::Active));
+    assert!(a.contains(&Action::QueryPeerPower), "{a:?}");
+    assert!(!a.contains(&Action::FencePeer));
+    let a = t.step(Input::PeerPower {
+        off: true,
+        detail: detail("power off"),
+    });
+    assert!(a
+        .iter()
+        .any(|x| matches!(x, Action::Event(Kind::Fenced, _))));
+    assert_eq!(
+        t.p.role(),
+        Role::TakingOver,
+        "no delay, no fence command: off is off"
+    );
+    t.complete_takeover();
+}
+
+#[test]
+fn a_silent_peer_still_powered_gets_the_delay_and_the_fence() {
+    let mut t = T::standby();
+    t.step(peer(false, Role::Active));
+    let a = t.step(Input::PeerPower {
+        off: false,
+        detail: detail("power on"),
+    });
+    assert!(!a.iter().any(|x| matches!(x, Action::RunHooks(_))), "{a:?}");
+    assert_eq!(t.p.role(), Role::Fencing);
+    let a = t.after(Duration::from_secs(3));
+    assert!(a.contains(&Action::FencePeer));
+}
+
+#[test]
+fn a_late_power_answer_after_the_peer_came_back_changes_nothing() {
+    let mut t = T::standby();
+    t.step(peer(false, Role::Active));
+    t.step(peer(true, Role::Active));
+    t.step(Input::PeerPower {
+        off: true,
+        detail: detail("power off"),
+    });
+    assert_eq!(t.p.role(), Role::Standby);
 }
