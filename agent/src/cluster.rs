@@ -102,6 +102,8 @@ pub struct Cluster {
     fence_queued: bool,
     /// The takeover timeline was begun by the power query (the fence continues it).
     fence_query_done: bool,
+    /// The fencing BMC's session health as last reported (an event on every change).
+    bmc_up: Option<bool>,
     vip: Vip,
     vip_watch: Option<AddressWatch>,
     vip_phase: VipPhase,
@@ -201,6 +203,7 @@ impl Cluster {
             fence_query: false,
             fence_queued: false,
             fence_query_done: false,
+            bmc_up: None,
             vip,
             vip_watch,
             vip_phase: VipPhase::Idle,
@@ -374,6 +377,7 @@ impl Cluster {
                 self.feed(now, pair::Input::HooksDone { phase, ok, detail });
             }
         }
+        self.watch_bmc();
         self.service_witness(now);
         if set.ready(t.link).any() {
             let change = match &mut self.link {
@@ -581,6 +585,39 @@ impl Cluster {
                 .encode(&self.local, link as u8, wall, &mut self.packet);
             if let Err(e) = self.links.send(link, &self.packet) {
                 log::debug!("{e}");
+            }
+        }
+    }
+
+    /// Reports changes of the peer's BMC session: before any failure, status and the events
+    /// say whether fencing would work.
+    fn watch_bmc(&mut self) {
+        let h = self.fencer.health();
+        // Not known until the first session attempt has finished.
+        if h.sessions_opened == 0 && h.last_error.is_none() {
+            return;
+        }
+        if self.bmc_up != Some(h.up) {
+            let first = self.bmc_up.is_none();
+            self.bmc_up = Some(h.up);
+            if h.up {
+                if !first {
+                    self.event(
+                        "fencing_bmc_up",
+                        &format!("{}: session up again: fencing works", self.fencer.name()),
+                        false,
+                    );
+                }
+            } else {
+                let why = h.last_error.map(|e| e.to_string()).unwrap_or_default();
+                self.event(
+                    "fencing_bmc_down",
+                    &format!(
+                        "{}: not answering, fencing would fail: {why}",
+                        self.fencer.name()
+                    ),
+                    true,
+                );
             }
         }
     }

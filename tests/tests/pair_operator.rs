@@ -138,6 +138,12 @@ fn a_peer_whose_bmc_is_unreachable_is_not_taken_over_until_the_operator_confirms
     });
     let (code, st) = status_with_code(&lab, Node::N2);
     assert_eq!(code, WARNING, "BMC session down is a WARNING: {st:#}");
+    assert!(
+        st["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "fencing_bmc_down")),
+        "and an event: {st:#}"
+    );
     assert_eq!(st["fencing"]["blocked"], false, "{st:#}");
     assert_eq!(st["role"], "standby", "{st:#}");
 

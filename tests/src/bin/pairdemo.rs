@@ -16,8 +16,9 @@
 //! client_ms C answers_from_dead_n1 Z`, where failover is from n1's power loss (the node
 //! script's first act) to the end of the first request n2 answered, and the split comes from n2's
 //! `fencing.last_takeover` (`at_ms`): detect = power loss -> `peer lost`, delay = -> `fence
-//! started` (the fence delay of the node not holding the service), fence = -> `fence
-//! confirmed`, start = -> `bitbucket healthy` (hooks, spawn, first good check), vip = -> `vip
+//! started` (the fence delay of the node not holding the service; 0 when the peer's BMC already
+//! reports it off, which is a confirmed fence without a race), fence = -> `fence confirmed` or
+//! `peer already off`, start = -> `bitbucket healthy` (hooks, spawn, first good check), vip = -> `vip
 //! added` (ARP probe, add, first GARP), client = -> the client's first answer from n2. A step
 //! missing from the timeline prints `na`. `bmc_ms` is ipmi_sim's delay from `ipmitool chassis
 //! power off` to the power loss (its 1 s tick), not counted.
@@ -440,14 +441,18 @@ fn bench(peer_timeout_ms: u64, runs: usize) {
             _ => "na".to_string(),
         };
         let failover_ms = f.failover().as_millis() as i64;
+        // A peer already off per its BMC is taken over without a fence command (the power
+        // query confirms it): then there is no delay and "fence" is the query's round trip.
+        let fence_start = at("fence started").or(detect);
+        let fence_end = at("fence confirmed").or(at("peer already off"));
         println!(
             "run {run} failover_ms {failover_ms} bmc_ms {} detect_ms {} delay_ms {} fence_ms {} \
              start_ms {} vip_ms {} client_ms {} answers_from_dead_n1 {}",
             f.bmc.as_millis(),
             diff(Some(0), detect),
-            diff(detect, at("fence started")),
-            diff(at("fence started"), at("fence confirmed")),
-            diff(at("fence confirmed"), at("bitbucket healthy")),
+            diff(detect, fence_start),
+            diff(fence_start, fence_end),
+            diff(fence_end, at("bitbucket healthy")),
             diff(at("bitbucket healthy"), at("vip added")),
             diff(at("vip added"), Some(failover_ms)),
             f.answers_from_dead(),
