@@ -40,9 +40,10 @@ use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
+use crate::vip::for_each_message;
 use netlink_packet_core::{
-    ErrorBuffer, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator,
-    NLMSG_ERROR, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_REQUEST,
+    ErrorBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLMSG_ERROR,
+    NLMSG_OVERRUN, NLM_F_ACK, NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -408,21 +409,6 @@ fn parse_link(payload: &[u8], name: &[u8]) -> Option<Link> {
     })
 }
 
-/// Calls `f` for each well-formed message in `buf`; false if a malformed one ended the walk.
-fn for_each_message(buf: &[u8], mut f: impl FnMut(&NetlinkBuffer<&[u8]>)) -> bool {
-    let mut offset = 0;
-    while offset < buf.len() {
-        let Ok(msg) = NetlinkBuffer::new_checked(&buf[offset..]) else {
-            return false;
-        };
-        let len = msg.length() as usize;
-        f(&msg);
-        // Messages are 4-byte aligned; a zero length would loop forever.
-        offset += len.max(16).next_multiple_of(4);
-    }
-    true
-}
-
 /// RTM_GETLINK for `name`, built once at open.
 fn getlink_request(name: &str) -> Vec<u8> {
     let mut msg = LinkMessage::default();
@@ -448,6 +434,7 @@ fn io_cause(e: &std::io::Error) -> LinkCause {
 mod tests {
     use super::*;
     use crate::testns::{available, NetNs};
+    use netlink_packet_core::NetlinkBuffer;
     use nix::poll::{PollFd, PollFlags, PollTimeout};
     use std::time::Instant;
 

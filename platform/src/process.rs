@@ -359,18 +359,7 @@ impl Supervised {
             .process_group(0)
             .stdin(Stdio::null());
         reset_signals_before_exec(&mut cmd);
-        for key in SYSTEMD_ONLY_ENV {
-            cmd.env_remove(key);
-        }
-        if let Some(user) = &spec.user {
-            cmd.env("HOME", &user.home)
-                .env("USER", &user.name)
-                .env("LOGNAME", &user.name);
-            set_credentials(&mut cmd, user);
-        }
-        for (key, value) in &spec.env {
-            cmd.env(key, value);
-        }
+        apply_spec(&mut cmd, spec);
 
         let mut read_end = None;
         if spec.capture_output {
@@ -631,6 +620,23 @@ fn set_credentials(cmd: &mut Command, user: &RunAs) {
             }
             Ok(())
         });
+    }
+}
+
+/// The child's environment and credentials from `spec`: systemd's variables removed (they are
+/// bbwd's, not Bitbucket's), the user's HOME/USER/LOGNAME and uid/gid/groups, then `spec.env`.
+fn apply_spec(cmd: &mut Command, spec: &SpawnSpec) {
+    for key in SYSTEMD_ONLY_ENV {
+        cmd.env_remove(key);
+    }
+    if let Some(user) = &spec.user {
+        cmd.env("HOME", &user.home)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name);
+        set_credentials(cmd, user);
+    }
+    for (key, value) in &spec.env {
+        cmd.env(key, value);
     }
 }
 
@@ -973,18 +979,7 @@ impl Supervised {
                 Ok(())
             });
         }
-        for key in SYSTEMD_ONLY_ENV {
-            cmd.env_remove(key);
-        }
-        if let Some(user) = &spec.user {
-            cmd.env("HOME", &user.home)
-                .env("USER", &user.name)
-                .env("LOGNAME", &user.name);
-            set_credentials(&mut cmd, user);
-        }
-        for (key, value) in &spec.env {
-            cmd.env(key, value);
-        }
+        apply_spec(&mut cmd, spec);
         let (pid, pidfd, stat) = start_supervised(cmd, spawn_err)?;
         Ok(Supervised {
             pid,

@@ -758,7 +758,8 @@ impl RequestSocket {
 }
 
 /// Calls `f` for each well-formed message in `buf`; false if a malformed one ended the walk.
-fn for_each_message(buf: &[u8], mut f: impl FnMut(&NetlinkBuffer<&[u8]>)) -> bool {
+/// (Shared with `linkwatch`.)
+pub(crate) fn for_each_message(buf: &[u8], mut f: impl FnMut(&NetlinkBuffer<&[u8]>)) -> bool {
     let mut offset = 0;
     while offset < buf.len() {
         let Ok(msg) = NetlinkBuffer::new_checked(&buf[offset..]) else {
