@@ -978,8 +978,9 @@ impl Machine {
             _ => return,
         };
         // A check still in flight stays so until its `Checked` arrives (each has its own
-        // timeout): checks never overlap.
+        // timeout): checks never overlap. The last reply belonged to the process that is gone.
         self.proc = Proc::Down;
+        self.last_probe = None;
         match then {
             Then::Restart if self.may_correct() => {
                 self.proc = Proc::Spawning { restart: true };
