@@ -842,6 +842,9 @@ impl Cluster {
                     if handed_over {
                         flags = flags | hb::Flags::SWITCHOVER_REQUEST;
                     }
+                    if role == Role::Releasing {
+                        flags = flags | hb::Flags::RELEASING;
+                    }
                     if self.preferred {
                         flags = flags | hb::Flags::PREFERRED_ACTIVE;
                     }

@@ -11,8 +11,6 @@ mod config;
 mod daemon;
 mod events;
 mod fence;
-// Not used by the daemon yet: the pair state machine (issue 4) will drive it.
-#[allow(dead_code)]
 mod heartbeat;
 mod machine;
 mod mirror;

@@ -50,8 +50,6 @@
 //!   always passes through `Releasing`, which returns `RemoveVip` before `Permit { run: false }`.
 
 #![forbid(unsafe_code)]
-// Wired into the daemon with the heartbeat, fencing and VIP building blocks (pair issue).
-#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
