@@ -2,16 +2,14 @@
 //! whole receive path. A measurement for BENCHMARKS.md, not a test: nothing is asserted.
 //!
 //! Run: `cargo bench -p bbwd --bench heartbeat` (the release profile: opt-level "s", LTO).
-//! The codec is compiled here by path, as in the namespace test (the agent is a binary crate).
-
-#[path = "../src/heartbeat.rs"]
-#[allow(dead_code)]
-mod heartbeat;
+//! The codec is `bbwd_core::heartbeat`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use heartbeat::{Flags, Health, Key, Local, NodeName, PeerTracker, Role, Sender, State};
+use bbwd_core::heartbeat::{
+    self, Flags, Health, Key, Local, NodeName, PeerTracker, Role, Sender, State,
+};
 
 /// The agent's counting global allocator (the `alloc-count` bench build's): every figure also
 /// reports allocations per packet.

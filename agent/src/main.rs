@@ -11,12 +11,12 @@ mod config;
 mod daemon;
 mod events;
 mod fence;
-mod heartbeat;
-mod machine;
 mod mirror;
 mod ocf;
-mod pair;
 mod status;
+
+// The decisions live in the pure core crate; the agent names them as its own modules.
+use bbwd_core::{heartbeat, machine, pair};
 
 #[cfg(feature = "alloc-count")]
 mod alloc_count;

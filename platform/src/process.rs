@@ -134,16 +134,7 @@ pub struct PidRecord {
     pub start_ticks: u64,
 }
 
-/// How the leader ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitKind {
-    /// exit(code).
-    Exited(i32),
-    /// Killed by this signal number.
-    Signaled(i32),
-    /// Not our child (adopted): it is gone, but its status is unknowable.
-    Unknown,
-}
+pub use bbwd_core::probe::ExitKind;
 
 /// Errors, each naming the operation.
 #[derive(Debug)]

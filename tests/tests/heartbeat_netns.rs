@@ -1,8 +1,7 @@
 //! Root test: the heartbeat over two real links between two network namespaces this test
 //! creates (`bbhb<pid>a`, `bbhb<pid>b`, joined by two veth pairs), with the real link sockets
 //! (`bbwd_platform::heartbeat::Links`) and the agent's codec and tracker
-//! (`agent/src/heartbeat.rs`, compiled here by path: the agent is a binary crate, and the codec
-//! depends on nothing but `std`, `hmac` and `sha2`). Its unit tests come along and run here too.
+//! (`bbwd_core::heartbeat`).
 //!
 //! How the namespaces are entered: a socket belongs to the network namespace it was created in,
 //! whatever thread uses it later. So each node's sockets are opened on a short-lived thread that
@@ -13,9 +12,7 @@
 //! namespace; the veths live inside them), or leave them behind: [`Lab`]'s drop deletes both,
 //! also when an assertion fails.
 
-#[path = "../../agent/src/heartbeat.rs"]
-#[allow(dead_code)]
-mod heartbeat;
+use bbwd_core::heartbeat;
 
 use std::fs::File;
 use std::net::SocketAddr;

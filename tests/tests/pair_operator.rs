@@ -9,8 +9,7 @@
 //! one VIP holder and one Bitbucket at every 20 ms sample"). No timing is asserted: every wait
 //! is a generous bound.
 //!
-//! The forged datagrams are built with the agent's own codec, compiled here by path as in
-//! `heartbeat_netns.rs` (the agent is a binary crate; the codec needs only `hmac` and `sha2`).
+//! The forged datagrams are built with the agent's own codec (`bbwd_core::heartbeat`).
 //! A real heartbeat to replay is captured with a packet socket inside the receiving node's
 //! namespace.
 //!
@@ -19,9 +18,7 @@
 //! lab's namespaces, by PID. Needs root, iproute2, ipmi_sim and ipmitool; under `CI` their
 //! absence fails the test.
 
-#[path = "../../agent/src/heartbeat.rs"]
-#[allow(dead_code)]
-mod heartbeat;
+use bbwd_core::heartbeat;
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};

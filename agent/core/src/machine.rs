@@ -58,8 +58,8 @@ use core::fmt::Write as _;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bbwd_platform::http::{BbState, ProbeFailure, ProbeOutcome};
-use bbwd_platform::process::ExitKind;
+use crate::probe::ExitKind;
+use crate::probe::{BbState, ProbeFailure, ProbeOutcome};
 
 /// Exit status of a JVM started with `-XX:+ExitOnOutOfMemoryError`.
 pub const OOME_EXIT_CODE: i32 = 3;

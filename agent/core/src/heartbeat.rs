@@ -4,8 +4,7 @@
 //!
 //! Must not: do I/O or read a clock. Sockets are `bbwd_platform::heartbeat`; the key file is read
 //! by the caller (`bbwd_platform::fs::read_secret_file`) and handed to [`Key::new`]; every time
-//! is passed in. This file also depends on nothing but `std`, `hmac` and `sha2`, so the
-//! namespace test (`tests/tests/heartbeat_netns.rs`) and the bench compile it by path.
+//! is passed in.
 //!
 //! # Theory of operation
 //! Every `heartbeat_interval` the node sends one packet on each link (link i = `listen[i]` ->
@@ -846,5 +845,4 @@ impl PeerTracker {
 }
 
 #[cfg(test)]
-#[path = "heartbeat/tests.rs"]
 mod tests;

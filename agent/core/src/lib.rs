@@ -1,0 +1,16 @@
+//! `bbwd-core`: every decision bbwd makes, as pure state machines.
+//!
+//! Owns: the single-node supervisor ([`machine`]), the cold-standby pair ([`pair`]), the
+//! heartbeat codec and peer tracker ([`heartbeat`]), and the vocabulary they share with the
+//! platform ([`probe`]).
+//!
+//! Must not: do I/O, read a clock, spawn, sleep, or depend on a crate that does. Time is an
+//! argument (`now`), platform results come back as inputs, and what must happen is returned as
+//! actions. That is what lets the model checker drive two real nodes through every interleaving.
+
+#![forbid(unsafe_code)]
+
+pub mod heartbeat;
+pub mod machine;
+pub mod pair;
+pub mod probe;
