@@ -25,11 +25,15 @@
 //! The cheap structural checks come first, then the tag (constant-time, `verify_slice`): no field
 //! of an unauthenticated packet is ever interpreted.
 //!
-//! # Packet layout (version 1, 144 bytes, integers big-endian)
+//! # Packet layout (integers big-endian)
+//! Version 2 (168 bytes) is what this build sends; version 1 (144 bytes, bytes 0..108 the same,
+//! then 4 reserved zero bytes and the tag at 112) is still accepted and, until the peer's current
+//! run has been heard speaking version 2, also sent (see *Compatibility*).
+//!
 //! | offset | bytes | field | notes |
 //! |---:|---:|---|---|
 //! | 0 | 4 | magic | `b"BBHB"` |
-//! | 4 | 1 | version | 1 |
+//! | 4 | 1 | version | 2 (1 for the compatibility copy) |
 //! | 5 | 1 | role | [`Role`]: 0 none, 1 standby, 2 active |
 //! | 6 | 1 | state | [`State`] code (the SPEC's `state` names) |
 //! | 7 | 1 | Bitbucket health | [`Health`] code |
@@ -40,8 +44,43 @@
 //! | 76 | 16 | boot id | random per start of the sender's bbwd (see below) |
 //! | 92 | 8 | sequence | per packet, seeded from the sender's wall clock (see below) |
 //! | 100 | 8 | sender's wall clock | ms since the Unix epoch; informational only (skew in status) |
-//! | 108 | 4 | reserved | zero |
-//! | 112 | 32 | tag | HMAC-SHA256 over bytes 0..112 |
+//! | 108 | 4 | sender's epoch | v2: bumped each time the sender declared the receiver lost |
+//! | 112 | 16 | echoed boot id | v2: the receiver's boot id as the sender last accepted it (zeros: none yet) |
+//! | 128 | 4 | echoed epoch | v2: the receiver's epoch as the sender last accepted it |
+//! | 132 | 1 | links heard | v2: bit i = the sender heard the receiver on link i within `peer_timeout` |
+//! | 133 | 3 | reserved | zero |
+//! | 136 | 32 | tag | HMAC-SHA256 over bytes 0..136 (v1: over 0..112, tag at 112) |
+//!
+//! # Freshness: the receiver's challenge (version 2)
+//! Sequence numbers stop a replay *within* one run of the receiver, but a receiver that restarted
+//! (or that has declared the peer lost) has no history that an old packet could be checked
+//! against. So every packet carries the sender's **challenge** — its boot id and an epoch it
+//! bumps whenever it declares the peer lost — and echoes the peer's latest challenge. A packet is
+//! **fresh** for the receiver when it echoes the receiver's *current* boot id and epoch: it was
+//! sent after the sender heard this run of the receiver since its last loss, so no capture of an
+//! earlier exchange can be fresh. The tracker:
+//! * counts the peer alive again after a loss (or at start) only on a fresh packet
+//!   ([`PeerTracker::alive`]);
+//! * gives **consent** ([`PeerTracker::consent`]: the peer's word that it does not serve, or
+//!   that it handed the service over) only from a fresh version-2 packet. A version-1 packet
+//!   never gives consent: it has no challenge.
+//!
+//! # Symmetric links (version 2)
+//! Each packet says which links the sender hears the receiver on. A link counts as up only if
+//! the receiver hears the peer on it *and* the peer says it hears the receiver on it, so both
+//! sides see the same link state: with every link lost in one direction, neither side counts the
+//! peer alive, and the fence race is the ordinary one (the node holding the service fences at
+//! once) rather than the deaf side fencing a healthy active node while it is being heard.
+//!
+//! # Compatibility (rolling upgrade)
+//! A version-2 node accepts version 1 for liveness and role (never for consent, never as fresh),
+//! and sends a version-1 copy next to each version-2 packet until it has accepted a version-2
+//! packet from the peer's current run. A version-1 node drops the version-2 copies (counted as
+//! `bad_version`) and keeps hearing the version-1 ones. So one upgrade step (one node new, one
+//! old) never looks like a dead peer; what it loses is consent (a cold start or hand-over
+//! waits, or fences, until both speak version 2). The rule, kept for the next version: a
+//! receiver speaks the previous version too, a sender sends the previous version's copy until
+//! the peer is heard speaking the new one.
 //!
 //! # Replay and staleness
 //! * **Boot id = 16 random bytes per start of bbwd** (not the kernel's `boot_id`). bbwd is
@@ -82,15 +121,19 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// Size of every heartbeat packet, bytes.
-pub const PACKET_BYTES: usize = 144;
+/// Size of a version-2 packet, bytes: the largest this build sends (buffers are this size).
+pub const PACKET_BYTES: usize = 168;
+/// Size of a version-1 packet, bytes (accepted, and sent as the compatibility copy).
+pub const PACKET_BYTES_V1: usize = 144;
 /// Receive buffers must be larger than a packet so that an oversized datagram is seen as such
 /// (the kernel truncates a datagram to the buffer), bytes.
 pub const RECV_BUFFER_BYTES: usize = 512;
 /// `b"BBHB"`.
 pub const MAGIC: [u8; 4] = *b"BBHB";
-/// Wire format version this code speaks.
-pub const VERSION: u8 = 1;
+/// Wire format version this code sends.
+pub const VERSION: u8 = 2;
+/// The previous version, still accepted and sent as a compatibility copy.
+pub const VERSION_V1: u8 = 1;
 /// Longest node name, bytes (the config's limit, HOST_NAME_MAX).
 pub const MAX_NAME_BYTES: usize = 64;
 /// Shortest accepted cluster key, bytes: 128 bits. `openssl rand -hex 32 > cluster.key` makes
@@ -110,10 +153,17 @@ const OFF_NAME: usize = 12;
 const OFF_BOOT_ID: usize = OFF_NAME + MAX_NAME_BYTES; // 76
 const OFF_SEQUENCE: usize = OFF_BOOT_ID + 16; // 92
 const OFF_WALL_MS: usize = OFF_SEQUENCE + 8; // 100
-const OFF_RESERVED: usize = OFF_WALL_MS + 8; // 108
-const OFF_TAG: usize = OFF_RESERVED + 4; // 112
+const OFF_RESERVED_V1: usize = OFF_WALL_MS + 8; // 108
+const OFF_TAG_V1: usize = OFF_RESERVED_V1 + 4; // 112
+const OFF_EPOCH: usize = OFF_WALL_MS + 8; // 108
+const OFF_ECHO_BOOT: usize = OFF_EPOCH + 4; // 112
+const OFF_ECHO_EPOCH: usize = OFF_ECHO_BOOT + 16; // 128
+const OFF_HEARD: usize = OFF_ECHO_EPOCH + 4; // 132
+const OFF_RESERVED: usize = OFF_HEARD + 1; // 133
+const OFF_TAG: usize = OFF_RESERVED + 3; // 136
 const TAG_BYTES: usize = 32;
 const _: () = assert!(OFF_TAG + TAG_BYTES == PACKET_BYTES);
+const _: () = assert!(OFF_TAG_V1 + TAG_BYTES == PACKET_BYTES_V1);
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -121,7 +171,7 @@ type HmacSha256 = Hmac<Sha256>;
 // Field types
 
 /// The sender's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     None = 0,
     Standby = 1,
@@ -129,7 +179,7 @@ pub enum Role {
 }
 
 /// The sender's state (the SPEC's status `state` names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
     Starting = 0,
     Running = 1,
@@ -144,7 +194,7 @@ pub enum State {
 }
 
 /// The sender's view of its own Bitbucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Health {
     /// Not checked yet, or not running here (a standby).
     Unknown = 0,
@@ -197,7 +247,7 @@ impl Health {
 }
 
 /// Flag bits of a heartbeat (the pair's handshakes ride on them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct Flags(u16);
 
 // The wire format defines every bit; this version sends SWITCHOVER_REQUEST (hand-over),
@@ -221,8 +271,15 @@ impl Flags {
     /// Every bit this version knows.
     pub const KNOWN: Flags = Flags((1 << 7) - 1);
 
+    /// Every bit version 1 knows (a version-1 receiver rejects a packet with any other).
+    pub const KNOWN_V1: Flags = Flags((1 << 7) - 1);
+
     pub const fn empty() -> Flags {
         Flags(0)
+    }
+    /// Only the bits a version-1 receiver accepts (for the compatibility copy).
+    pub const fn v1(self) -> Flags {
+        Flags(self.0 & Flags::KNOWN_V1.0)
     }
     pub const fn bits(self) -> u16 {
         self.0
@@ -248,7 +305,7 @@ impl std::ops::BitOr for Flags {
 }
 
 /// A node name as carried in a packet: 1..=64 bytes of UTF-8, stored inline.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NodeName {
     len: u8,
     bytes: [u8; MAX_NAME_BYTES],
@@ -289,7 +346,7 @@ impl std::fmt::Debug for NodeName {
 pub type BootId = [u8; 16];
 
 /// What one packet says; encoded by [`Key::encode`], returned by [`Key::decode`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Heartbeat {
     pub name: NodeName,
     pub boot_id: BootId,
@@ -302,6 +359,21 @@ pub struct Heartbeat {
     pub link: u8,
     /// Sender's wall clock, ms since the Unix epoch (informational).
     pub wall_ms: u64,
+    /// Wire version it came in (or goes out) as.
+    pub version: u8,
+    /// The sender's challenge epoch (v2; 0 in v1).
+    pub epoch: u32,
+    /// The receiver's challenge as the sender last heard it (v2; zeros in v1).
+    pub echo: Challenge,
+    /// Bit i: the sender hears the receiver on link i (v2; 0 in v1).
+    pub heard: u8,
+}
+
+/// A node's challenge: its run's boot id and the epoch it bumps on every loss of the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Challenge {
+    pub boot_id: BootId,
+    pub epoch: u32,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,10 +473,22 @@ pub struct Key {
     mac: HmacSha256,
 }
 
+/// The key is the same for the whole life of a node: it adds nothing to a state's identity (the
+/// model checker hashes nodes).
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Key(..)")
     }
+}
+
+fn be_u32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_be_bytes(a)
 }
 
 fn be_u64(b: &[u8], at: usize) -> u64 {
@@ -425,10 +509,12 @@ impl Key {
         Ok(Key { mac })
     }
 
-    /// Writes `hb` as a signed packet into `buf`.
-    pub fn encode(&self, hb: &Heartbeat, buf: &mut [u8; PACKET_BYTES]) {
+    /// Writes `hb` as a signed packet of version `hb.version` (1 or 2; anything else is sent as
+    /// 2) into `buf`; returns its length. A version-1 packet carries only v1 flag bits.
+    pub fn encode(&self, hb: &Heartbeat, buf: &mut [u8; PACKET_BYTES]) -> usize {
+        let v1 = hb.version == VERSION_V1;
         buf[..4].copy_from_slice(&MAGIC);
-        buf[OFF_VERSION] = VERSION;
+        buf[OFF_VERSION] = if v1 { VERSION_V1 } else { VERSION };
         buf[OFF_ROLE] = hb.role as u8;
         buf[OFF_STATE] = hb.state as u8;
         buf[OFF_HEALTH] = hb.health as u8;
@@ -438,21 +524,32 @@ impl Key {
         buf[OFF_NAME..OFF_BOOT_ID].copy_from_slice(&hb.name.bytes);
         buf[OFF_BOOT_ID..OFF_SEQUENCE].copy_from_slice(&hb.boot_id);
         buf[OFF_SEQUENCE..OFF_WALL_MS].copy_from_slice(&hb.sequence.to_be_bytes());
-        buf[OFF_WALL_MS..OFF_RESERVED].copy_from_slice(&hb.wall_ms.to_be_bytes());
-        buf[OFF_RESERVED..OFF_TAG].fill(0);
+        buf[OFF_WALL_MS..OFF_WALL_MS + 8].copy_from_slice(&hb.wall_ms.to_be_bytes());
+        let tag_at = if v1 {
+            buf[OFF_RESERVED_V1..OFF_TAG_V1].fill(0);
+            OFF_TAG_V1
+        } else {
+            buf[OFF_EPOCH..OFF_ECHO_BOOT].copy_from_slice(&hb.epoch.to_be_bytes());
+            buf[OFF_ECHO_BOOT..OFF_ECHO_EPOCH].copy_from_slice(&hb.echo.boot_id);
+            buf[OFF_ECHO_EPOCH..OFF_HEARD].copy_from_slice(&hb.echo.epoch.to_be_bytes());
+            buf[OFF_HEARD] = hb.heard;
+            buf[OFF_RESERVED..OFF_TAG].fill(0);
+            OFF_TAG
+        };
         let tag = self
             .mac
             .clone()
-            .chain_update(&buf[..OFF_TAG])
+            .chain_update(&buf[..tag_at])
             .finalize()
             .into_bytes();
-        buf[OFF_TAG..].copy_from_slice(&tag);
+        buf[tag_at..tag_at + TAG_BYTES].copy_from_slice(&tag);
+        tag_at + TAG_BYTES
     }
 
     /// Checks and parses one datagram. Only structure and authenticity: who sent it and
     /// whether it is fresh is [`PeerTracker::receive`]'s business.
     pub fn decode(&self, bytes: &[u8]) -> Result<Heartbeat, Reject> {
-        if bytes.len() < PACKET_BYTES {
+        if bytes.len() < PACKET_BYTES_V1 {
             return Err(Reject::Truncated);
         }
         if bytes.len() > PACKET_BYTES {
@@ -461,13 +558,21 @@ impl Key {
         if bytes[..4] != MAGIC {
             return Err(Reject::BadMagic);
         }
-        if bytes[OFF_VERSION] != VERSION {
-            return Err(Reject::BadVersion);
+        let (version, size, tag_at) = match bytes[OFF_VERSION] {
+            VERSION_V1 => (VERSION_V1, PACKET_BYTES_V1, OFF_TAG_V1),
+            VERSION => (VERSION, PACKET_BYTES, OFF_TAG),
+            _ => return Err(Reject::BadVersion),
+        };
+        if bytes.len() < size {
+            return Err(Reject::Truncated);
+        }
+        if bytes.len() > size {
+            return Err(Reject::Oversized);
         }
         self.mac
             .clone()
-            .chain_update(&bytes[..OFF_TAG])
-            .verify_slice(&bytes[OFF_TAG..])
+            .chain_update(&bytes[..tag_at])
+            .verify_slice(&bytes[tag_at..])
             .map_err(|_| Reject::Unauthenticated)?;
 
         // Authentic from here on; anything odd is the sender's bug, not an attack.
@@ -487,7 +592,12 @@ impl Key {
         if std::str::from_utf8(&name_field[..name_len]).is_err() {
             return Err(Reject::Malformed);
         }
-        if bytes[OFF_RESERVED..OFF_TAG].iter().any(|&b| b != 0) {
+        let reserved = if version == VERSION_V1 {
+            &bytes[OFF_RESERVED_V1..OFF_TAG_V1]
+        } else {
+            &bytes[OFF_RESERVED..OFF_TAG]
+        };
+        if reserved.iter().any(|&b| b != 0) {
             return Err(Reject::Malformed);
         }
         let mut name = NodeName {
@@ -507,12 +617,33 @@ impl Key {
             flags,
             link: bytes[OFF_LINK],
             wall_ms: be_u64(bytes, OFF_WALL_MS),
+            version,
+            epoch: if version == VERSION_V1 {
+                0
+            } else {
+                be_u32(bytes, OFF_EPOCH)
+            },
+            echo: if version == VERSION_V1 {
+                Challenge::default()
+            } else {
+                let mut boot_id = [0u8; 16];
+                boot_id.copy_from_slice(&bytes[OFF_ECHO_BOOT..OFF_ECHO_EPOCH]);
+                Challenge {
+                    boot_id,
+                    epoch: be_u32(bytes, OFF_ECHO_EPOCH),
+                }
+            },
+            heard: if version == VERSION_V1 {
+                0
+            } else {
+                bytes[OFF_HEARD]
+            },
         })
     }
 }
 
 /// What the sender says about itself in the next packets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Local {
     pub role: Role,
     pub state: State,
@@ -520,8 +651,17 @@ pub struct Local {
     pub flags: Flags,
 }
 
+/// What the receiving side adds to each packet the sender sends (version 2): our challenge, the
+/// peer's echoed, and the links we hear the peer on. From [`PeerTracker::talk`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Talk {
+    pub epoch: u32,
+    pub echo: Challenge,
+    pub heard: u8,
+}
+
 /// The sending side: our name, this run's boot id and the sequence counter.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct Sender {
     key: Key,
     name: NodeName,
@@ -546,14 +686,18 @@ impl Sender {
         self.boot_id
     }
 
-    /// Encodes the next packet for `link` into `buf` (a fresh sequence per call).
+    /// Encodes the next packet for `link` into `buf` (a fresh sequence per call) as `version`
+    /// ([`VERSION`], or [`VERSION_V1`] for the compatibility copy, which carries only the v1
+    /// flags); returns its length.
     pub fn encode(
         &mut self,
         local: &Local,
+        talk: &Talk,
         link: u8,
         wall_ms: u64,
+        version: u8,
         buf: &mut [u8; PACKET_BYTES],
-    ) -> u64 {
+    ) -> usize {
         let sequence = self.next_sequence;
         self.next_sequence = self.next_sequence.saturating_add(1);
         let hb = Heartbeat {
@@ -566,9 +710,12 @@ impl Sender {
             flags: local.flags,
             link,
             wall_ms,
+            version,
+            epoch: talk.epoch,
+            echo: talk.echo,
+            heard: talk.heard,
         };
-        self.key.encode(&hb, buf);
-        sequence
+        self.key.encode(&hb, buf)
     }
 }
 
@@ -576,7 +723,7 @@ impl Sender {
 // The receiver
 
 /// Drop counters, one per [`Reject`] class, plus accepted packets (for `bbwd status`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct DropCounters {
     pub accepted: u64,
     counts: [u64; Reject::ALL.len()],
@@ -598,11 +745,11 @@ impl DropCounters {
 }
 
 /// One link as the receiver sees it.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct LinkView {
     /// When the last valid packet arrived on this link.
     pub last_valid: Option<Instant>,
-    /// Up as last reported by an event (see [`PeerTracker::next_event`]).
+    /// Up (heard both ways) as last reported by an event (see [`PeerTracker::next_event`]).
     pub up: bool,
     /// Valid packets received on this link.
     pub accepted: u64,
@@ -627,7 +774,7 @@ pub enum Event {
     PeerRestarted,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Epoch {
     boot_id: BootId,
     max_sequence: u64,
@@ -639,10 +786,22 @@ struct Epoch {
 /// * `links.len()` is fixed at construction; no allocation afterwards.
 /// * `alive_reported` / `LinkView::up` change only in `next_event`, so each change is reported
 ///   exactly once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct PeerTracker {
     key: Key,
     me: NodeName,
+    /// Our challenge: this run's boot id, and the epoch bumped at every loss of the peer.
+    mine: Challenge,
+    /// The peer's current run has sent version 2.
+    peer_v2: bool,
+    /// The peer's latest challenge (echoed in our packets).
+    peer_challenge: Challenge,
+    /// Links the peer says it hears us on (version 2; all for a version-1 peer).
+    peer_hears: u8,
+    /// The latest version-2 packet echoed our current challenge.
+    last_fresh: bool,
+    /// A fresh packet (or, from a version-1 peer, any packet) arrived since the last loss.
+    revived: bool,
     peer: NodeName,
     peer_timeout: Duration,
     links: Vec<LinkView>,
@@ -658,9 +817,12 @@ pub struct PeerTracker {
 }
 
 impl PeerTracker {
+    /// `my_boot_id`: this run's boot id (the one our [`Sender`] sends), the base of our
+    /// challenge. Links: at most 8 (one bit each in `links heard`).
     pub fn new(
         key: Key,
         me: NodeName,
+        my_boot_id: BootId,
         peer: NodeName,
         links: usize,
         peer_timeout: Duration,
@@ -668,6 +830,15 @@ impl PeerTracker {
         PeerTracker {
             key,
             me,
+            mine: Challenge {
+                boot_id: my_boot_id,
+                epoch: 0,
+            },
+            peer_v2: false,
+            peer_challenge: Challenge::default(),
+            peer_hears: 0,
+            last_fresh: false,
+            revived: false,
             peer,
             peer_timeout,
             links: vec![LinkView::default(); links],
@@ -701,6 +872,22 @@ impl PeerTracker {
                 view.last_sequence = Some(hb.sequence);
                 self.last_valid = Some(now);
                 self.last = Some(hb);
+                if hb.version >= VERSION {
+                    self.peer_v2 = true;
+                    self.peer_challenge = Challenge {
+                        boot_id: hb.boot_id,
+                        epoch: hb.epoch,
+                    };
+                    self.peer_hears = hb.heard;
+                    self.last_fresh = hb.echo == self.mine;
+                    if self.last_fresh {
+                        self.revived = true;
+                    }
+                } else if !self.peer_v2 {
+                    // A version-1 peer: no challenge to check, no link report.
+                    self.peer_hears = u8::MAX;
+                    self.revived = true;
+                }
             }
             Err(class) => {
                 self.counters.bump(class);
@@ -761,6 +948,12 @@ impl PeerTracker {
         for view in &mut self.links {
             view.last_sequence = None;
         }
+        // A new run of the peer: nothing it said before counts; its version is learnt anew.
+        self.peer_v2 = false;
+        self.peer_challenge = Challenge::default();
+        self.peer_hears = 0;
+        self.last_fresh = false;
+        self.revived = false;
     }
 
     fn link_fresh(&self, view: &LinkView, now: Instant) -> bool {
@@ -768,17 +961,53 @@ impl PeerTracker {
             .is_some_and(|t| now.saturating_duration_since(t) < self.peer_timeout)
     }
 
-    /// Any link delivered a valid packet within `peer_timeout` of `now`.
-    pub fn alive(&self, now: Instant) -> bool {
-        self.links.iter().any(|v| self.link_fresh(v, now))
+    /// Link `i` is up: heard within `peer_timeout` of `now`, and the peer hears us on it.
+    fn link_up(&self, i: usize, now: Instant) -> bool {
+        self.link_fresh(&self.links[i], now) && self.peer_hears & (1u8 << (i & 7)) != 0
     }
 
-    /// (links up, links total) at `now`.
+    /// The peer is alive: some link is up both ways, and a fresh packet has arrived since the
+    /// last loss (see *Freshness*).
+    pub fn alive(&self, now: Instant) -> bool {
+        self.revived && (0..self.links.len()).any(|i| self.link_up(i, now))
+    }
+
+    /// The peer's latest word may be taken as consent (that it does not serve, or that it
+    /// handed over): it is alive, and its latest version-2 packet answered our current
+    /// challenge.
+    pub fn consent(&self, now: Instant) -> bool {
+        self.alive(now) && self.peer_v2 && self.last_fresh
+    }
+
+    /// The peer's current run speaks version 2 (we may stop sending version-1 copies).
+    pub fn peer_speaks_v2(&self) -> bool {
+        self.peer_v2
+    }
+
+    /// What our next packets carry for the peer: our challenge, its echoed, the links we hear.
+    pub fn talk(&self, now: Instant) -> Talk {
+        let mut heard = 0u8;
+        for (i, v) in self.links.iter().enumerate().take(8) {
+            if self.link_fresh(v, now) {
+                heard |= 1 << i;
+            }
+        }
+        Talk {
+            epoch: self.mine.epoch,
+            echo: self.peer_challenge,
+            heard,
+        }
+    }
+
+    /// Our current challenge.
+    pub fn challenge(&self) -> Challenge {
+        self.mine
+    }
+
+    /// (links up, links total) at `now` (up = heard both ways).
     pub fn links_up(&self, now: Instant) -> (usize, usize) {
-        let up = self
-            .links
-            .iter()
-            .filter(|v| self.link_fresh(v, now))
+        let up = (0..self.links.len())
+            .filter(|&i| self.link_up(i, now))
             .count();
         (up, self.links.len())
     }
@@ -812,17 +1041,17 @@ impl PeerTracker {
     /// up, then the peer (restarted, alive, lost).
     pub fn next_event(&mut self, now: Instant) -> Option<Event> {
         for i in 0..self.links.len() {
-            let fresh = self.link_fresh(&self.links[i], now);
+            let up = self.link_up(i, now);
             let view = &mut self.links[i];
-            if view.up && !fresh {
+            if view.up && !up {
                 view.up = false;
                 return Some(Event::LinkDown(i));
             }
         }
         for i in 0..self.links.len() {
-            let fresh = self.link_fresh(&self.links[i], now);
+            let up = self.link_up(i, now);
             let view = &mut self.links[i];
-            if !view.up && fresh {
+            if !view.up && up {
                 view.up = true;
                 return Some(Event::LinkUp(i));
             }
@@ -834,6 +1063,12 @@ impl PeerTracker {
         let alive = self.alive(now);
         if alive != self.alive_reported {
             self.alive_reported = alive;
+            if !alive {
+                // A new challenge: nothing the peer sent before this moment can revive it.
+                self.mine.epoch = self.mine.epoch.wrapping_add(1);
+                self.revived = false;
+                self.last_fresh = false;
+            }
             return Some(if alive {
                 Event::PeerAlive
             } else {

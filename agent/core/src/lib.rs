@@ -10,7 +10,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod fence;
 pub mod heartbeat;
 pub mod machine;
+pub mod node;
 pub mod pair;
 pub mod probe;

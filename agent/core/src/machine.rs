@@ -74,7 +74,7 @@ pub const MAX_ACTIONS: usize = 12;
 pub type Detail = heapless::String<DETAIL_CAPACITY>;
 
 /// The timing and limits the machine works with (from `[bitbucket]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Settings {
     pub monitor_interval: Duration,
     pub startup_timeout: Duration,
@@ -91,7 +91,7 @@ pub struct Settings {
 }
 
 /// What the machine is told.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Input {
     /// Time passed (the loop woke up); deadlines are checked.
     Tick,
@@ -125,7 +125,7 @@ pub enum Input {
 }
 
 /// What the supervisor tells the pair layer (pair mode only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Report {
     /// Bitbucket became healthy after a start.
     Healthy,
@@ -140,7 +140,7 @@ pub enum Report {
 }
 
 /// What the machine asks the loop to do.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Start Bitbucket; answer with `Started` or `SpawnFailed`.
     Spawn,
@@ -159,14 +159,14 @@ pub enum Action {
 }
 
 /// Signals for the group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Sig {
     Term,
     Kill,
 }
 
 /// Kinds of events (the `kind` field of status events and `BBWD_EVENT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     DaemonStart,
     Adopted,
@@ -267,7 +267,7 @@ impl EventKind {
 }
 
 /// The state reported to operators (SPEC `state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
     Starting,
     Running,
@@ -293,7 +293,7 @@ impl State {
 }
 
 /// Why the machine gave up and waits for an operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailReason {
     /// Exited, or stayed unhealthy past `startup_timeout`, after a start.
     StartFailed,
@@ -332,7 +332,7 @@ impl FailReason {
 }
 
 /// What to do once the process group is gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Then {
     /// Start again (a correction or a crash restart; already counted).
     Restart,
@@ -345,7 +345,7 @@ enum Then {
 }
 
 /// The process lifecycle. Each state carries what it needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Proc {
     /// Nothing runs.
     Down,
@@ -384,7 +384,7 @@ enum Proc {
 }
 
 /// Database reachability as last seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Db {
     NotConfigured,
     Unknown,
@@ -393,7 +393,7 @@ pub enum Db {
 }
 
 /// How a `/status` reply is judged at a given moment (SPEC failure table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Verdict {
     /// RUNNING, MAINTENANCE, FIRST_RUN.
     Healthy,
@@ -428,7 +428,7 @@ pub struct View {
 }
 
 /// The supervisor. See the module documentation.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Machine {
     s: Settings,
     proc: Proc,
@@ -445,6 +445,9 @@ pub struct Machine {
     petting: bool,
     /// Pair mode: the pair layer allows Bitbucket to run on this node. Always true alone.
     permitted: bool,
+    /// Pair mode: permitted while an adopted Bitbucket already runs (a resumed service): the
+    /// next healthy check is reported as `Healthy`, as a start's would be.
+    report_healthy: bool,
 }
 
 /// Actions returned by one step.
@@ -473,6 +476,7 @@ impl Machine {
             last_probe: None,
             petting: true,
             permitted: !s_pair,
+            report_healthy: false,
         };
         let mut out = Actions::new();
         if let Some(pid) = boot.adopted_pid {
@@ -599,8 +603,12 @@ impl Machine {
         if run {
             // A takeover starts afresh: the budget counts restarts on this node's watch.
             self.restarts.clear();
+            // Already running (adopted by a restarted bbwd): the pair hears of its health at the
+            // next good check.
+            self.report_healthy = matches!(self.proc, Proc::Up { .. });
             return;
         }
+        self.report_healthy = false;
         match &mut self.proc {
             Proc::Starting { .. } | Proc::Up { .. } => self.stop(now, Then::StayDown, out),
             Proc::Stopping { then, .. }
@@ -793,6 +801,12 @@ impl Machine {
             }
             Proc::Up { started_at, .. } => match self.verdict(now, started_at, &probe) {
                 Verdict::Healthy | Verdict::Grace => {
+                    if self.report_healthy
+                        && self.verdict(now, started_at, &probe) == Verdict::Healthy
+                    {
+                        self.report_healthy = false;
+                        self.report(out, Report::Healthy);
+                    }
                     if self.consecutive_failures > 0 {
                         let n = self.consecutive_failures;
                         event(

@@ -2,100 +2,163 @@
 //! the service over or gives it up. A pure state machine like `machine.rs` (no I/O, time passed
 //! in, actions returned); it sits *above* the single-node supervisor, which it tells whether
 //! Bitbucket may run (`Permit`) and which tells it when Bitbucket is healthy, gone, or beyond
-//! saving (`Supervisor*` inputs).
+//! saving (`Supervisor*` inputs). [`crate::node::Node`] composes the two with the heartbeat and
+//! the fencing procedure.
 //!
 //! # Theory of operation
 //!
 //! ```text
-//!   Booting ──peer heard, peer active────────────────────────────────► Standby
-//!      │  ──peer heard, nobody active, we are preferred──┐               │  ▲
-//!      │                                                 │   peer lost   │  │ released
-//!      └──silent for peer_timeout (+ fence delay)──┐     │  (+ delay)    ▼  │
-//!                                                  ▼     │           ┌────────┐
-//!                 confirm-peer-down ──────────► Fencing ◄────────────┤        │
-//!                   (operator)       fence ok │   │ fail            │        │
-//!                                             │   ▼                 │        │
-//!                                             │ FenceBlocked        │        │
-//!                                             │  (retry, backoff,   │        │
-//!                                             │   CRITICAL)         │        │
-//!                                             ▼                     │        │
-//!   TakingOver: before_start hooks -> Permit(run) -> healthy -> AddVip + GARP │
-//!                                             │                     │        │
-//!                                             ▼                     │        │
-//!                                           Active ──restarts exhausted, lost public link,
-//!                                             │      isolated (witness), switchover──► Releasing:
-//!                                             │                          RemoveVip -> Permit(stop)
-//!                                             │                          -> gone -> after_stop hooks
-//!                 peer lost: fence it at once ┘        (Bitbucket unkillable => SelfFence)
+//!            serving found at start (bbwd restarted: Bitbucket, VIP or storage still held)
+//!   Booting ───────────────────────────────────────────────────────────► TakingOver (resume)
+//!      │ peer heard: serving, or we are not the winner ───────────────► Standby
+//!      │ peer heard not serving, with consent, we are the winner ─────► TakingOver
+//!      │ peer's BMC says off ──► Fencing (at once)                          │  ▲
+//!      └─ silent for boot_wait ─► Fencing (winner at once, else after fence_delay)
+//!                                                                            │  │
+//!   Standby ── peer lost (+ fence_delay) ──► Fencing ──confirmed off──► TakingOver:
+//!      ▲   ── peer handed over, with consent ───────────────────────►   before_start hooks
+//!      │   ── peer not serving, with consent, we are the winner ────►   -> Permit(run)
+//!      │                                      │ failed                  -> healthy -> AddVip
+//!      │                                      ▼                            │
+//!      │                                FenceBlocked (retry, backoff,      ▼
+//!      │                                 CRITICAL; operator)            Active ── peer lost:
+//!      │                                                                  │   fence at once
+//!      │  released: handed over (only if every step succeeded)           │
+//!      └────────── Releasing: RemoveVip -> Permit(stop) -> after_stop ◄───┘ restarts exhausted,
+//!                    │ a step failed or Bitbucket not gone in time          public link down past
+//!                    ▼                                                      link_hold, isolated,
+//!                 SelfFenced: silent (no heartbeats), watchdog not petted   switchover, shutdown
 //! ```
 //!
-//! * **Never take over without a confirmed fence**, unless the peer itself said, over the
-//!   authenticated heartbeat, that it is standby and not serving (cold boot with both alive, or
-//!   a switchover handshake), or an operator confirmed it is down.
-//! * **Split brain** (both alive, every heartbeat link cut): the node holding the service fences
-//!   at once; the other waits `fence_delay` first (the priority-fencing-delay idea), so the
-//!   service is not interrupted. While it waits it asks the peer's BMC for the power state
-//!   (`QueryPeerPower`): a peer already off is exactly what a fence would confirm, so the usual
-//!   case, a dead active node, is taken over at once; only a peer still powered is raced. With a witness, a node that reaches neither its peer nor the
-//!   witness is the isolated one: it does not fence; if it serves, it releases.
-//! * **Release is best-effort**: every step runs even if an earlier one failed, and all errors
-//!   are reported; only a Bitbucket that cannot be stopped ends it, by self-fencing (the
-//!   watchdog stops being petted, the node resets, and the peer fences and takes over).
+//! **The safety rule: never two nodes serving.** A node *serves* while Bitbucket may run on it,
+//! while it holds the VIP, or while its `before_start` hooks (storage) may be in effect. A node
+//! starts serving only on one of these proofs that the other side does not serve:
+//! 1. a **confirmed fence** of the peer (`fence::Outcome::OffConfirmed`: an off reading after an
+//!    acknowledged power-off; one reading is never enough), unless the peer's BMC has been seen
+//!    to report off while the peer heartbeats (a `[fencing]` host pointing at another machine:
+//!    then no fence is trusted, CRITICAL);
+//! 2. the peer's **consent**: an authenticated heartbeat that answers this run's current
+//!    challenge (`PeerTracker::consent`, so never a replay or a word from an earlier run) saying
+//!    it handed the service over (`handed_over`, only sent after a release in which every step
+//!    succeeded), or that it does not serve and we are the **winner** (the `preferred_active`
+//!    node; with both or neither preferred, the node whose name sorts first: both nodes compute
+//!    the same winner, so at most one takes over on consent);
+//! 3. an operator's `confirm-peer-down` while the peer is silent (the operator's word that it
+//!    is off);
+//! 4. **resumption**: at start the node finds itself already serving (bbwd was restarted with
+//!    Bitbucket left running): it was serving before, by one of the proofs above, and since no
+//!    packet of the new run ever says "not serving", the peer cannot have taken over meanwhile
+//!    without fencing this node.
+//!
+//! A node that cannot prove it stopped serving (a release step failed, Bitbucket survives its
+//! stop) never says "not serving" again: it goes **silent** and stops petting the watchdog
+//! (`SelfFenced`), so the peer's only way in is a confirmed fence.
+//!
+//! **Liveness** (the checker's progress property): faults over, one healthy node, and a working
+//! path to the other's BMC (or the other truly off) ⇒ one node serves within `boot_wait` +
+//! `fence_delay` + the fence, start and VIP times. Paused on purpose: maintenance on either node,
+//! an isolated node (neither peer nor witness reachable), a public link that is down, a failed
+//! start (manual intervention), and a fence that cannot be confirmed (CRITICAL, retried).
+//!
+//! **Hysteresis.** The witness counts as unreachable only after [`Settings::witness_misses`]
+//! consecutive missed pings, and the public link as lost only after it stayed down for
+//! [`Settings::link_hold`]: a switch port renegotiating must not move the service. A standby
+//! whose peer is silent re-evaluates on every tick, so a blip that once held a takeover back does
+//! not hold it back for good; a fence already requested is followed to its end.
 //!
 //! # Invariants
-//! * `AddVip` is only ever returned in `TakingOver` after Bitbucket was healthy, and
-//!   `TakingOver` is only entered after a confirmed fence, a heartbeat-confirmed release by the
-//!   peer, or an operator's confirmation.
-//! * `Permit { run: true }` is only returned in `TakingOver`; leaving `Active`/`TakingOver`
-//!   always passes through `Releasing`, which returns `RemoveVip` before `Permit { run: false }`.
-
-#![forbid(unsafe_code)]
+//! * `Permit { run: true }` is only returned in `TakingOver`, which is only entered on one of the
+//!   four proofs above; `AddVip` only after the supervisor reported Bitbucket healthy.
+//! * Leaving `TakingOver`/`Active` always passes through `Releasing`, which returns `RemoveVip`
+//!   before `Permit { run: false }`, and `after_stop` hooks only after Bitbucket is gone.
+//! * `handed_over` is advertised only in `Standby` after a release with no failed step.
+//! * In `SelfFenced` the node sends nothing (see `Pair::silent`).
 
 use std::time::{Duration, Instant};
 
+use crate::fence::Goal;
 use crate::machine::Detail;
 
 /// Most actions one step returns.
-pub const MAX_ACTIONS: usize = 8;
+pub const MAX_ACTIONS: usize = 10;
 
 /// Actions of one step.
 pub type Actions = heapless::Vec<Action, MAX_ACTIONS>;
 
-/// First retry of a failed fence; doubled each time up to `FENCE_BACKOFF_MAX`.
-pub const FENCE_BACKOFF_START: Duration = Duration::from_secs(1);
-/// Longest wait between fence attempts.
-pub const FENCE_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// First retry of a failed fence or takeover; doubled each time up to [`BACKOFF_MAX`].
+pub const BACKOFF_START: Duration = Duration::from_secs(1);
+/// Longest wait between fence (or takeover) attempts: an operator is told at the first failure;
+/// retrying faster only loads a BMC that is not answering.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// Timing and preferences (from `[cluster]`).
-#[derive(Debug, Clone)]
+/// Timing and preferences (from `[cluster]`, `[fencing]`, `[bitbucket]`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Settings {
     /// The peer is dead to us after this long without a valid heartbeat on any link.
     pub peer_timeout: Duration,
     /// This node wins the fence race and starts active on a cold boot.
     pub preferred_active: bool,
-    /// How long the node *not* holding the service waits before fencing (priority delay).
+    /// This node's name sorts before the peer's: the tie-break when both or neither prefer.
+    pub name_first: bool,
+    /// How long the node *not* holding the service waits before fencing (priority delay): longer
+    /// than a whole fence attempt of the other node (`timing` rule R2).
     pub fence_delay: Duration,
+    /// How long a booting node waits to hear its peer before fencing it (wait-for-all).
+    pub boot_wait: Duration,
     /// Whether a witness address is configured.
     pub witness: bool,
-    /// Longest a takeover or release step may take before it counts as failed.
+    /// Consecutive missed witness pings before the witness counts as unreachable.
+    pub witness_misses: u32,
+    /// How long the public link must stay down before the active fails over.
+    pub link_hold: Duration,
+    /// Longest a hook sequence or the VIP step may take before it counts as failed.
     pub step_timeout: Duration,
+    /// Longest the release may wait for Bitbucket to be gone (stop_timeout + kill_timeout +
+    /// margin): past it the node cannot prove it stopped serving and self-fences.
+    pub release_timeout: Duration,
+    /// How often the peer's BMC is asked for its power while the peer is heard (a BMC that says
+    /// "off" for a live peer is a misconfiguration found before it is needed).
+    pub bmc_watch: Duration,
 }
 
-/// What the heartbeat says about the peer (the tracker's summary, fed on every change).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the heartbeat says about the peer (fed on every change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PeerView {
-    /// A valid packet arrived on some link within `peer_timeout`.
+    /// Alive: a link is up both ways and it answered our current challenge since the last loss.
     pub alive: bool,
+    /// Its latest word answers our current challenge: it may be taken as consent.
+    pub consent: bool,
     /// The role the peer advertises.
     pub role: Role,
-    /// The peer's Bitbucket is healthy (for switchover: the peer must be able to take over).
+    /// The peer's Bitbucket is healthy (switchover: the peer must be able to take over).
     pub healthy: bool,
-    /// The peer released the service for us (switchover handshake).
+    /// The peer's supervisor is `failed` (manual intervention): it must not be handed anything,
+    /// and its failure is not a reason to fail over.
+    pub failed: bool,
+    /// The peer released the service for us after a clean release.
     pub handed_over: bool,
+    /// The peer has `preferred_active`.
+    pub preferred: bool,
+    /// The peer is in maintenance: failover is paused.
+    pub maintenance: bool,
+}
+
+impl PeerView {
+    /// Nothing heard.
+    pub const UNKNOWN: PeerView = PeerView {
+        alive: false,
+        consent: false,
+        role: Role::Booting,
+        healthy: false,
+        failed: false,
+        handed_over: false,
+        preferred: false,
+        maintenance: false,
+    };
 }
 
 /// A node's advertised role (also what this node advertises).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Booting,
     Standby,
@@ -117,46 +180,67 @@ impl Role {
         }
     }
     /// Roles in which a node may run Bitbucket or hold the VIP.
-    fn serving(self) -> bool {
+    pub fn serving(self) -> bool {
         matches!(self, Role::TakingOver | Role::Active | Role::Releasing)
     }
 }
 
 /// Why a release happens (decides where it ends).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReleaseWhy {
     /// Restarts exhausted: hand over to the peer.
     Escalation,
-    /// The public link is down: hand over.
+    /// The public link stayed down: hand over.
     PublicLinkLost,
     /// Neither peer nor witness reachable: we are the isolated one.
     Isolated,
     /// Operator's planned move, by handshake.
     Switchover,
-    /// The takeover failed halfway (a hook or the start failed).
+    /// The takeover failed halfway (a hook, the start or the VIP failed).
     TakeoverFailed,
-    /// bbwd is stopping.
+    /// bbwd is stopping: hand over, then exit.
     Shutdown,
 }
 
+impl ReleaseWhy {
+    /// A clean release for this reason tells the peer it may take over without a fence.
+    fn hands_over(self) -> bool {
+        matches!(
+            self,
+            ReleaseWhy::Switchover
+                | ReleaseWhy::Escalation
+                | ReleaseWhy::PublicLinkLost
+                | ReleaseWhy::Shutdown
+        )
+    }
+}
+
 /// Hook phases (`[hooks]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Hooks {
+    /// Run before Bitbucket starts; the shell records "storage may be held" in `state_dir`
+    /// *before* running them (a failure to record is a failed hook).
     BeforeStart,
+    /// Run after Bitbucket is gone; on success the shell removes that record.
     AfterStop,
 }
 
+/// How a fence or power query the pair asked for ended (from [`crate::fence::Outcome`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FenceResult {
+    OffConfirmed(Detail),
+    Power { on: bool, detail: Detail },
+    Failed(Detail),
+}
+
 /// Inputs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Input {
     Tick,
     /// The heartbeat's view of the peer changed (or is re-stated).
     Peer(PeerView),
-    /// `FencePeer` finished: `confirmed` = the BMC reports the peer off.
-    FenceDone {
-        confirmed: bool,
-        detail: Detail,
-    },
+    /// The fence or query asked for finished.
+    Fence(FenceResult),
     HooksDone {
         phase: Hooks,
         ok: bool,
@@ -183,58 +267,42 @@ pub enum Input {
     SupervisorUnkillable,
     /// The start failed for good (exits during startup, never healthy).
     SupervisorStartFailed,
-    /// Whether the witness answered lately (only with a witness configured).
-    Witness {
-        reachable: bool,
-    },
+    /// The local supervisor's overlays: `failed` (manual intervention) and maintenance.
+    Local { failed: bool, maintenance: bool },
+    /// One witness ping's result (only with a witness configured).
+    Witness { reachable: bool },
     /// The public link (the VIP's interface) has carrier / is up.
-    PublicLink {
-        up: bool,
-    },
+    PublicLink { up: bool },
     /// Operator: `bbwd switchover`.
     Switchover,
     /// Operator: `bbwd confirm-peer-down`.
     ConfirmPeerDown,
-    /// `QueryPeerPower` answered: the peer's BMC reports its power `off` (or on, or it could
-    /// not say: `off: false`).
-    PeerPower {
-        off: bool,
-        detail: Detail,
-    },
     Shutdown,
 }
 
 /// Actions.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Fence the peer through its BMC (power off, confirmed); answer `FenceDone`.
-    FencePeer,
-    /// Ask the peer's BMC for its power state (no command); answer `PeerPower`.
-    QueryPeerPower,
+    /// Run the fencing procedure with this goal against the peer's BMC; answer `Fence`.
+    Fence(Goal),
     /// Run the hooks of a phase in order; answer `HooksDone`.
     RunHooks(Hooks),
     /// Tell the supervisor whether Bitbucket may run.
-    Permit {
-        run: bool,
-    },
-    /// Probe, add the VIP, send GARPs; answer `VipAdded`.
+    Permit { run: bool },
+    /// Probe, add the VIP (already held: announce only), send GARPs; answer `VipAdded`.
     AddVip,
     /// Remove the VIP; answer `VipRemoved`.
     RemoveVip,
-    /// Stop petting the hardware watchdog: the node must reset.
+    /// Stop petting the hardware watchdog and stop heartbeating: the node must reset, and the
+    /// peer may only come in by fencing it.
     SelfFence,
-    /// Advertise this role (and the handover flag) in heartbeats.
-    Advertise {
-        role: Role,
-        handed_over: bool,
-    },
     Event(Kind, Detail),
     /// Everything released after `Shutdown`: the daemon may exit.
     Exit,
 }
 
 /// Pair events (the `kind` of status events).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     PeerLost,
     PeerSeen,
@@ -243,6 +311,8 @@ pub enum Kind {
     FenceFailed,
     PeerConfirmedDown,
     TakeoverStep,
+    TakeoverFailed,
+    Resumed,
     Active,
     Release,
     ReleaseStep,
@@ -252,6 +322,15 @@ pub enum Kind {
     SwitchoverRefused,
     Isolated,
     VipConflict,
+    BothPreferred,
+    NeitherPreferred,
+    FailoverPaused,
+    BmcMismatch,
+    BmcMatches,
+    PublicLink,
+    LinkDown,
+    LinkUp,
+    PeerRestarted,
 }
 
 impl Kind {
@@ -264,6 +343,8 @@ impl Kind {
             Kind::FenceFailed => "fence_failed",
             Kind::PeerConfirmedDown => "peer_confirmed_down",
             Kind::TakeoverStep => "takeover_step",
+            Kind::TakeoverFailed => "takeover_failed",
+            Kind::Resumed => "resumed",
             Kind::Active => "active",
             Kind::Release => "release",
             Kind::ReleaseStep => "release_step",
@@ -273,12 +354,42 @@ impl Kind {
             Kind::SwitchoverRefused => "switchover_refused",
             Kind::Isolated => "isolated",
             Kind::VipConflict => "vip_conflict",
+            Kind::BothPreferred => "both_preferred",
+            Kind::NeitherPreferred => "neither_preferred",
+            Kind::FailoverPaused => "failover_paused",
+            Kind::BmcMismatch => "fencing_bmc_mismatch",
+            Kind::BmcMatches => "fencing_bmc_matches",
+            Kind::PublicLink => "public_link",
+            Kind::LinkDown => "link_down",
+            Kind::LinkUp => "link_up",
+            Kind::PeerRestarted => "peer_restarted",
         }
+    }
+
+    /// Events that mean something is wrong (a WARNING or worse; logged as warnings).
+    pub fn is_problem(self) -> bool {
+        matches!(
+            self,
+            Kind::PeerLost
+                | Kind::FenceFailed
+                | Kind::TakeoverFailed
+                | Kind::ReleaseError
+                | Kind::SelfFence
+                | Kind::SwitchoverRefused
+                | Kind::Isolated
+                | Kind::VipConflict
+                | Kind::BothPreferred
+                | Kind::NeitherPreferred
+                | Kind::FailoverPaused
+                | Kind::BmcMismatch
+                | Kind::PublicLink
+                | Kind::LinkDown
+        )
     }
 }
 
 /// Takeover steps, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum TakeStep {
     Hooks,
     Starting,
@@ -286,20 +397,27 @@ enum TakeStep {
 }
 
 /// Release steps, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum RelStep {
     Vip,
     Stopping,
     Hooks,
 }
 
+/// Why the pair asked for a power reading (what its answer decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Query {
+    /// Booting or fencing: a peer already off needs no wait (the fence still confirms it).
+    FastPath,
+    /// The peer is heard: its BMC must say on.
+    Watch,
+}
+
 /// The state, carrying its data.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum St {
-    /// Listening for the peer until `until`.
-    Booting {
-        until: Instant,
-    },
+    /// Listening for the peer until `until` (wait-for-all).
+    Booting { until: Instant },
     Standby,
     /// Fence requested (or waiting `not_before` for the priority delay).
     Fencing {
@@ -308,67 +426,103 @@ enum St {
         attempt: u32,
     },
     /// A fence failed; retry at `retry_at`. Only the peer reappearing or an operator ends it.
-    FenceBlocked {
-        retry_at: Instant,
-        attempt: u32,
-    },
-    TakingOver {
-        step: TakeStep,
-        deadline: Instant,
-    },
-    Active {
-        fencing_peer: bool,
-    },
+    FenceBlocked { retry_at: Instant, attempt: u32 },
+    TakingOver { step: TakeStep, deadline: Instant },
+    Active,
     Releasing {
         step: RelStep,
         deadline: Instant,
         why: ReleaseWhy,
         errors: u8,
     },
-    /// The node could not stop Bitbucket: waiting for the watchdog to reset it.
+    /// The node could not prove it stopped serving: silent, waiting for the watchdog (or the
+    /// peer's fence) to reset it.
     SelfFenced,
 }
 
 /// The pair machine.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Pair {
     s: Settings,
     st: St,
     peer: PeerView,
-    witness_reachable: bool,
-    public_up: bool,
+    /// Consecutive missed witness pings.
+    witness_misses: u32,
+    /// When the public link went down (raw), if it is down.
+    public_down_since: Option<Instant>,
+    /// The local supervisor is failed / in maintenance.
+    local_failed: bool,
+    local_maintenance: bool,
     shutting_down: bool,
-    /// We released for the peer (switchover, escalation, lost public link) and stay out of its
-    /// way until it serves: advertised as `handed_over`, and blocks the preferred-node rule.
+    /// We released cleanly for the peer and stay out of its way until it serves: advertised as
+    /// `handed_over`.
     handed_over_done: bool,
+    /// The query (or fence) outstanding, if any; at most one BMC procedure at a time.
+    bmc_busy: Option<Option<Query>>,
+    /// A fence asked for while a query ran: it starts when the query ends.
+    fence_queued: bool,
+    /// Active: the peer is being fenced (at once on loss); a failed fence is retried at `.1`.
+    active_fence: Option<Option<Instant>>,
+    active_fence_attempt: u32,
+    /// The peer's BMC reported off while the peer was heard: no fence is trusted.
+    bmc_mismatch: bool,
+    next_bmc_watch: Instant,
+    /// A failed takeover holds further attempts back until then (CRITICAL meanwhile).
+    takeover_retry: Option<Instant>,
+    takeover_attempt: u32,
+    /// Reported once per episode.
+    paused_reported: bool,
+    preference_reported: bool,
+}
+
+/// A deadline that never comes (the step is governed by the supervisor's own timeouts).
+fn far(now: Instant) -> Instant {
+    now + Duration::from_secs(10 * 365 * 24 * 3600)
 }
 
 impl Pair {
-    pub fn new(s: Settings, now: Instant) -> (Pair, Actions) {
+    /// A pair machine at `now`. `serving`: the node found itself serving at start (Bitbucket
+    /// adopted, the VIP on its interface, or storage recorded as held): it resumes.
+    pub fn new(s: Settings, now: Instant, serving: Option<&str>) -> (Pair, Actions) {
         let mut out = Actions::new();
-        let p = Pair {
+        let mut p = Pair {
             st: St::Booting {
-                until: now + s.peer_timeout,
+                until: now + s.boot_wait,
             },
+            next_bmc_watch: now + s.bmc_watch,
             s,
-            peer: PeerView {
-                alive: false,
-                role: Role::Booting,
-                healthy: false,
-                handed_over: false,
-            },
-            witness_reachable: true,
-            public_up: true,
+            peer: PeerView::UNKNOWN,
+            witness_misses: 0,
+            public_down_since: None,
+            local_failed: false,
+            local_maintenance: false,
             shutting_down: false,
             handed_over_done: false,
+            bmc_busy: None,
+            fence_queued: false,
+            active_fence: None,
+            active_fence_attempt: 0,
+            bmc_mismatch: false,
+            takeover_retry: None,
+            takeover_attempt: 0,
+            paused_reported: false,
+            preference_reported: false,
         };
-        push(
-            &mut out,
-            Action::Advertise {
-                role: Role::Booting,
-                handed_over: false,
-            },
-        );
+        match serving {
+            Some(what) => {
+                ev(
+                    &mut out,
+                    Kind::Resumed,
+                    format_args!("resuming the service found on this node ({what})"),
+                );
+                p.st = St::TakingOver {
+                    step: TakeStep::Starting,
+                    deadline: far(now),
+                };
+                push(&mut out, Action::Permit { run: true });
+            }
+            None => p.query(Query::FastPath, &mut out),
+        }
         (p, out)
     }
 
@@ -376,12 +530,22 @@ impl Pair {
     pub fn role(&self) -> Role {
         match self.st {
             St::Booting { .. } => Role::Booting,
-            St::Standby | St::SelfFenced => Role::Standby,
+            St::Standby => Role::Standby,
             St::Fencing { .. } | St::FenceBlocked { .. } => Role::Fencing,
             St::TakingOver { .. } => Role::TakingOver,
-            St::Active { .. } => Role::Active,
-            St::Releasing { .. } => Role::Releasing,
+            St::Active => Role::Active,
+            St::Releasing { .. } | St::SelfFenced => Role::Releasing,
         }
+    }
+
+    /// The node must send no heartbeat (it self-fenced).
+    pub fn silent(&self) -> bool {
+        self.st == St::SelfFenced
+    }
+
+    /// The hand-over flag: we released cleanly for the peer and it may take over unfenced.
+    pub fn handed_over(&self) -> bool {
+        self.handed_over_done && self.st == St::Standby
     }
 
     /// A fence failed and nothing has resolved it: CRITICAL in status.
@@ -389,8 +553,34 @@ impl Pair {
         matches!(self.st, St::FenceBlocked { .. })
     }
 
+    /// A takeover failed and the next attempt waits: CRITICAL in status.
+    pub fn takeover_blocked(&self) -> bool {
+        self.takeover_retry.is_some()
+    }
+
+    /// The peer's BMC says off while the peer is heard: CRITICAL.
+    pub fn bmc_mismatch(&self) -> bool {
+        self.bmc_mismatch
+    }
+
+    /// Both nodes have `preferred_active` (or neither): a misconfiguration, reported.
+    pub fn preference_conflict(&self) -> Option<bool> {
+        (self.peer.alive && self.peer.preferred == self.s.preferred_active)
+            .then_some(self.s.preferred_active)
+    }
+
+    /// Failover is paused (maintenance here or on the peer).
+    pub fn paused(&self) -> bool {
+        self.local_maintenance || self.peer.maintenance
+    }
+
+    /// The peer as last heard.
+    pub fn peer(&self) -> &PeerView {
+        &self.peer
+    }
+
     pub fn next_deadline(&self) -> Option<Instant> {
-        match self.st {
+        let st = match self.st {
             St::Booting { until } => Some(until),
             St::Fencing {
                 not_before,
@@ -400,18 +590,42 @@ impl Pair {
             St::FenceBlocked { retry_at, .. } => Some(retry_at),
             St::TakingOver { deadline, .. } | St::Releasing { deadline, .. } => Some(deadline),
             _ => None,
+        };
+        let public = self.public_down_since.map(|t| t + self.s.link_hold);
+        let retry = self.active_fence.flatten();
+        let watch = (self.peer.alive && self.bmc_busy.is_none()).then_some(self.next_bmc_watch);
+        [st, public, retry, watch, self.takeover_retry]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// This node is the one that serves when both are alive and neither serves.
+    fn winner(&self) -> bool {
+        if self.peer.alive && self.peer.preferred != self.s.preferred_active {
+            self.s.preferred_active
+        } else if self.peer.alive {
+            self.s.name_first
+        } else {
+            self.s.preferred_active
         }
     }
 
+    fn witness_down(&self) -> bool {
+        self.s.witness && self.witness_misses >= self.s.witness_misses.max(1)
+    }
+
+    fn public_lost(&self, now: Instant) -> bool {
+        self.public_down_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= self.s.link_hold)
+    }
+
     pub fn step(&mut self, now: Instant, input: Input) -> Actions {
-        let before = (self.role(), self.handed_over());
         let mut out = Actions::new();
         match input {
-            Input::Tick => self.on_tick(now, &mut out),
+            Input::Tick => {}
             Input::Peer(v) => self.on_peer(now, v, &mut out),
-            Input::FenceDone { confirmed, detail } => {
-                self.on_fenced(now, confirmed, detail, &mut out)
-            }
+            Input::Fence(r) => self.on_fence(now, r, &mut out),
             Input::HooksDone { phase, ok, detail } => {
                 self.on_hooks(now, phase, ok, detail, &mut out)
             }
@@ -420,165 +634,218 @@ impl Pair {
             Input::SupervisorHealthy => self.on_healthy(now, &mut out),
             Input::SupervisorStopped => self.on_stopped(now, &mut out),
             Input::SupervisorEscalates => self.release(now, ReleaseWhy::Escalation, &mut out),
-            Input::SupervisorStartFailed => self.on_start_failed(now, &mut out),
+            Input::SupervisorStartFailed => {
+                if let St::TakingOver { .. } | St::Active = self.st {
+                    // The seeds: a Bitbucket that fails to start fails on the other node too:
+                    // release, stay failed, no hand-over (manual intervention).
+                    self.release(now, ReleaseWhy::TakeoverFailed, &mut out);
+                }
+            }
             Input::SupervisorUnkillable => self.self_fence(&mut out),
+            Input::Local {
+                failed,
+                maintenance,
+            } => {
+                self.local_failed = failed;
+                self.local_maintenance = maintenance;
+            }
             Input::Witness { reachable } => {
-                self.witness_reachable = reachable;
-                self.check_isolation(now, &mut out);
+                self.witness_misses = if reachable {
+                    0
+                } else {
+                    self.witness_misses.saturating_add(1)
+                };
             }
             Input::PublicLink { up } => {
-                self.public_up = up;
-                if !up && matches!(self.st, St::Active { .. } | St::TakingOver { .. }) {
+                if up {
+                    if self.public_down_since.take().is_some() {
+                        ev(&mut out, Kind::PublicLink, format_args!("public link up"));
+                    }
+                } else if self.public_down_since.is_none() {
+                    self.public_down_since = Some(now);
                     ev(
                         &mut out,
-                        Kind::Release,
-                        format_args!("public link down: failing over to the peer"),
+                        Kind::PublicLink,
+                        format_args!(
+                            "public link down; failing over if it stays down for {:?}",
+                            self.s.link_hold
+                        ),
                     );
-                    self.release(now, ReleaseWhy::PublicLinkLost, &mut out);
                 }
             }
             Input::Switchover => self.on_switchover(now, &mut out),
             Input::ConfirmPeerDown => self.on_confirm_peer_down(now, &mut out),
-            Input::PeerPower { off, detail } => self.on_peer_power(now, off, detail, &mut out),
             Input::Shutdown => self.on_shutdown(now, &mut out),
         }
-        let after = (self.role(), self.handed_over());
-        if before != after {
-            push(
-                &mut out,
-                Action::Advertise {
-                    role: after.0,
-                    handed_over: after.1,
-                },
-            );
-        }
+        self.evaluate(now, &mut out);
         out
     }
 
-    /// The switchover handshake flag: we released for the peer and it may take over unfenced.
-    fn handed_over(&self) -> bool {
-        matches!(
-            self.st,
-            St::Releasing {
-                why: ReleaseWhy::Switchover | ReleaseWhy::Escalation | ReleaseWhy::PublicLinkLost,
-                ..
-            }
-        ) || (self.handed_over_done && self.st == St::Standby)
-    }
-
-    fn on_tick(&mut self, now: Instant, out: &mut Actions) {
+    /// What time and the standing conditions decide, after every input: timeouts, the isolated
+    /// or cut-off active, a silent peer re-evaluated, the BMC watch.
+    fn evaluate(&mut self, now: Instant, out: &mut Actions) {
         match self.st {
-            St::Booting { until } if now >= until => {
-                // Silence on every link: the peer may be running Bitbucket for all we know.
+            St::Booting { until } if now >= until && !self.peer.alive => {
                 ev(
                     out,
                     Kind::PeerLost,
-                    format_args!("no heartbeat from the peer within peer_timeout at boot"),
+                    format_args!("no heartbeat from the peer within boot_wait"),
                 );
-                self.begin_fence(now, out);
+                self.begin_fence(now, true, out);
             }
+            St::Standby if !self.peer.alive => self.begin_fence(now, false, out),
             St::Fencing {
                 not_before,
                 requested: false,
                 attempt,
             } if now >= not_before => {
-                self.st = St::Fencing {
-                    not_before,
-                    requested: true,
-                    attempt,
-                };
-                ev(
-                    out,
-                    Kind::Fence,
-                    format_args!("fencing the peer (attempt {})", attempt + 1),
-                );
-                push(out, Action::FencePeer);
+                if self.witness_down() {
+                    self.isolated(now, out);
+                } else {
+                    self.request_fence(now, attempt, out);
+                }
             }
             St::FenceBlocked { retry_at, attempt } if now >= retry_at => {
-                self.st = St::Fencing {
-                    not_before: now,
-                    requested: true,
-                    attempt,
-                };
-                ev(
-                    out,
-                    Kind::Fence,
-                    format_args!("fencing the peer again (attempt {})", attempt + 1),
-                );
-                push(out, Action::FencePeer);
+                self.request_fence(now, attempt, out);
             }
             St::TakingOver { step, deadline } if now >= deadline => {
                 ev(
                     out,
-                    Kind::TakeoverStep,
+                    Kind::TakeoverFailed,
                     format_args!("takeover step {step:?} timed out"),
                 );
                 self.release(now, ReleaseWhy::TakeoverFailed, out);
             }
             St::Releasing { step, deadline, .. } if now >= deadline => {
+                if step == RelStep::Stopping {
+                    // Bitbucket is not confirmed gone: this node cannot say it stopped serving.
+                    ev(
+                        out,
+                        Kind::ReleaseError,
+                        format_args!("Bitbucket not gone within the release deadline"),
+                    );
+                    self.self_fence(out);
+                } else {
+                    ev(
+                        out,
+                        Kind::ReleaseError,
+                        format_args!("release step {step:?} timed out"),
+                    );
+                    self.release_next(now, step, false, out);
+                }
+            }
+            St::Active | St::TakingOver { .. } if self.public_lost(now) => {
                 ev(
                     out,
-                    Kind::ReleaseError,
-                    format_args!("release step {step:?} timed out"),
+                    Kind::Release,
+                    format_args!("public link down for {:?}: failing over", self.s.link_hold),
                 );
-                self.release_next(now, step, false, out);
+                self.release(now, ReleaseWhy::PublicLinkLost, out);
+            }
+            St::Active if !self.peer.alive && self.witness_down() => self.isolated(now, out),
+            St::Active => {
+                if let Some(Some(at)) = self.active_fence {
+                    if now >= at && !self.peer.alive {
+                        self.active_fence = Some(None);
+                        self.fence(Goal::Off, out);
+                    }
+                }
             }
             _ => {}
+        }
+        if self.peer.alive
+            && self.bmc_busy.is_none()
+            && now >= self.next_bmc_watch
+            && !matches!(self.st, St::SelfFenced)
+        {
+            self.next_bmc_watch = now + self.s.bmc_watch;
+            self.query(Query::Watch, out);
         }
     }
 
     fn on_peer(&mut self, now: Instant, v: PeerView, out: &mut Actions) {
-        let was_alive = self.peer.alive;
+        let was = self.peer;
         self.peer = v;
-        if v.alive && v.role == Role::Active {
-            // The peer serves now: our handover is complete.
+        if v.alive && v.role.serving() {
+            // The peer serves now: our hand-over is complete.
             self.handed_over_done = false;
         }
-        if v.alive && !was_alive {
+        if v.alive && !was.alive {
             ev(
                 out,
                 Kind::PeerSeen,
                 format_args!("peer heard: {}", v.role.as_str()),
             );
-        } else if !v.alive && was_alive {
+            self.paused_reported = false;
+        } else if !v.alive && was.alive {
             ev(
                 out,
                 Kind::PeerLost,
                 format_args!("no valid heartbeat on any link for peer_timeout"),
             );
         }
+        if v.alive && !self.preference_reported && v.preferred == self.s.preferred_active {
+            self.preference_reported = true;
+            if v.preferred {
+                ev(out, Kind::BothPreferred, format_args!("both nodes have preferred_active = true; the node whose name sorts first wins"));
+            } else {
+                ev(out, Kind::NeitherPreferred, format_args!("neither node has preferred_active = true; the node whose name sorts first wins"));
+            }
+        }
+        if !v.alive {
+            if let St::Active = self.st {
+                if was.alive && self.active_fence.is_none() && !self.witness_down() {
+                    // We hold the service: fence at once, keep serving meanwhile.
+                    ev(
+                        out,
+                        Kind::Fence,
+                        format_args!("peer lost while active: fencing it at once"),
+                    );
+                    self.active_fence = Some(None);
+                    self.active_fence_attempt = 0;
+                    self.fence(Goal::Off, out);
+                }
+            }
+            return;
+        }
         match self.st {
-            St::Booting { .. } if v.alive => {
+            St::Booting { .. } | St::Standby => {
                 if v.role.serving() || v.role == Role::Fencing {
                     self.stand_by(out);
-                } else if self.s.preferred_active {
-                    // Both alive, neither serving, and the peer says so itself: no fence needed.
+                } else if v.consent
+                    && v.role == Role::Standby
+                    && v.handed_over
+                    && self.may_take_over(now)
+                {
+                    // The peer released for us (switchover, escalation, shutdown) and says so.
+                    ev(
+                        out,
+                        Kind::TakeoverStep,
+                        format_args!("the peer handed the service over"),
+                    );
+                    self.take_over(now, out);
+                } else if v.consent
+                    && !v.handed_over
+                    && !v.failed
+                    && !self.handed_over_done
+                    && self.winner()
+                    && self.may_take_over(now)
+                {
+                    // Both alive, neither serving, and the peer says so itself: the winner serves.
+                    ev(
+                        out,
+                        Kind::TakeoverStep,
+                        format_args!("the peer does not serve and this node is the winner"),
+                    );
                     self.take_over(now, out);
                 } else {
                     self.stand_by(out);
                 }
             }
-            St::Standby if !v.alive => self.begin_fence(now, out),
-            St::Standby if v.alive && v.role == Role::Standby && v.handed_over => {
-                // The peer released for us (switchover or escalation) and says so.
-                self.take_over(now, out);
-            }
-            St::Standby
-                if v.alive
-                    && v.role == Role::Standby
-                    && !v.handed_over
-                    && !self.handed_over_done
-                    && self.s.preferred_active =>
-            {
-                // Two standbys (e.g. after both restarted): the preferred one serves.
-                self.take_over(now, out);
-            }
             St::Fencing {
                 requested: false, ..
             }
-            | St::FenceBlocked { .. }
-                if v.alive =>
-            {
+            | St::FenceBlocked { .. } => {
                 // The peer is back before we fenced it: no takeover.
                 ev(
                     out,
@@ -587,46 +854,48 @@ impl Pair {
                 );
                 self.stand_by(out);
             }
-            St::Active {
-                fencing_peer: false,
-            } if !v.alive => {
-                if self.s.witness && !self.witness_reachable {
-                    self.isolated(now, out);
-                } else {
-                    // We hold the service: fence at once, keep serving meanwhile.
-                    self.st = St::Active { fencing_peer: true };
-                    ev(
-                        out,
-                        Kind::Fence,
-                        format_args!("peer lost while active: fencing it at once"),
-                    );
-                    push(out, Action::FencePeer);
+            St::Active => {
+                // A fence of a peer that is back is not needed any more.
+                if let Some(Some(_)) = self.active_fence {
+                    self.active_fence = None;
                 }
             }
             _ => {}
         }
     }
 
+    /// Conditions under which this node may begin serving at all (beyond the proof).
+    fn may_take_over(&mut self, now: Instant) -> bool {
+        !self.local_failed
+            && !self.local_maintenance
+            && !self.shutting_down
+            && !self.public_lost(now)
+            && self.takeover_retry.is_none_or(|t| now >= t)
+    }
+
     /// Starts fencing the silent peer, from `Booting` or `Standby` (the active node fences from
     /// `Active` directly, at once). Who waits: in `Standby` we do not hold the service, so the
     /// active node (if it is alive and only the links are cut) gets the first shot; at boot
-    /// nobody holds it, and `preferred_active` decides who goes first.
-    fn begin_fence(&mut self, now: Instant, out: &mut Actions) {
-        if self.s.witness && !self.witness_reachable {
+    /// nobody holds it, and the winner goes first.
+    fn begin_fence(&mut self, now: Instant, booting: bool, out: &mut Actions) {
+        if self.paused() {
+            if !self.paused_reported {
+                self.paused_reported = true;
+                ev(out, Kind::FailoverPaused, format_args!("peer silent, but failover is paused: maintenance on {}", if self.local_maintenance { "this node" } else { "the peer" }));
+            }
+            self.stand_by(out);
+            return;
+        }
+        if self.witness_down() {
             // Neither peer nor witness: we are the isolated one; never fence from here.
             self.isolated(now, out);
             return;
         }
-        if !self.public_up {
-            ev(
-                out,
-                Kind::Standby,
-                format_args!("peer silent, but our public link is down: not taking over"),
-            );
+        if !self.may_take_over(now) {
             self.stand_by(out);
             return;
         }
-        let first_shot = matches!(self.st, St::Booting { .. }) && self.s.preferred_active;
+        let first_shot = booting && self.winner();
         let wait = if first_shot {
             Duration::ZERO
         } else {
@@ -638,80 +907,178 @@ impl Pair {
             attempt: 0,
         };
         if wait.is_zero() {
-            self.on_tick(now, out);
+            self.request_fence(now, 0, out);
         } else {
-            // A peer whose BMC already reports it off needs no race: that *is* a confirmed
-            // fence. Only a peer still powered (maybe alive behind cut links) gets the delay.
-            push(out, Action::QueryPeerPower);
+            // A peer whose BMC already reports it off needs no race (the fence still confirms
+            // it). Only a peer still powered (maybe alive behind cut links) gets the delay.
+            self.query(Query::FastPath, out);
         }
     }
 
-    fn on_fenced(&mut self, now: Instant, confirmed: bool, d: Detail, out: &mut Actions) {
+    fn request_fence(&mut self, now: Instant, attempt: u32, out: &mut Actions) {
+        self.st = St::Fencing {
+            not_before: now,
+            requested: true,
+            attempt,
+        };
+        ev(
+            out,
+            Kind::Fence,
+            format_args!("fencing the peer (attempt {})", attempt + 1),
+        );
+        self.fence(Goal::Off, out);
+    }
+
+    /// Asks for a fence procedure (queued behind a query that is running).
+    fn fence(&mut self, goal: Goal, out: &mut Actions) {
+        match self.bmc_busy {
+            Some(Some(_)) => self.fence_queued = true,
+            Some(None) => {} // a fence is already running: its result serves
+            None => {
+                self.bmc_busy = Some(None);
+                push(out, Action::Fence(goal));
+            }
+        }
+    }
+
+    fn query(&mut self, why: Query, out: &mut Actions) {
+        if self.bmc_busy.is_none() {
+            self.bmc_busy = Some(Some(why));
+            push(out, Action::Fence(Goal::Status));
+        }
+    }
+
+    fn on_fence(&mut self, now: Instant, r: FenceResult, out: &mut Actions) {
+        let Some(running) = self.bmc_busy.take() else {
+            return;
+        };
+        match running {
+            Some(why) => {
+                if let FenceResult::Power { on, detail } = &r {
+                    self.on_power(now, why, *on, detail, out);
+                }
+                if std::mem::take(&mut self.fence_queued) {
+                    self.fence(Goal::Off, out);
+                }
+            }
+            None => self.on_fenced(now, r, out),
+        }
+    }
+
+    fn on_power(&mut self, now: Instant, why: Query, on: bool, d: &Detail, out: &mut Actions) {
+        if self.peer.alive && !on {
+            if !self.bmc_mismatch {
+                self.bmc_mismatch = true;
+                ev(out, Kind::BmcMismatch, format_args!("the peer's BMC reports it off while it heartbeats ({d}): [fencing] points at another machine; no fence is trusted"));
+            }
+            return;
+        }
+        if self.peer.alive && on && self.bmc_mismatch {
+            self.bmc_mismatch = false;
+            ev(
+                out,
+                Kind::BmcMatches,
+                format_args!("the peer's BMC reports it on while it heartbeats: fencing trusted again"),
+            );
+        }
+        if why == Query::FastPath && !on && !self.peer.alive {
+            match self.st {
+                St::Fencing {
+                    requested: false,
+                    attempt,
+                    ..
+                } => {
+                    ev(
+                        out,
+                        Kind::Fence,
+                        format_args!("the peer's BMC reports it off ({d}): fencing to confirm"),
+                    );
+                    self.request_fence(now, attempt, out);
+                }
+                St::Booting { .. } if !self.paused() && !self.witness_down() => {
+                    ev(
+                        out,
+                        Kind::Fence,
+                        format_args!(
+                            "booting: the peer's BMC reports it off ({d}): fencing to confirm"
+                        ),
+                    );
+                    self.request_fence(now, 0, out);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_fenced(&mut self, now: Instant, r: FenceResult, out: &mut Actions) {
+        let confirmed = match &r {
+            FenceResult::OffConfirmed(d) if self.bmc_mismatch => {
+                ev(out, Kind::FenceFailed, format_args!("{d}, but this BMC has reported the peer off while it heartbeated: not trusted; fix [fencing] or bbwd confirm-peer-down"));
+                false
+            }
+            FenceResult::OffConfirmed(d) => {
+                ev(out, Kind::Fenced, format_args!("peer confirmed off: {d}"));
+                true
+            }
+            FenceResult::Failed(d) | FenceResult::Power { detail: d, .. } => {
+                ev(out, Kind::FenceFailed, format_args!("{d}"));
+                false
+            }
+        };
         match self.st {
-            St::Fencing {
-                requested: true,
-                attempt,
-                ..
-            } => {
+            St::Fencing { attempt, .. } => {
                 if confirmed {
-                    ev(out, Kind::Fenced, format_args!("peer confirmed off: {d}"));
                     self.take_over(now, out);
                 } else {
                     let wait = backoff(attempt);
-                    ev(out, Kind::FenceFailed, format_args!("{d}; retry in {wait:?}; no takeover without a confirmed fence (bbwd confirm-peer-down)"));
+                    ev(out, Kind::FenceFailed, format_args!("retry in {wait:?}; no takeover without a confirmed fence (bbwd confirm-peer-down)"));
                     self.st = St::FenceBlocked {
                         retry_at: now + wait,
                         attempt: attempt + 1,
                     };
                 }
             }
-            St::Active { fencing_peer: true } => {
-                self.st = St::Active {
-                    fencing_peer: false,
-                };
-                if confirmed {
-                    ev(out, Kind::Fenced, format_args!("peer confirmed off: {d}"));
+            St::Active if self.active_fence.is_some() => {
+                if confirmed || self.peer.alive {
+                    self.active_fence = None;
                 } else {
-                    ev(out, Kind::FenceFailed, format_args!("{d}; still serving"));
+                    // The active retries a failed fence (it keeps serving meanwhile).
+                    let wait = backoff(self.active_fence_attempt);
+                    self.active_fence_attempt += 1;
+                    self.active_fence = Some(Some(now + wait));
                 }
             }
             _ => {}
         }
     }
 
-    fn on_peer_power(&mut self, now: Instant, off: bool, d: Detail, out: &mut Actions) {
-        if off
-            && matches!(
-                self.st,
-                St::Fencing {
-                    requested: false,
-                    ..
-                }
-            )
-            && !self.peer.alive
-        {
-            ev(
-                out,
-                Kind::Fenced,
-                format_args!("peer already off per its BMC: {d}"),
-            );
-            self.take_over(now, out);
-        }
-    }
-
     fn on_confirm_peer_down(&mut self, now: Instant, out: &mut Actions) {
-        if matches!(self.st, St::Fencing { .. } | St::FenceBlocked { .. }) && !self.peer.alive {
+        if matches!(
+            self.st,
+            St::Fencing { .. } | St::FenceBlocked { .. } | St::Booting { .. } | St::Standby
+        ) && !self.peer.alive
+        {
             ev(
                 out,
                 Kind::PeerConfirmedDown,
                 format_args!("operator confirmed the peer is down"),
             );
-            self.take_over(now, out);
+            self.takeover_retry = None;
+            if self.may_take_over(now) {
+                self.take_over(now, out);
+            }
+        } else {
+            ev(
+                out,
+                Kind::SwitchoverRefused,
+                format_args!("confirm-peer-down refused: the peer is heard, or this node serves"),
+            );
         }
     }
 
     fn take_over(&mut self, now: Instant, out: &mut Actions) {
         self.handed_over_done = false;
+        self.paused_reported = false;
         ev(out, Kind::TakeoverStep, format_args!("before_start hooks"));
         self.st = St::TakingOver {
             step: TakeStep::Hooks,
@@ -740,7 +1107,7 @@ impl Pair {
                 } else {
                     ev(
                         out,
-                        Kind::TakeoverStep,
+                        Kind::TakeoverFailed,
                         format_args!("before_start hooks failed: {d}"),
                     );
                     self.release(now, ReleaseWhy::TakeoverFailed, out);
@@ -785,13 +1152,6 @@ impl Pair {
         }
     }
 
-    fn on_start_failed(&mut self, now: Instant, out: &mut Actions) {
-        if let St::TakingOver { .. } | St::Active { .. } = self.st {
-            // The seeds: Bitbucket failing to start fails on the other node too: no failover.
-            self.release(now, ReleaseWhy::TakeoverFailed, out);
-        }
-    }
-
     fn on_vip_added(&mut self, now: Instant, ok: bool, d: Detail, out: &mut Actions) {
         if let St::TakingOver {
             step: TakeStep::Vip,
@@ -799,9 +1159,9 @@ impl Pair {
         } = self.st
         {
             if ok {
-                self.st = St::Active {
-                    fencing_peer: false,
-                };
+                self.st = St::Active;
+                self.takeover_retry = None;
+                self.takeover_attempt = 0;
                 ev(out, Kind::Active, format_args!("serving: {d}"));
             } else {
                 ev(out, Kind::VipConflict, format_args!("{d}"));
@@ -813,12 +1173,13 @@ impl Pair {
     /// Begins (or continues) a release. Order: VIP, Bitbucket, after_stop hooks.
     fn release(&mut self, now: Instant, why: ReleaseWhy, out: &mut Actions) {
         match self.st {
-            St::Active { .. } | St::TakingOver { .. } => {
+            St::Active | St::TakingOver { .. } => {
                 ev(
                     out,
                     Kind::Release,
                     format_args!("releasing the service ({why:?})"),
                 );
+                self.active_fence = None;
                 self.st = St::Releasing {
                     step: RelStep::Vip,
                     deadline: now + self.s.step_timeout,
@@ -831,9 +1192,15 @@ impl Pair {
                 step,
                 deadline,
                 errors,
-                ..
+                why: first,
             } => {
-                // A second reason (e.g. shutdown during an escalation) only changes the ending.
+                // A second reason (e.g. shutdown during an escalation) only changes the ending;
+                // a failed takeover never becomes a hand-over.
+                let why = if first == ReleaseWhy::TakeoverFailed && why.hands_over() {
+                    first
+                } else {
+                    why
+                };
                 self.st = St::Releasing {
                     step,
                     deadline,
@@ -872,19 +1239,19 @@ impl Pair {
         }
     }
 
-    /// Moves past release step `done` (best-effort: a failed step is counted, not fatal).
+    /// Moves past release step `done` (best-effort: a failed step is counted, and decides the
+    /// ending: a node that cannot prove it released never says so).
     fn release_next(&mut self, now: Instant, done: RelStep, ok: bool, out: &mut Actions) {
         let St::Releasing { why, errors, .. } = self.st else {
             return;
         };
-        let errors = errors + u8::from(!ok);
+        let errors = errors.saturating_add(u8::from(!ok));
         match done {
             RelStep::Vip => {
                 ev(out, Kind::ReleaseStep, format_args!("stopping Bitbucket"));
-                // The supervisor's stop_timeout + kill_timeout govern; unkillable self-fences.
                 self.st = St::Releasing {
                     step: RelStep::Stopping,
-                    deadline: far(now),
+                    deadline: now + self.s.release_timeout,
                     why,
                     errors,
                 };
@@ -900,17 +1267,24 @@ impl Pair {
                 };
                 push(out, Action::RunHooks(Hooks::AfterStop));
             }
+            RelStep::Hooks if errors > 0 => {
+                ev(out, Kind::ReleaseError, format_args!("released ({why:?}) with {errors} failed step(s): this node cannot prove it stopped serving"));
+                self.self_fence(out);
+            }
             RelStep::Hooks => {
                 ev(
                     out,
                     Kind::Standby,
-                    format_args!("released ({why:?}) with {errors} error(s)"),
+                    format_args!("released ({why:?}), every step done"),
                 );
-                self.handed_over_done = matches!(
-                    why,
-                    ReleaseWhy::Switchover | ReleaseWhy::Escalation | ReleaseWhy::PublicLinkLost
-                );
+                self.handed_over_done = why.hands_over();
                 self.st = St::Standby;
+                if why == ReleaseWhy::TakeoverFailed {
+                    let wait = backoff(self.takeover_attempt);
+                    self.takeover_attempt += 1;
+                    self.takeover_retry = Some(now + wait);
+                    ev(out, Kind::TakeoverFailed, format_args!("takeover failed; the next attempt waits {wait:?}"));
+                }
                 if self.shutting_down {
                     push(out, Action::Exit);
                 }
@@ -920,21 +1294,16 @@ impl Pair {
 
     fn self_fence(&mut self, out: &mut Actions) {
         if self.st != St::SelfFenced {
-            ev(out, Kind::SelfFence, format_args!("Bitbucket cannot be stopped: no longer petting the watchdog; the peer will fence and take over"));
+            ev(out, Kind::SelfFence, format_args!("this node cannot prove it stopped serving: silent, no longer petting the watchdog; the peer must fence it"));
             self.st = St::SelfFenced;
+            self.handed_over_done = false;
             push(out, Action::SelfFence);
-        }
-    }
-
-    fn check_isolation(&mut self, now: Instant, out: &mut Actions) {
-        if self.s.witness && !self.witness_reachable && !self.peer.alive {
-            self.isolated(now, out);
         }
     }
 
     fn isolated(&mut self, now: Instant, out: &mut Actions) {
         match self.st {
-            St::Active { .. } | St::TakingOver { .. } => {
+            St::Active | St::TakingOver { .. } => {
                 ev(
                     out,
                     Kind::Isolated,
@@ -942,12 +1311,21 @@ impl Pair {
                 );
                 self.release(now, ReleaseWhy::Isolated, out);
             }
-            St::Fencing { .. } | St::FenceBlocked { .. } | St::Booting { .. } => {
-                ev(
-                    out,
-                    Kind::Isolated,
-                    format_args!("neither peer nor witness reachable: standing by, not fencing"),
-                );
+            St::Fencing {
+                requested: false, ..
+            }
+            | St::FenceBlocked { .. }
+            | St::Booting { .. }
+            | St::Standby => {
+                if self.st != St::Standby {
+                    ev(
+                        out,
+                        Kind::Isolated,
+                        format_args!(
+                            "neither peer nor witness reachable: standing by, not fencing"
+                        ),
+                    );
+                }
                 self.stand_by(out);
             }
             _ => {}
@@ -955,13 +1333,18 @@ impl Pair {
     }
 
     fn on_switchover(&mut self, now: Instant, out: &mut Actions) {
-        let ready = self.peer.alive && self.peer.role == Role::Standby && self.peer.healthy;
+        let ready = self.peer.alive
+            && self.peer.consent
+            && self.peer.role == Role::Standby
+            && self.peer.healthy
+            && !self.peer.failed
+            && !self.peer.maintenance;
         match self.st {
-            St::Active { .. } if ready => self.release(now, ReleaseWhy::Switchover, out),
-            St::Active { .. } => ev(
+            St::Active if ready => self.release(now, ReleaseWhy::Switchover, out),
+            St::Active => ev(
                 out,
                 Kind::SwitchoverRefused,
-                format_args!("the peer is not a healthy standby"),
+                format_args!("the peer is not a healthy standby that answers"),
             ),
             _ => ev(
                 out,
@@ -974,7 +1357,7 @@ impl Pair {
     fn on_shutdown(&mut self, now: Instant, out: &mut Actions) {
         self.shutting_down = true;
         match self.st {
-            St::Active { .. } | St::TakingOver { .. } | St::Releasing { .. } => {
+            St::Active | St::TakingOver { .. } | St::Releasing { .. } => {
                 self.release(now, ReleaseWhy::Shutdown, out)
             }
             St::SelfFenced => {}
@@ -990,15 +1373,10 @@ impl Pair {
     }
 }
 
-/// A deadline that never comes (the step is governed by the supervisor's own timeouts).
-fn far(now: Instant) -> Instant {
-    now + Duration::from_secs(10 * 365 * 24 * 3600)
-}
-
 fn backoff(attempt: u32) -> Duration {
-    FENCE_BACKOFF_START
+    BACKOFF_START
         .saturating_mul(1 << attempt.min(16))
-        .min(FENCE_BACKOFF_MAX)
+        .min(BACKOFF_MAX)
 }
 
 fn push(out: &mut Actions, a: Action) {

@@ -6,7 +6,7 @@
 pub const REPLY_CAPACITY: usize = 4096;
 
 /// The `state` values Bitbucket's `/status` returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BbState {
     Running,
     Maintenance,
@@ -47,7 +47,7 @@ impl BbState {
 }
 
 /// Why a probe got no HTTP reply, or a reply it could not read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProbeFailure {
     /// Connection refused (Tomcat not listening).
     Refused,
@@ -85,7 +85,7 @@ impl std::fmt::Display for ProbeFailure {
 }
 
 /// What a probe found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProbeOutcome {
     /// An HTTP reply: its status code and the `state` field of a JSON body, if there was one.
     Reply {
@@ -96,7 +96,7 @@ pub enum ProbeOutcome {
 }
 
 /// How the leader ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ExitKind {
     /// exit(code).
     Exited(i32),

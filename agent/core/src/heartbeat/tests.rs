@@ -3,10 +3,18 @@
 
 use super::*;
 
+// These tests speak version 1 (the layout every earlier test was written for; version 2 has
+// its own tests at the end): the names shadow the module's version-2 ones.
+const PACKET_BYTES: usize = PACKET_BYTES_V1;
+const OFF_TAG: usize = OFF_TAG_V1;
+const OFF_RESERVED: usize = OFF_RESERVED_V1;
+
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 const TIMEOUT: Duration = Duration::from_millis(1000);
 const BOOT_A: BootId = [0xa1; 16];
 const BOOT_B: BootId = [0xb2; 16];
+/// The receiving tracker's own run (bb1).
+const BOOT_ME: BootId = [0x11; 16];
 
 fn key() -> Key {
     Key::new(KEY).unwrap()
@@ -27,12 +35,19 @@ fn hb(from: &str, boot_id: BootId, sequence: u64, link: u8) -> Heartbeat {
         flags: Flags::HOLDS_VIP | Flags::PREFERRED_ACTIVE,
         link,
         wall_ms: 1_795_000_000_000,
+        version: VERSION_V1,
+        epoch: 0,
+        echo: Challenge::default(),
+        heard: 0,
     }
 }
 
 fn packet(h: &Heartbeat) -> [u8; PACKET_BYTES] {
+    let mut full = [0u8; super::PACKET_BYTES];
+    let len = key().encode(h, &mut full);
+    assert_eq!(len, PACKET_BYTES);
     let mut buf = [0u8; PACKET_BYTES];
-    key().encode(h, &mut buf);
+    buf.copy_from_slice(&full[..PACKET_BYTES]);
     buf
 }
 
@@ -48,7 +63,7 @@ fn resign(buf: &mut [u8; PACKET_BYTES]) {
 
 /// bb1's tracker of bb2, two links.
 fn tracker() -> PeerTracker {
-    PeerTracker::new(key(), name("bb1"), name("bb2"), 2, TIMEOUT)
+    PeerTracker::new(key(), name("bb1"), BOOT_ME, name("bb2"), 2, TIMEOUT)
 }
 
 fn events(t: &mut PeerTracker, now: Instant) -> Vec<Event> {
@@ -188,9 +203,14 @@ fn bad_magic_and_bad_version() {
     buf[..4].copy_from_slice(b"VRRP");
     assert_eq!(key().decode(&buf), Err(Reject::BadMagic));
     let mut buf = packet(&hb("bb2", BOOT_A, 5, 0));
-    buf[OFF_VERSION] = 2;
+    buf[OFF_VERSION] = 3;
     resign(&mut buf);
     assert_eq!(key().decode(&buf), Err(Reject::BadVersion));
+    // A version-2 header on a version-1-sized packet is short.
+    let mut buf = packet(&hb("bb2", BOOT_A, 5, 0));
+    buf[OFF_VERSION] = 2;
+    resign(&mut buf);
+    assert_eq!(key().decode(&buf), Err(Reject::Truncated));
 }
 
 #[test]
@@ -540,17 +560,206 @@ fn sender_numbers_every_packet_and_tracker_accepts_them() {
         flags: Flags::empty(),
     };
     let now = Instant::now();
-    let mut buf = [0u8; PACKET_BYTES];
+    let mut buf = [0u8; super::PACKET_BYTES];
     let mut last = 0;
     for round in 0..5u64 {
         for link in 0..2u8 {
-            let seq = s.encode(&local, link, 1_795_000_000_000 + round, &mut buf);
-            assert!(seq > last);
-            last = seq;
-            let got = t.receive(now, usize::from(link), &buf).unwrap();
+            let len = s.encode(
+                &local,
+                &Talk::default(),
+                link,
+                1_795_000_000_000 + round,
+                VERSION,
+                &mut buf,
+            );
+            assert_eq!(len, super::PACKET_BYTES);
+            let got = t.receive(now, usize::from(link), &buf[..len]).unwrap();
+            assert!(got.sequence > last);
+            last = got.sequence;
             assert_eq!(got.role, Role::Standby);
             assert_eq!(got.boot_id, s.boot_id());
         }
     }
     assert_eq!(t.counters().accepted, 10);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Version 2: the challenge, consent, symmetric links, compatibility with version 1.
+
+/// Two nodes' heartbeat ends, wired by hand: bb1 (`a`) and bb2 (`b`), two links.
+struct Pair2 {
+    a_send: Sender,
+    a_track: PeerTracker,
+    b_send: Sender,
+    b_track: PeerTracker,
+}
+
+const BOOT_B1: BootId = [0x22; 16];
+
+fn local(role: Role) -> Local {
+    Local {
+        role,
+        state: State::Stopped,
+        health: Health::Unknown,
+        flags: Flags::empty(),
+    }
+}
+
+impl Pair2 {
+    fn new() -> Pair2 {
+        Pair2 {
+            a_send: Sender::new(key(), name("bb1"), BOOT_ME, 1_000),
+            a_track: PeerTracker::new(key(), name("bb1"), BOOT_ME, name("bb2"), 2, TIMEOUT),
+            b_send: Sender::new(key(), name("bb2"), BOOT_B1, 5_000),
+            b_track: PeerTracker::new(key(), name("bb2"), BOOT_B1, name("bb1"), 2, TIMEOUT),
+        }
+    }
+    /// bb2 sends one v2 packet on `link`; returns its bytes (for replays).
+    fn b_to_a(&mut self, now: Instant, link: u8, deliver: bool) -> Vec<u8> {
+        let talk = self.b_track.talk(now);
+        let mut buf = [0u8; super::PACKET_BYTES];
+        let len = self
+            .b_send
+            .encode(&local(Role::Standby), &talk, link, 0, VERSION, &mut buf);
+        if deliver {
+            let _ = self.a_track.receive(now, usize::from(link), &buf[..len]);
+            while self.a_track.next_event(now).is_some() {}
+        }
+        buf[..len].to_vec()
+    }
+    fn a_to_b(&mut self, now: Instant, link: u8, deliver: bool) {
+        let talk = self.a_track.talk(now);
+        let mut buf = [0u8; super::PACKET_BYTES];
+        let len = self
+            .a_send
+            .encode(&local(Role::Active), &talk, link, 0, VERSION, &mut buf);
+        if deliver {
+            let _ = self.b_track.receive(now, usize::from(link), &buf[..len]);
+            while self.b_track.next_event(now).is_some() {}
+        }
+    }
+    /// One exchange both ways on both links.
+    fn exchange(&mut self, now: Instant) {
+        for link in 0..2 {
+            self.a_to_b(now, link, true);
+            self.b_to_a(now, link, true);
+        }
+    }
+}
+
+#[test]
+fn v2_round_trip_carries_the_challenge_and_the_links_heard() {
+    let mut h = hb("bb2", BOOT_A, 7, 1);
+    h.version = VERSION;
+    h.epoch = 3;
+    h.echo = Challenge {
+        boot_id: BOOT_ME,
+        epoch: 9,
+    };
+    h.heard = 0b10;
+    let mut buf = [0u8; super::PACKET_BYTES];
+    let len = key().encode(&h, &mut buf);
+    assert_eq!(len, super::PACKET_BYTES);
+    assert_eq!(key().decode(&buf[..len]), Ok(h));
+    // A v2 packet cut to the v1 size, or a v1 one padded to the v2 size, is not a packet.
+    assert_eq!(key().decode(&buf[..PACKET_BYTES_V1]), Err(Reject::Truncated));
+    let v1 = packet(&hb("bb2", BOOT_A, 7, 1));
+    let mut padded = [0u8; super::PACKET_BYTES];
+    padded[..PACKET_BYTES_V1].copy_from_slice(&v1);
+    assert_eq!(key().decode(&padded), Err(Reject::Oversized));
+}
+
+#[test]
+fn a_peer_is_alive_only_once_it_answers_our_challenge() {
+    let mut p = Pair2::new();
+    let t0 = Instant::now();
+    // bb2 has not heard bb1 yet: its packet echoes nothing, so bb1 does not count it alive.
+    p.b_to_a(t0, 0, true);
+    assert!(!p.a_track.alive(t0));
+    p.exchange(t0);
+    p.exchange(t0);
+    assert!(p.a_track.alive(t0) && p.b_track.alive(t0));
+    assert!(p.a_track.consent(t0));
+}
+
+#[test]
+fn replayed_authentic_packet_across_a_receiver_restart_is_not_consent() {
+    // Regression (pair-safety issue, route 6): a receiver that restarted accepted an old
+    // authentic packet (e.g. a hand-over) as the peer's current word.
+    let mut p = Pair2::new();
+    let t0 = Instant::now();
+    p.exchange(t0);
+    p.exchange(t0);
+    let old = p.b_to_a(t0, 0, true);
+    assert!(p.a_track.consent(t0));
+    // bb1's bbwd restarts: a new run, a new challenge, no history.
+    let mut fresh_a = PeerTracker::new(
+        key(),
+        name("bb1"),
+        [0x33; 16],
+        name("bb2"),
+        2,
+        TIMEOUT,
+    );
+    let t1 = t0 + Duration::from_millis(100);
+    fresh_a.receive(t1, 0, &old).unwrap();
+    while fresh_a.next_event(t1).is_some() {}
+    assert!(!fresh_a.alive(t1), "an old packet revived the peer");
+    assert!(!fresh_a.consent(t1), "an old packet was taken as consent");
+}
+
+#[test]
+fn after_a_loss_only_an_answer_to_the_new_challenge_revives_the_peer() {
+    let mut p = Pair2::new();
+    let t0 = Instant::now();
+    p.exchange(t0);
+    p.exchange(t0);
+    let before = p.a_track.challenge();
+    // Silence past the timeout: lost, and a new challenge.
+    let t1 = t0 + TIMEOUT + Duration::from_millis(1);
+    while p.a_track.next_event(t1).is_some() {}
+    assert!(!p.a_track.alive(t1));
+    assert_ne!(p.a_track.challenge(), before);
+    // bb2 still echoes the old challenge: heard, but not alive.
+    p.b_to_a(t1, 0, true);
+    assert!(!p.a_track.alive(t1));
+    // Once bb2 has heard the new challenge, it is alive again.
+    p.a_to_b(t1, 0, true);
+    p.b_to_a(t1, 0, true);
+    assert!(p.a_track.alive(t1));
+}
+
+#[test]
+fn one_way_loss_is_seen_the_same_on_both_sides() {
+    // Regression (route 10): with every link lost from bb1 to bb2, bb1 still heard bb2 and
+    // counted it alive, while bb2 counted bb1 lost and fenced it.
+    let mut p = Pair2::new();
+    let t0 = Instant::now();
+    p.exchange(t0);
+    p.exchange(t0);
+    let mut now = t0;
+    for _ in 0..8 {
+        now += Duration::from_millis(200);
+        for link in 0..2 {
+            p.a_to_b(now, link, false); // lost
+            p.b_to_a(now, link, true);
+        }
+    }
+    assert!(!p.b_track.alive(now));
+    assert!(
+        !p.a_track.alive(now),
+        "bb1 must see what bb2 sees: bb2 does not hear it"
+    );
+    assert_eq!(p.a_track.links_up(now), (0, 2));
+}
+
+#[test]
+fn a_v1_peer_is_alive_but_never_consent() {
+    let mut t = tracker();
+    let t0 = Instant::now();
+    t.receive(t0, 0, &packet(&hb("bb2", BOOT_A, 10, 0))).unwrap();
+    while t.next_event(t0).is_some() {}
+    assert!(t.alive(t0));
+    assert!(!t.consent(t0));
+    assert!(!t.peer_speaks_v2());
 }
