@@ -1,7 +1,8 @@
 //! bbwd.toml: every key of SPEC.md with its default, parsed and validated in one pass.
 //!
 //! Owns: the `Config` types, their defaults, and the checks `bbwd check-config` and `bbwd run`
-//! perform. Every problem is collected (not just the first), each naming its key and, where the
+//! perform, including the timing rules of `bbwd_core::timing` (R1-R3 at load, R5 at start
+//! through [`check_at_start`], the warning W1 through [`warnings`]). Every problem is collected (not just the first), each naming its key and, where the
 //! TOML parser knows it, its line. Unknown keys and sections are errors: a typo must never fall
 //! back silently to a default. Secret files named by the config must be mode 0600 or stricter.
 //!
@@ -2421,7 +2422,9 @@ key_file = "@KEY@"                        # shared secret, must be mode 0600
 heartbeat_interval = "200ms"
 peer_timeout = "1s"
 preferred_active = true        # this node wins a fence race and starts active on a cold boot
+                               # (exactly one node of a pair; both = a reported misconfiguration)
 witness = "10.0.0.254"         # optional: reachable => I am not the isolated one
+boot_wait = "30s"              # a booting node waits this long to hear its peer before fencing it
 
 [vip]
 address = "10.0.0.50/24"       # IPv4 or IPv6
@@ -2517,6 +2520,8 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
         assert_eq!(cl.peer_timeout, Duration::from_secs(1));
         assert!(cl.preferred_active);
         assert_eq!(cl.witness, Some("10.0.0.254".parse().unwrap()));
+        assert_eq!(cl.boot_wait, Duration::from_secs(30));
+        assert_eq!(cl.fence_delay, Duration::from_secs(11));
         let vip = c.vip.as_ref().unwrap();
         assert_eq!(
             (vip.address, vip.prefix_len),
