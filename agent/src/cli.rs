@@ -194,6 +194,9 @@ pub fn main() -> i32 {
         }
         Command::CheckConfig => match config::load(&path) {
             Ok(cfg) => {
+                for w in config::warnings(&cfg) {
+                    eprintln!("{}: warning: {w}", path.display());
+                }
                 println!(
                     "{}: valid ({} node `{}`)",
                     path.display(),
@@ -222,6 +225,18 @@ pub fn main() -> i32 {
                     return 2;
                 }
             };
+            // Timing rule R5: only here is systemd's WatchdogSec known (WATCHDOG_USEC).
+            let systemd_watchdog = bbwd_platform::sdnotify::SdNotify::watchdog_timeout();
+            if let Err(problems) = config::check_at_start(&cfg, &path, systemd_watchdog) {
+                for line in problems.to_string().lines() {
+                    log::error!("{line}");
+                }
+                log::error!("refusing to start: the timing rules do not hold");
+                return 2;
+            }
+            for w in config::warnings(&cfg) {
+                log::warn!("{}: {w}", path.display());
+            }
             match daemon::run(cfg) {
                 Ok(()) => 0,
                 Err(e) => {

@@ -1,7 +1,8 @@
 //! bbwd.toml: every key of SPEC.md with its default, parsed and validated in one pass.
 //!
 //! Owns: the `Config` types, their defaults, and the checks `bbwd check-config` and `bbwd run`
-//! perform. Every problem is collected (not just the first), each naming its key and, where the
+//! perform, including the timing rules of `bbwd_core::timing` (R1-R3 at load, R5 at start
+//! through [`check_at_start`], the warning W1 through [`warnings`]). Every problem is collected (not just the first), each naming its key and, where the
 //! TOML parser knows it, its line. Unknown keys and sections are errors: a typo must never fall
 //! back silently to a default. Secret files named by the config must be mode 0600 or stricter.
 //!
@@ -23,6 +24,7 @@ use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bbwd_core::timing::{self, Rule, Severity, Timings};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
@@ -179,11 +181,18 @@ pub struct Cluster {
     pub key_file: PathBuf,
     /// Default 200 ms.
     pub heartbeat_interval: Duration,
-    /// Default 1 s; must exceed `heartbeat_interval`.
+    /// Default 1 s; at least 3 × `heartbeat_interval` (timing rule R1).
     pub peer_timeout: Duration,
     /// Default false.
     pub preferred_active: bool,
     pub witness: Option<std::net::IpAddr>,
+    /// Added key (SPEC lists it): default 30 s; at least `peer_timeout` (R3). A booting node
+    /// waits this long to hear its peer before it treats the silence as death and fences it.
+    pub boot_wait: Duration,
+    /// Added key `fence_delay`: the priority delay of the node not holding the service. Default
+    /// `fencing.timeout + peer_timeout` (`bbwd_core::timing::default_fence_delay`); at least
+    /// `fencing.timeout + heartbeat_interval` (R2).
+    pub fence_delay: Duration,
 }
 
 /// `[vip]`
@@ -315,6 +324,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<Config, Problems> {
     let mut ck = Checker {
         text,
         problems: Vec::new(),
+        times: TimingInputs::default(),
     };
     // Lines the TOML parser already complained about: what it recovered there is a guess, so
     // problems found in those guesses would only be noise.
@@ -361,6 +371,73 @@ pub fn parse(text: &str, origin: &Path) -> Result<Config, Problems> {
             })
         }
     }
+}
+
+/// The durations of a pair config for `bbwd_core::timing` (`None` in single and mirror mode),
+/// with systemd's `WatchdogSec` when known.
+pub fn timings(cfg: &Config, systemd_watchdog: Option<Duration>) -> Option<Timings> {
+    let (cluster, fencing) = (cfg.cluster.as_ref()?, cfg.fencing.as_ref()?);
+    Some(Timings {
+        heartbeat_interval: cluster.heartbeat_interval,
+        peer_timeout: cluster.peer_timeout,
+        fence_delay: cluster.fence_delay,
+        boot_wait: cluster.boot_wait,
+        fence_timeout: fencing.timeout,
+        stop_timeout: cfg.bitbucket.stop_timeout,
+        kill_timeout: cfg.bitbucket.kill_timeout,
+        step_timeout: crate::cluster::STEP_TIMEOUT,
+        hardware_watchdog: match cfg.watchdog.device {
+            WatchdogDevice::None => None,
+            WatchdogDevice::Device(_) | WatchdogDevice::Ipmi => Some(cfg.watchdog.timeout),
+        },
+        systemd_watchdog,
+    })
+}
+
+/// The timing rule only `bbwd run` can check (R5): in pair mode with a hardware watchdog,
+/// systemd's `WatchdogSec` (`WATCHDOG_USEC`, `systemd_watchdog`) must be more than twice
+/// `watchdog.timeout`, so that a hung loop holding the service resets the node instead of
+/// getting bbwd restarted. `path` names the config in the problems (like [`load`]'s).
+pub fn check_at_start(
+    cfg: &Config,
+    path: &Path,
+    systemd_watchdog: Option<Duration>,
+) -> Result<(), Problems> {
+    let problems: Vec<Problem> = timings(cfg, systemd_watchdog)
+        .map(|t| timing::check(&t))
+        .unwrap_or_default()
+        .iter()
+        .filter(|v| v.rule == Rule::SystemdWatchdog && v.severity == Severity::Refuse)
+        .map(|v| Problem {
+            key: v.key.to_string(),
+            line: None,
+            message: v.to_string(),
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Problems {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+}
+
+/// What is worth saying about a valid config without refusing it (`check-config` prints these,
+/// `run` logs them): today the timing warning W1, pair mode without a hardware watchdog.
+pub fn warnings(cfg: &Config) -> Vec<Problem> {
+    timings(cfg, None)
+        .map(|t| timing::check(&t))
+        .unwrap_or_default()
+        .iter()
+        .filter(|v| v.severity == Severity::Warning)
+        .map(|v| Problem {
+            key: v.key.to_string(),
+            line: None,
+            message: v.to_string(),
+        })
+        .collect()
 }
 
 /// Longest duration any setting accepts: no timer in bbwd needs more than a week, and a bound
@@ -449,6 +526,15 @@ const DEFAULT_STATE_DIR: &str = "/var/lib/bbwd";
 const DEFAULT_CONTROL_SOCKET: &str = "/run/bbwd/control.sock";
 const DEFAULT_STATUS_URL: &str = "http://127.0.0.1:7990/status";
 const DEFAULT_COMMAND: [&str; 2] = ["/opt/atlassian/bitbucket/bin/start-bitbucket.sh", "-fg"];
+/// `[bitbucket] stop_timeout`.
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(120);
+/// `[bitbucket] kill_timeout`.
+const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(10);
+/// `[fencing] timeout`: one whole fence attempt, BMC session set-up included.
+const DEFAULT_FENCE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `[cluster] boot_wait` (SPEC): long enough for switches and the peer's bbwd to come up
+/// after a power cut of both nodes, short beside a Bitbucket start.
+const DEFAULT_BOOT_WAIT: Duration = Duration::from_secs(30);
 /// Where the kernel publishes the host name (the default `node.name`).
 const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
 /// Standard RMCP+ port.
@@ -497,6 +583,8 @@ const CLUSTER_KEYS: &[&str] = &[
     "peer_timeout",
     "preferred_active",
     "witness",
+    "boot_wait",
+    "fence_delay",
 ];
 const VIP_KEYS: &[&str] = &["address", "interface", "garp_count", "garp_interval"];
 const FENCING_KEYS: &[&str] = &[
@@ -575,6 +663,23 @@ impl<'a, 'i> Sec<'a, 'i> {
 struct Checker<'t> {
     text: &'t str,
     problems: Vec<Problem>,
+    /// The durations the timing rules relate, as the sections are read.
+    times: TimingInputs,
+}
+
+/// What the timing rules need, recorded while the sections are read: `None` when the value was
+/// invalid (already reported; the rules involving it are then not checked) or its section is
+/// absent.
+#[derive(Default)]
+struct TimingInputs {
+    heartbeat_interval: Option<Duration>,
+    peer_timeout: Option<Duration>,
+    boot_wait: Option<Duration>,
+    /// `Some(None)`: not set (derived).
+    fence_delay: Option<Option<Duration>>,
+    fence_timeout: Option<Duration>,
+    stop_timeout: Option<Duration>,
+    kill_timeout: Option<Duration>,
 }
 
 impl Checker<'_> {
@@ -1025,9 +1130,11 @@ impl Checker<'_> {
         let database = self.database(root);
         let watchdog = self.watchdog(root);
         let notify = self.notify(root);
+        // [fencing] before [cluster]: cluster.fence_delay's default is derived from
+        // fencing.timeout. (Problems are put in file order afterwards.)
+        let fencing = self.fencing(root);
         let cluster = self.cluster(root);
         let vip = self.vip(root);
-        let fencing = self.fencing(root);
         let hooks = self.hooks(root);
         let load_balancer = self.load_balancer(root);
         self.cross_section(
@@ -1037,6 +1144,7 @@ impl Checker<'_> {
             watchdog.as_ref(),
             fencing.as_ref(),
         );
+        self.timing_rules(root);
         Some(Config {
             node: node?,
             bitbucket: bitbucket?,
@@ -1225,8 +1333,8 @@ impl Checker<'_> {
                 monitor_timeout: Duration::from_secs(30),
                 startup_timeout: Duration::from_secs(600),
                 failures_before_action: 2,
-                stop_timeout: Duration::from_secs(120),
-                kill_timeout: Duration::from_secs(10),
+                stop_timeout: DEFAULT_STOP_TIMEOUT,
+                kill_timeout: DEFAULT_KILL_TIMEOUT,
                 max_restarts: 1,
                 restart_window: Duration::from_secs(3600),
                 capture_output: true,
@@ -1298,10 +1406,12 @@ impl Checker<'_> {
         );
         let failures_before_action =
             self.integer(sec, "failures_before_action", 2, 1..=1000) as u32;
-        let (stop_timeout, _) =
-            self.duration(sec, "stop_timeout", Duration::from_secs(120), Zero::Refused);
-        let (kill_timeout, _) =
-            self.duration(sec, "kill_timeout", Duration::from_secs(10), Zero::Refused);
+        let stop_timeout = self.timed(sec, "stop_timeout", DEFAULT_STOP_TIMEOUT, |t| {
+            &mut t.stop_timeout
+        });
+        let kill_timeout = self.timed(sec, "kill_timeout", DEFAULT_KILL_TIMEOUT, |t| {
+            &mut t.kill_timeout
+        });
         let max_restarts = self.integer(sec, "max_restarts", 1, 0..=1000) as u32;
         let (restart_window, _) = self.duration(
             sec,
@@ -1590,27 +1700,31 @@ impl Checker<'_> {
             }
         }
         let key_file = self.secret_file(sec, "key_file", "\"/etc/bbwd/cluster.key\"");
-        let (heartbeat_interval, hb_span) = self.duration(
-            sec,
-            "heartbeat_interval",
-            Duration::from_millis(200),
-            Zero::Refused,
-        );
-        let (peer_timeout, pt_span) =
-            self.duration(sec, "peer_timeout", Duration::from_secs(1), Zero::Refused);
-        if peer_timeout <= heartbeat_interval {
-            let offset = pt_span.or(hb_span).map(|s| s.start).unwrap_or(sec.header);
-            self.report(
-                sec.key("peer_timeout"),
-                Some(offset),
-                format!(
-                    "peer_timeout ({}) must be longer than heartbeat_interval ({}): several heartbeats must fit in it",
-                    humantime::format_duration(peer_timeout),
-                    humantime::format_duration(heartbeat_interval)
-                ),
-            );
-            ok = false;
-        }
+        // The relations between these (timing rules R1-R3) are checked in `timing_rules`.
+        let heartbeat_interval =
+            self.timed(sec, "heartbeat_interval", Duration::from_millis(200), |t| {
+                &mut t.heartbeat_interval
+            });
+        let peer_timeout = self.timed(sec, "peer_timeout", Duration::from_secs(1), |t| {
+            &mut t.peer_timeout
+        });
+        let boot_wait = self.timed(sec, "boot_wait", DEFAULT_BOOT_WAIT, |t| &mut t.boot_wait);
+        // No default of its own: derived from fencing.timeout (already read) and peer_timeout.
+        let fence_timeout = self.times.fence_timeout.unwrap_or(DEFAULT_FENCE_TIMEOUT);
+        let derived = timing::default_fence_delay(fence_timeout, peer_timeout);
+        let fence_delay = match sec.get("fence_delay") {
+            None => {
+                self.times.fence_delay = Some(None);
+                derived
+            }
+            Some(_) => match self.duration(sec, "fence_delay", derived, Zero::Refused) {
+                (d, Some(_)) => {
+                    self.times.fence_delay = Some(Some(d));
+                    d
+                }
+                (d, None) => d,
+            },
+        };
         let preferred_active = self.boolean(sec, "preferred_active", false);
         let witness = match self.string(sec, "witness") {
             Some((s, span)) => match s.parse::<IpAddr>() {
@@ -1642,7 +1756,81 @@ impl Checker<'_> {
             peer_timeout,
             preferred_active,
             witness,
+            boot_wait,
+            fence_delay,
         }))
+    }
+
+    /// A duration of a timing rule: read as [`Checker::duration`] (zero refused) and, when
+    /// valid or defaulted, recorded in `self.times` through `slot`.
+    fn timed(
+        &mut self,
+        sec: Sec<'_, '_>,
+        key: &str,
+        default: Duration,
+        slot: impl FnOnce(&mut TimingInputs) -> &mut Option<Duration>,
+    ) -> Duration {
+        let (value, span) = self.duration(sec, key, default, Zero::Refused);
+        if span.is_some() || sec.get(key).is_none() {
+            *slot(&mut self.times) = Some(value);
+        }
+        value
+    }
+
+    /// The timing rules of `bbwd_core::timing` (pair mode only), each violation reported on
+    /// the line of the key to change (or, when that key is not written, of the other key, or
+    /// of the section). Not checked when one of the values is itself invalid (reported).
+    fn timing_rules(&mut self, root: &DeTable<'_>) {
+        if !root.contains_key("cluster") {
+            return;
+        }
+        let t = &self.times;
+        let (
+            Some(heartbeat_interval),
+            Some(peer_timeout),
+            Some(boot_wait),
+            Some(fence_delay_set),
+            Some(fence_timeout),
+        ) = (
+            t.heartbeat_interval,
+            t.peer_timeout,
+            t.boot_wait,
+            t.fence_delay,
+            t.fence_timeout
+                .or((!root.contains_key("fencing")).then_some(DEFAULT_FENCE_TIMEOUT)),
+        )
+        else {
+            return;
+        };
+        let timings = Timings {
+            heartbeat_interval,
+            peer_timeout,
+            fence_delay: fence_delay_set
+                .unwrap_or(timing::default_fence_delay(fence_timeout, peer_timeout)),
+            boot_wait,
+            fence_timeout,
+            stop_timeout: t.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+            kill_timeout: t.kill_timeout.unwrap_or(DEFAULT_KILL_TIMEOUT),
+            step_timeout: crate::cluster::STEP_TIMEOUT,
+            // Only R5 and the W1 warning use these: R5 at start (`check_at_start`), W1 in
+            // `warnings`.
+            hardware_watchdog: None,
+            systemd_watchdog: None,
+        };
+        for v in timing::check(&timings) {
+            if v.severity != Severity::Refuse {
+                continue;
+            }
+            // A derived fence_delay breaks R2 only when peer_timeout < heartbeat_interval,
+            // which R1 already reports: do not blame a key the operator did not write.
+            if v.rule == Rule::FenceDelay && fence_delay_set.is_none() {
+                continue;
+            }
+            let offset = key_offset(root, v.key)
+                .or_else(|| key_offset(root, v.other_key))
+                .or_else(|| section_offset(root, v.key));
+            self.report(v.key, offset, v.to_string());
+        }
     }
 
     fn vip(&mut self, root: &DeTable<'_>) -> Option<Option<Vip>> {
@@ -1752,7 +1940,9 @@ impl Checker<'_> {
                 FenceAction::Off
             }
         };
-        let (timeout, _) = self.duration(sec, "timeout", Duration::from_secs(10), Zero::Refused);
+        let timeout = self.timed(sec, "timeout", DEFAULT_FENCE_TIMEOUT, |t| {
+            &mut t.fence_timeout
+        });
         if !ok {
             return None;
         }
@@ -1788,6 +1978,19 @@ impl Checker<'_> {
         let haproxy_agent = self.socket_addr(&sec.key("haproxy_agent"), item, "0.0.0.0:7777")?;
         Some(Some(LoadBalancer { haproxy_agent }))
     }
+}
+
+/// Where `section.key` (dotted, one level) is written in the file, if it is.
+fn key_offset(root: &DeTable<'_>, dotted: &str) -> Option<usize> {
+    let (section, key) = dotted.split_once('.')?;
+    let item = root.get(section)?.get_ref().get(key)?;
+    Some(item.span().start)
+}
+
+/// Where the section of `section.key` begins, if it is written.
+fn section_offset(root: &DeTable<'_>, dotted: &str) -> Option<usize> {
+    let section = dotted.split_once('.').map_or(dotted, |(s, _)| s);
+    root.get(section).map(|item| item.span().start)
 }
 
 /// How a value is named in a "found ..." message.
@@ -2219,7 +2422,9 @@ key_file = "@KEY@"                        # shared secret, must be mode 0600
 heartbeat_interval = "200ms"
 peer_timeout = "1s"
 preferred_active = true        # this node wins a fence race and starts active on a cold boot
+                               # (exactly one node of a pair; both = a reported misconfiguration)
 witness = "10.0.0.254"         # optional: reachable => I am not the isolated one
+boot_wait = "30s"              # a booting node waits this long to hear its peer before fencing it
 
 [vip]
 address = "10.0.0.50/24"       # IPv4 or IPv6
@@ -2315,6 +2520,8 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
         assert_eq!(cl.peer_timeout, Duration::from_secs(1));
         assert!(cl.preferred_active);
         assert_eq!(cl.witness, Some("10.0.0.254".parse().unwrap()));
+        assert_eq!(cl.boot_wait, Duration::from_secs(30));
+        assert_eq!(cl.fence_delay, Duration::from_secs(11));
         let vip = c.vip.as_ref().unwrap();
         assert_eq!(
             (vip.address, vip.prefix_len),
@@ -2837,33 +3044,191 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
         );
     }
 
+    /// Timing rule R1 (`bbwd_core::timing`): peer_timeout >= 3 × heartbeat_interval.
     #[test]
-    fn peer_timeout_must_exceed_heartbeat_interval() {
+    fn peer_timeout_must_cover_three_heartbeats() {
         let dir = TempDir::new("timeouts");
-        let extra = format!("{LINKS}heartbeat_interval = \"1s\"\npeer_timeout = \"1s\"\n");
+        let extra = format!("{LINKS}heartbeat_interval = \"1s\"\npeer_timeout = \"2999ms\"\n");
         one_problem(
             &pair(&dir, &extra, ""),
             "cluster.peer_timeout",
             Some(9),
-            "must be longer than heartbeat_interval (1s)",
+            "cluster.peer_timeout = 2999ms must be at least 3 × cluster.heartbeat_interval = 3 × 1s = 3s (R1): one or two lost",
         );
-        // Only heartbeat_interval given: the default peer_timeout (1s) is too short for it.
+        // Only heartbeat_interval given: the default peer_timeout (1s) is too short for it;
+        // reported at the line of the key that is written. The derived fence_delay is not
+        // blamed as well (R2 follows from R1 for it).
         let extra = format!("{LINKS}heartbeat_interval = \"2s\"\n");
         one_problem(
             &pair(&dir, &extra, ""),
             "cluster.peer_timeout",
             Some(8),
-            "peer_timeout (1s)",
+            "cluster.peer_timeout = 1s must be at least 3 × cluster.heartbeat_interval = 3 × 2s",
         );
-        assert!(parse(
-            &pair(
-                &dir,
-                &format!("{LINKS}heartbeat_interval = \"100ms\"\npeer_timeout = \"300ms\"\n"),
-                ""
-            ),
-            Path::new(ORIGIN)
-        )
-        .is_ok());
+        let c = ok(&pair(
+            &dir,
+            &format!("{LINKS}heartbeat_interval = \"100ms\"\npeer_timeout = \"300ms\"\n"),
+            "",
+        ));
+        assert_eq!(c.cluster.unwrap().peer_timeout, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn boot_wait_and_fence_delay_defaults() {
+        let dir = TempDir::new("timing-defaults");
+        let c = ok(&pair(&dir, LINKS, ""));
+        let cl = c.cluster.as_ref().unwrap();
+        assert_eq!(cl.boot_wait, Duration::from_secs(30));
+        // fencing.timeout (10s) + peer_timeout (1s).
+        assert_eq!(cl.fence_delay, Duration::from_secs(11));
+        // Derived from the values given, in whatever order the sections come.
+        let text = format!(
+            "[node]\nname = \"bb1\"\n[fencing]\nhost = \"10.0.1.2\"\nusername = \"fence\"\n\
+             password_file = \"{}\"\ntimeout = \"20s\"\n[cluster]\npeer = \"bb2\"\nkey_file = \"{}\"\n\
+             {LINKS}peer_timeout = \"3s\"\nboot_wait = \"1m\"\n",
+            dir.secret("p", 0o600),
+            dir.secret("k", 0o600)
+        );
+        let cl = ok(&text).cluster.unwrap();
+        assert_eq!(
+            (cl.fence_delay, cl.boot_wait),
+            (Duration::from_secs(23), Duration::from_secs(60))
+        );
+        let extra = format!("{LINKS}fence_delay = \"15s\"\nboot_wait = \"5s\"\n");
+        let cl = ok(&pair(&dir, &extra, "")).cluster.unwrap();
+        assert_eq!(
+            (cl.fence_delay, cl.boot_wait),
+            (Duration::from_secs(15), Duration::from_secs(5))
+        );
+    }
+
+    /// Timing rule R2: fence_delay >= fencing.timeout + heartbeat_interval, refused naming both.
+    #[test]
+    fn fence_delay_must_cover_the_peers_whole_fence_attempt() {
+        let dir = TempDir::new("fence-delay");
+        // Boundary: 10s + 200ms is accepted, a millisecond less is not.
+        let at = format!("{LINKS}fence_delay = \"10200ms\"\n");
+        assert_eq!(
+            ok(&pair(&dir, &at, "")).cluster.unwrap().fence_delay,
+            Duration::from_millis(10_200)
+        );
+        let below = format!("{LINKS}fence_delay = \"10199ms\"\n");
+        one_problem(
+            &pair(&dir, &below, ""),
+            "cluster.fence_delay",
+            Some(8),
+            "cluster.fence_delay = 10199ms must be at least fencing.timeout + cluster.heartbeat_interval = 10s + 200ms = 10200ms (R2)",
+        );
+        // A longer fencing.timeout breaks a fence_delay that was fine: both keys named.
+        let found = problems(&pair(
+            &dir,
+            &format!("{LINKS}fence_delay = \"12s\"\n"),
+            "timeout = \"30s\"\n",
+        ));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let text = found[0].to_string();
+        assert!(
+            text.starts_with("cluster.fence_delay (line 8): ")
+                && text.contains("fencing.timeout + cluster.heartbeat_interval = 30s + 200ms"),
+            "{text}"
+        );
+    }
+
+    /// Timing rule R3: boot_wait >= peer_timeout.
+    #[test]
+    fn boot_wait_must_cover_a_peer_timeout() {
+        let dir = TempDir::new("boot-wait");
+        let at = format!("{LINKS}peer_timeout = \"5s\"\nboot_wait = \"5s\"\n");
+        assert!(parse(&pair(&dir, &at, ""), Path::new(ORIGIN)).is_ok());
+        let below = format!("{LINKS}peer_timeout = \"5s\"\nboot_wait = \"4999ms\"\n");
+        one_problem(
+            &pair(&dir, &below, ""),
+            "cluster.boot_wait",
+            Some(9),
+            "cluster.boot_wait = 4999ms must be at least cluster.peer_timeout = 5s (R3)",
+        );
+        // boot_wait not written (default 30s): reported at peer_timeout's line.
+        let long = format!("{LINKS}peer_timeout = \"31s\"\n");
+        one_problem(
+            &pair(&dir, &long, ""),
+            "cluster.boot_wait",
+            Some(8),
+            "cluster.boot_wait = 30s must be at least cluster.peer_timeout = 31s",
+        );
+    }
+
+    #[test]
+    fn timing_rules_are_not_checked_on_invalid_values_or_outside_pair_mode() {
+        let dir = TempDir::new("timing-invalid");
+        // The invalid duration is the one problem: no cascade into R2.
+        let extra = format!("{LINKS}fence_delay = \"soon\"\n");
+        one_problem(
+            &pair(&dir, &extra, ""),
+            "cluster.fence_delay",
+            Some(8),
+            "invalid duration \"soon\"",
+        );
+        let extra = format!("{LINKS}boot_wait = \"0s\"\n");
+        one_problem(
+            &pair(&dir, &extra, ""),
+            "cluster.boot_wait",
+            Some(8),
+            "must be greater than zero",
+        );
+        // A single node with a long kill_timeout and no watchdog: nothing to say.
+        let c = ok("[node]\nname = \"bb1\"\n[bitbucket]\nkill_timeout = \"10m\"\n");
+        assert_eq!(timings(&c, None), None);
+        assert!(warnings(&c).is_empty());
+        assert!(check_at_start(&c, Path::new(ORIGIN), Some(Duration::from_secs(1))).is_ok());
+    }
+
+    /// Timing rule R5 (at `bbwd run`): WatchdogSec > 2 × watchdog.timeout in pair mode with a
+    /// hardware watchdog; the shipped unit's value passes with the default timeout.
+    #[test]
+    fn systemd_watchdog_must_leave_the_reset_to_the_hardware_in_pair_mode() {
+        let dir = TempDir::new("r5");
+        let with_dog = pair(&dir, LINKS, "[watchdog]\ndevice = \"/dev/watchdog\"\n");
+        let c = ok(&with_dog);
+        let origin = Path::new(ORIGIN);
+        let unit = include_str!("../../systemd/bbwd.service");
+        let shipped = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("WatchdogSec="))
+            .map(|v| parse_duration(v).unwrap());
+        assert!(
+            check_at_start(&c, origin, shipped).is_ok(),
+            "the shipped unit's WatchdogSec ({shipped:?}) with the default watchdog.timeout"
+        );
+        assert!(check_at_start(&c, origin, Some(Duration::from_millis(120_001))).is_ok());
+        assert!(
+            check_at_start(&c, origin, None).is_ok(),
+            "not under systemd"
+        );
+        let refused = check_at_start(&c, origin, Some(Duration::from_secs(120))).unwrap_err();
+        assert_eq!(refused.problems.len(), 1, "{refused}");
+        let line = refused.to_string();
+        assert!(
+            line.starts_with("/etc/bbwd/bbwd.toml: watchdog.timeout: watchdog.timeout = 60s")
+                && line.contains("WatchdogSec = 120s")
+                && line.contains("drop-in"),
+            "{line}"
+        );
+        // The BMC watchdog counts too.
+        let bmc = ok(&pair(
+            &dir,
+            LINKS,
+            "[watchdog]\ndevice = \"ipmi\"\ntimeout = \"10s\"\n",
+        ));
+        assert!(check_at_start(&bmc, origin, Some(Duration::from_secs(20))).is_err());
+        assert!(check_at_start(&bmc, origin, Some(Duration::from_secs(21))).is_ok());
+        // No hardware watchdog: R5 has nothing to order, but W1 warns (and refuses nothing).
+        let none = ok(&pair(&dir, LINKS, ""));
+        assert!(check_at_start(&none, origin, Some(Duration::from_secs(1))).is_ok());
+        let w = warnings(&none);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].key, "watchdog.device");
+        assert!(w[0].message.contains("(W1)"), "{}", w[0]);
+        assert!(warnings(&c).is_empty());
     }
 
     #[test]

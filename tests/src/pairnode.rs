@@ -64,6 +64,8 @@ peer_addresses = ["{peer_pub}:{HB_PORT}", "{peer_direct}:{HB_PORT}"]
 key_file = "{key}"
 heartbeat_interval = "200ms"
 peer_timeout = "1s"
+# Not the 30 s default: scenarios boot nodes often. At least peer_timeout (timing rule R3).
+boot_wait = "3s"
 preferred_active = {preferred}
 
 [vip]

@@ -1128,6 +1128,77 @@ fn watchdog_keepalives_never_stall_while_bitbucket_hangs() {
     sc.assert_never_two_sims();
 }
 
+/// The pair timing rules (bbwd_core::timing): a config breaking R2 is refused by check-config and
+/// `bbwd run` (exit 2) with one line naming both keys; R5 (systemd's WatchdogSec against the
+/// hardware watchdog) is refused by `bbwd run` alone, where WATCHDOG_USEC tells it, before
+/// anything starts; pair mode without a hardware watchdog is only a warning.
+#[test]
+fn pair_timing_rules_are_refused_naming_both_keys() {
+    let sc = Scenario::new("pairtiming");
+    let key = sc.dir.join("cluster.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let pass = sc.dir.join("peer-bmc.pass");
+    std::fs::write(&pass, "secret\n").unwrap();
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let pair = |cluster_extra: &str, extra: &str| {
+        format!(
+            "{}\n[cluster]\npeer = \"t2\"\nlisten = [\"127.0.0.1:15405\"]\npeer_addresses = [\"127.0.0.2:15405\"]\nkey_file = \"{}\"\n{cluster_extra}\n[fencing]\nhost = \"127.0.0.1\"\nusername = \"fence\"\npassword_file = \"{}\"\ntimeout = \"10s\"\n{extra}",
+            sc.config_text(),
+            key.display(),
+            pass.display()
+        )
+    };
+
+    // R2: the priority delay shorter than the peer's whole fence attempt.
+    let text = pair("fence_delay = \"5s\"\n", "");
+    let n = line_of(&text, "fence_delay");
+    assert_config_refused(&sc, &text, &[("cluster.fence_delay", n)]);
+    let report = output_text(&sc.bbwd(&["check-config"]));
+    assert!(
+        report.lines().any(|l| l.contains("cluster.fence_delay")
+            && l.contains("fencing.timeout")
+            && l.contains("(R2)")),
+        "{report}"
+    );
+
+    // Valid, without a hardware watchdog: exit 0 with the W1 warning.
+    sc.write_config_text(&pair("", ""));
+    let out = sc.bbwd(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warning: watchdog.device"),
+        "{}",
+        output_text(&out)
+    );
+
+    // R5: a hardware watchdog of 60 s under a unit with WatchdogSec=30s. check-config cannot
+    // know the unit (exit 0); `bbwd run` under it refuses before opening anything.
+    sc.write_config_text(&pair(
+        "",
+        "\n[watchdog]\ndevice = \"/dev/watchdog\"\ntimeout = \"60s\"\n",
+    ));
+    let out = sc.bbwd(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let mut cmd = std::process::Command::new(bbwd_bin());
+    cmd.arg("run").arg("-c").arg(sc.config_path());
+    for var in ["NOTIFY_SOCKET", "WATCHDOG_PID", "BBWD_CONFIG"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("WATCHDOG_USEC", "30000000");
+    let out = run_bounded(cmd, CLI_TIMEOUT);
+    let report = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    assert!(
+        report.lines().any(|l| l.contains("watchdog.timeout")
+            && l.contains("WatchdogSec = 30s")
+            && l.contains("(R5)")),
+        "{report}"
+    );
+    assert!(sc.sim_events().is_empty(), "nothing started");
+    assert!(!sc.control_socket().exists(), "no control socket");
+}
+
 /// A pair config that `bbwd run` cannot serve safely (no `[vip]` to move) is refused at start,
 /// naming what is missing, before anything is started.
 #[test]

@@ -95,7 +95,10 @@ fn unit_keeps_the_settings_bbwd_relies_on() {
     );
     // The graceful stop must fit: default stop_timeout 120 s + kill_timeout 10 s.
     assert!(seconds(&setting(&text, "TimeoutStopSec")) > 120 + 10);
-    assert!(seconds(&setting(&text, "WatchdogSec")) > 0);
+    // Timing rule R5 (bbwd_core::timing): in pair mode a hung loop must reset the node through
+    // the hardware watchdog before systemd restarts bbwd: WatchdogSec > 2 × the default
+    // [watchdog] timeout of 60 s.
+    assert!(seconds(&setting(&text, "WatchdogSec")) > 2 * 60);
     // The JVM's /tmp must survive a bbwd restart.
     assert!(!settings(&text)
         .iter()

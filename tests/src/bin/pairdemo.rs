@@ -64,7 +64,8 @@ fn main() {
             let parsed = timeout
                 .parse::<u64>()
                 .ok()
-                .filter(|t| (200..=60_000).contains(t))
+                // From 3 × the lab's 200 ms heartbeat interval (timing rule R1).
+                .filter(|t| (600..=60_000).contains(t))
                 .zip(runs.parse::<usize>().ok().filter(|r| (1..=100).contains(r)));
             let Some((peer_timeout_ms, runs)) = parsed else {
                 usage();
@@ -77,7 +78,7 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: pairdemo                      (the demo)\n       pairdemo bench PEER_TIMEOUT_MS RUNS");
+    eprintln!("usage: pairdemo                      (the demo)\n       pairdemo bench PEER_TIMEOUT_MS RUNS   (600..=60000)");
     process::exit(64);
 }
 
@@ -97,10 +98,17 @@ fn configure(lab: &PairLab, peer_timeout_ms: u64) {
         if peer_timeout_ms != 1000 {
             let path = config_path(lab, node);
             let text = std::fs::read_to_string(&path).expect("read node config");
-            let edited = text.replace(
+            let mut edited = text.replace(
                 "peer_timeout = \"1s\"",
                 &format!("peer_timeout = \"{peer_timeout_ms}ms\""),
             );
+            if peer_timeout_ms > 3000 {
+                // boot_wait must cover a peer_timeout (timing rule R3).
+                edited = edited.replace(
+                    "boot_wait = \"3s\"",
+                    &format!("boot_wait = \"{peer_timeout_ms}ms\""),
+                );
+            }
             assert_ne!(text, edited, "peer_timeout not found in {}", path.display());
             std::fs::write(&path, edited).expect("write node config");
         }
