@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bbwd_core::heartbeat::{
-    self, Flags, Health, Key, Local, NodeName, PeerTracker, Role, Sender, State,
+    self, Flags, Health, Key, Local, NodeName, PeerTracker, Role, Sender, State, Talk,
 };
 
 /// The agent's counting global allocator (the `alloc-count` bench build's): every figure also
@@ -61,7 +61,14 @@ fn main() {
     let mut sender = Sender::new(key.clone(), NodeName::new("bb2").unwrap(), [7; 16], 1);
     let mut buf = [0u8; heartbeat::PACKET_BYTES];
     measure("encode + HMAC-SHA256", |_| {
-        sender.encode(black_box(&local), 0, 1_795_000_000_000, &mut buf);
+        sender.encode(
+            black_box(&local),
+            &Talk::default(),
+            0,
+            1_795_000_000_000,
+            heartbeat::VERSION,
+            &mut buf,
+        );
         black_box(&buf);
     });
 
@@ -82,6 +89,7 @@ fn main() {
     let mut tracker = PeerTracker::new(
         key.clone(),
         NodeName::new("bb1").unwrap(),
+        [1; 16],
         NodeName::new("bb2").unwrap(),
         1,
         Duration::from_secs(1),
@@ -89,7 +97,7 @@ fn main() {
     let now = Instant::now();
     let mut p = [0u8; heartbeat::PACKET_BYTES];
     measure("encode + tracker.receive (full path)", |_| {
-        peer.encode(&local, 0, 0, &mut p);
+        peer.encode(&local, &Talk::default(), 0, 0, heartbeat::VERSION, &mut p);
         let accepted = tracker.receive(now, 0, black_box(&p[..])).is_ok();
         assert!(accepted);
     });

@@ -1,25 +1,30 @@
-//! Pair mode's I/O around the pure pair machine (`pair.rs`): heartbeats over every link, the
-//! peer's BMC for fencing, the virtual IP (probe, add, gratuitous ARP, watch, remove), the
-//! `[hooks]`, the witness and the public link.
+//! Pair mode's I/O around [`bbwd_core::node::Node`]: heartbeats over every link, the peer's
+//! BMC, the virtual IP (probe, add, gratuitous ARP, watch, remove), the `[hooks]` and the
+//! storage record, the witness and the public link.
 //!
-//! Owns those platform objects and the translation between them and `pair::Pair`: readiness
-//! becomes `pair::Input`s, `pair::Action`s become operations. Must not decide anything (the
-//! pair machine does) and must not touch the supervisor directly: what the supervisor must do
-//! (`Permit`) and what is worth an event go out through [`Outbox`], drained by the daemon.
+//! Owns those platform objects and the translation between them and the node: readiness
+//! becomes `node::Input`s (and datagrams `Node::receive` calls), the node's pair actions become
+//! operations. Must not decide anything: which BMC operation comes next, what counts as a
+//! confirmed fence, what the heartbeats say and when they go out, whether a node found serving
+//! resumes: all of that is the node's.
 //!
 //! # Invariants
-//! * Every operation is non-blocking with a deadline: the fence run and the BMC session live on
-//!   the IPMI client's worker, the VIP probe and the hooks are polled, heartbeats are datagrams.
-//! * One pair operation of each kind at a time (the machine asks for one; a second request
-//!   while one runs is a machine bug, logged and answered as failed).
+//! * Every operation is non-blocking with a deadline: BMC operations run on the IPMI client's
+//!   worker, the VIP probe and the hooks are polled, heartbeats are datagrams.
+//! * The storage record (`state_dir/storage`) is written before `before_start` hooks run (a
+//!   failure to write it fails the hooks) and removed only after `after_stop` hooks succeeded.
 //! * No allocation per heartbeat: the send and receive buffers are fixed.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use bbwd_core::fence;
+use bbwd_core::node::{Action, Input, Node, PairSettings};
+use bbwd_core::timing;
 use bbwd_platform::clock;
 use bbwd_platform::command::{Sequence, SequenceMode};
 use bbwd_platform::heartbeat::Links;
-use bbwd_platform::ipmi::{IpmiClient, Power};
+use bbwd_platform::ipmi::{IpmiClient, Op, Power, PowerAction, Reply};
 use bbwd_platform::linkwatch::LinkWatch;
 use bbwd_platform::poll::{PollSet, Token, Want};
 use bbwd_platform::vip::{AddressWatch, ProbeOutcome, Vip};
@@ -27,10 +32,10 @@ use bbwd_platform::witness::Witness;
 use log::{error, info, warn};
 
 use crate::config::{Config, FenceAction};
-use crate::fence::{self, FenceRun};
+use crate::fence as fence_cli;
 use crate::heartbeat as hb;
-use crate::machine::{Detail, Report};
-use crate::pair::{self, Hooks, Pair, PeerView, Role};
+use crate::machine::Detail;
+use crate::pair::{self, Hooks};
 
 /// How long the ARP probe listens before the VIP is added.
 pub const PROBE_WINDOW: Duration = Duration::from_millis(100);
@@ -40,17 +45,15 @@ pub const WITNESS_INTERVAL: Duration = Duration::from_secs(1);
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 /// The BMC session's keep-alive (well below BMCs' ~30-60 s idle timeout).
 pub const FENCE_KEEPALIVE: Duration = Duration::from_secs(10);
-
-/// What the daemon must carry out or record after a cluster call.
-#[derive(Debug, Default)]
-pub struct Outbox {
-    /// The supervisor's permission changed.
-    pub permit: Option<bool>,
-    /// Events to record (kind, detail, is a problem).
-    pub events: heapless::Deque<(&'static str, Detail, bool), 16>,
-    /// The pair released everything after `Shutdown`.
-    pub exit: bool,
-}
+/// How often the peer's BMC is asked for its power while the peer is heard: a `[fencing]`
+/// host that points at another machine is found within this, long before it is needed, and a
+/// BMC is asked once a minute at most.
+pub const BMC_WATCH: Duration = Duration::from_secs(60);
+/// Consecutive missed witness pings (one a second) before the witness counts as unreachable:
+/// one lost ICMP echo is common, three in a row is an outage.
+pub const WITNESS_MISSES: u32 = 3;
+/// The file in `state_dir` recording that `before_start` hooks may be in effect.
+pub const STORAGE_RECORD: &str = "storage";
 
 /// Poll registrations of one pass.
 #[derive(Default)]
@@ -74,52 +77,50 @@ enum VipPhase {
     },
 }
 
+/// What pair mode starts from (read before the node is built).
+pub struct Setup {
+    pub cluster: Cluster,
+    pub settings: PairSettings,
+    /// The VIP is on the interface (left by an earlier run).
+    pub vip_held: bool,
+    /// `state_dir/storage` exists.
+    pub storage_held: bool,
+}
+
 /// Pair mode's platform side. See the module doc.
 pub struct Cluster {
-    pair: Pair,
-    node: String,
+    node_name: String,
     peer_name: String,
-    fence_action: fence::Action,
-    fence_timeout: Duration,
     before_start: Vec<Vec<String>>,
     after_stop: Vec<Vec<String>>,
-    heartbeat_interval: Duration,
     garp_count: u32,
     garp_interval: Duration,
     links: Links,
-    tracker: hb::PeerTracker,
-    sender: hb::Sender,
-    local: hb::Local,
-    preferred: bool,
-    next_beat: Instant,
     packet: [u8; hb::PACKET_BYTES],
     recv_buf: [u8; hb::RECV_BUFFER_BYTES],
     fencer: IpmiClient,
-    fence_run: Option<FenceRun>,
-    /// The running `fence_run` is only a power-status query (`QueryPeerPower`).
-    fence_query: bool,
-    /// A fence was asked for while the query ran: it starts when the query ends.
-    fence_queued: bool,
-    /// The takeover timeline was begun by the power query (the fence continues it).
-    fence_query_done: bool,
+    /// The BMC operation outstanding.
+    bmc_op: Option<fence::Op>,
     /// The fencing BMC's session health as last reported (an event on every change).
     bmc_up: Option<bool>,
     vip: Vip,
     vip_watch: Option<AddressWatch>,
     vip_phase: VipPhase,
-    vip_held: bool,
     hooks: Option<(Hooks, Sequence)>,
+    storage_record: PathBuf,
     witness: Option<Witness>,
     next_witness: Instant,
     link: Option<LinkWatch>,
-    self_fenced: bool,
     /// The last takeover's timeline (step, wall ms), for `bbwd status`.
     timeline: heapless::Vec<(&'static str, u64), 12>,
+    /// A takeover timeline is being written (from the peer's loss or the first fence step).
+    timeline_open: bool,
     /// When the peer was last declared lost (wall ms): the first step of the next takeover.
     peer_lost_ms: Option<u64>,
-    out: Outbox,
-    /// Inputs produced while applying actions.
-    pending: heapless::Deque<pair::Input, 8>,
+    /// Inputs for the node produced by operations.
+    pending: heapless::Deque<Input, 16>,
+    /// Events of this layer (kind, detail, is a problem), drained by the daemon.
+    events: heapless::Deque<(&'static str, Detail, bool), 8>,
 }
 
 /// Why pair mode cannot start.
@@ -127,7 +128,7 @@ pub type SetupError = String;
 
 impl Cluster {
     /// Opens everything pair mode needs; any failure names the key it comes from.
-    pub fn new(cfg: &Config, now: Instant) -> Result<Cluster, SetupError> {
+    pub fn open(cfg: &Config) -> Result<Setup, SetupError> {
         let c = cfg.cluster.as_ref().ok_or("[cluster] missing")?;
         let v = cfg.vip.as_ref().ok_or("[cluster] needs [vip]")?;
         let f = cfg.fencing.as_ref().ok_or("[cluster] needs [fencing]")?;
@@ -142,11 +143,11 @@ impl Cluster {
             bbwd_platform::heartbeat::random_boot_id().map_err(|e| format!("heartbeat: {e}"))?;
         let first_sequence = clock::wall_ms().saturating_mul(1000);
         let fencer = IpmiClient::start(
-            fence::target(f).map_err(|e| format!("fencing: {e}"))?,
-            fence::settings(f, Some(FENCE_KEEPALIVE)),
+            fence_cli::target(f).map_err(|e| format!("fencing: {e}"))?,
+            fence_cli::settings(f, Some(FENCE_KEEPALIVE)),
         )
         .map_err(|e| format!("fencing: {e}"))?;
-        let vip =
+        let mut vip =
             Vip::open(&v.interface, v.address, v.prefix_len).map_err(|e| format!("vip: {e}"))?;
         let vip_watch = match vip.watch() {
             Ok(w) => Some(w),
@@ -159,82 +160,88 @@ impl Cluster {
             Some(addr) => Some(Witness::new(addr).map_err(|e| format!("cluster.witness: {e}"))?),
             None => None,
         };
-        let link = match LinkWatch::open(&v.interface) {
-            Ok(l) => Some(l),
-            Err(e) => return Err(format!("vip.interface: {e}")),
+        let link = LinkWatch::open(&v.interface).map_err(|e| format!("vip.interface: {e}"))?;
+        let vip_held = match vip.held() {
+            Ok(held) => held,
+            Err(e) => return Err(format!("vip: cannot tell whether the VIP is held: {e}")),
         };
-        let settings = pair::Settings {
-            peer_timeout: c.peer_timeout,
-            preferred_active: c.preferred_active,
-            fence_delay: fence_delay(c.peer_timeout),
-            witness: c.witness.is_some(),
-            step_timeout: STEP_TIMEOUT,
+        let storage_record = cfg.node.state_dir.join(STORAGE_RECORD);
+        let storage_held = match bbwd_platform::fs::read_optional(&storage_record) {
+            Ok(r) => r.is_some(),
+            // Cannot tell: assume held (resuming is safe, forgetting is not).
+            Err(e) => {
+                warn!("{e}: taking the storage as held");
+                true
+            }
         };
-        let (pair, first) = Pair::new(settings, now);
-        let mut cl = Cluster {
-            pair,
-            node: cfg.node.name.clone(),
-            peer_name: c.peer.clone(),
-            fence_action: match f.action {
-                FenceAction::Off => fence::Action::Off,
-                FenceAction::Cycle => fence::Action::Cycle,
+        let settings = PairSettings {
+            pair: pair::Settings {
+                peer_timeout: c.peer_timeout,
+                preferred_active: c.preferred_active,
+                name_first: cfg.node.name < c.peer,
+                fence_delay: c.fence_delay,
+                boot_wait: c.boot_wait,
+                witness: c.witness.is_some(),
+                witness_misses: WITNESS_MISSES,
+                link_hold: c.peer_timeout,
+                step_timeout: STEP_TIMEOUT,
+                release_timeout: timing::release_deadline(
+                    cfg.bitbucket.stop_timeout,
+                    cfg.bitbucket.kill_timeout,
+                ),
+                bmc_watch: BMC_WATCH,
             },
+            heartbeat_interval: c.heartbeat_interval,
+            links: links.len(),
+            key,
+            me,
+            peer,
+            boot_id,
+            first_sequence,
             fence_timeout: f.timeout,
+            fence_cycle: f.action == FenceAction::Cycle,
+            preferred: c.preferred_active,
+        };
+        let now = clock::now();
+        let cluster = Cluster {
+            node_name: cfg.node.name.clone(),
+            peer_name: c.peer.clone(),
             before_start: cfg.hooks.before_start.clone(),
             after_stop: cfg.hooks.after_stop.clone(),
-            heartbeat_interval: c.heartbeat_interval,
             garp_count: v.garp_count,
             garp_interval: v.garp_interval,
-            tracker: hb::PeerTracker::new(key.clone(), me, peer, links.len(), c.peer_timeout),
-            sender: hb::Sender::new(key, me, boot_id, first_sequence),
             links,
-            local: hb::Local {
-                role: hb::Role::None,
-                state: hb::State::Starting,
-                health: hb::Health::Unknown,
-                flags: hb::Flags::empty(),
-            },
-            preferred: c.preferred_active,
-            next_beat: now,
             packet: [0; hb::PACKET_BYTES],
             recv_buf: [0; hb::RECV_BUFFER_BYTES],
             fencer,
-            fence_run: None,
-            fence_query: false,
-            fence_queued: false,
-            fence_query_done: false,
+            bmc_op: None,
             bmc_up: None,
             vip,
             vip_watch,
             vip_phase: VipPhase::Idle,
-            vip_held: false,
             hooks: None,
+            storage_record,
             witness,
             next_witness: now,
-            link,
-            self_fenced: false,
+            link: Some(link),
             timeline: heapless::Vec::new(),
+            timeline_open: false,
             peer_lost_ms: None,
-            out: Outbox::default(),
             pending: heapless::Deque::new(),
+            events: heapless::Deque::new(),
         };
-        // A VIP left configured by a crashed bbwd on this node is not held by the service: the
-        // pair decides afresh, and the release path removes it.
-        match cl.vip.held() {
-            Ok(true) => {
-                warn!(
-                    "vip {}: still configured from an earlier run: removing it",
-                    cl.vip
-                );
-                if let Err(e) = cl.vip.remove() {
-                    error!("{e}");
-                }
-            }
-            Ok(false) => {}
-            Err(e) => warn!("{e}"),
+        if vip_held {
+            warn!(
+                "vip {}: configured on this node at start: the node resumes serving",
+                cluster.vip
+            );
         }
-        cl.apply(now, first);
-        Ok(cl)
+        Ok(Setup {
+            cluster,
+            settings,
+            vip_held,
+            storage_held,
+        })
     }
 
     /// Registers every fd of this pass.
@@ -263,19 +270,14 @@ impl Cluster {
         t
     }
 
-    /// The earliest moment pair mode needs the loop.
+    /// The earliest moment the platform side needs the loop (the node has its own).
     pub fn deadline(&self) -> Option<Instant> {
         let announce = match self.vip_phase {
             VipPhase::Announcing { next, .. } => Some(next),
             _ => None,
         };
         [
-            Some(self.next_beat),
-            self.pair.next_deadline(),
-            self.tracker.next_deadline(),
-            self.fence_run
-                .as_ref()
-                .and_then(|r| r.wake_at(&self.fencer)),
+            self.fencer.deadline(),
             self.vip.probe_deadline(),
             announce,
             self.hooks.as_ref().and_then(|(_, s)| s.deadline()),
@@ -287,63 +289,36 @@ impl Cluster {
         .min()
     }
 
-    /// Handles what happened in this pass, then time: heartbeats due, deadlines.
-    pub fn service(&mut self, now: Instant, set: &PollSet, t: &Tokens) {
+    /// Handles what happened in this pass: datagrams go to the node at once (its actions into
+    /// `out`), every other completion becomes a pending input ([`Cluster::next_input`]).
+    pub fn service(
+        &mut self,
+        now: Instant,
+        set: &PollSet,
+        t: &Tokens,
+        node: &mut Node,
+        out: &mut Vec<Action>,
+    ) {
         if t.links.iter().any(|tok| set.ready(*tok).any()) {
-            self.receive(now);
+            self.receive(now, node, out);
         }
-        while let Some(ev) = self.tracker.next_event(now) {
-            self.on_tracker_event(now, ev);
-        }
-        let finished = match &mut self.fence_run {
-            Some(run) => run.advance(&mut self.fencer, now),
-            None => {
-                if set.ready(t.fence).any() {
-                    // Keep-alive health changes and stray results: drain.
-                    let _ = self.fencer.try_result(now);
-                }
-                None
-            }
-        };
-        if let Some(result) = finished {
-            self.fence_run = None;
-            if std::mem::take(&mut self.fence_query) {
-                let (off, detail) = match &result {
-                    Ok(p) => (
-                        *p == Power::Off,
-                        format!("{}: power {}", self.fencer.name(), p.as_str()),
-                    ),
-                    Err(e) => (false, e.to_string()),
+        if self.bmc_op.is_some() {
+            if let Some(done) = self.fencer.try_result(now) {
+                self.bmc_op = None;
+                let reply = match done.result {
+                    Ok(Reply::Power(p)) => fence::Reply::Power { on: p == Power::On },
+                    Ok(Reply::Done) => fence::Reply::Done,
+                    Ok(other) => fence::Reply::Failed(text(&format!(
+                        "{}: unexpected reply {other:?}",
+                        self.fencer.name()
+                    ))),
+                    Err(e) => fence::Reply::Failed(text(&e.to_string())),
                 };
-                if off {
-                    self.mark("peer already off");
-                }
-                self.feed(
-                    now,
-                    pair::Input::PeerPower {
-                        off,
-                        detail: text(&detail),
-                    },
-                );
-                if std::mem::take(&mut self.fence_queued) {
-                    self.start_fence(now);
-                }
-            } else {
-                let input = match result {
-                    Ok(p) => {
-                        self.mark("fence confirmed");
-                        pair::Input::FenceDone {
-                            confirmed: true,
-                            detail: text(&format!("{}: power {}", self.fencer.name(), p.as_str())),
-                        }
-                    }
-                    Err(e) => pair::Input::FenceDone {
-                        confirmed: false,
-                        detail: text(&e.to_string()),
-                    },
-                };
-                self.feed(now, input);
+                self.push(Input::Bmc(reply));
             }
+        } else if set.ready(t.fence).any() {
+            // Keep-alive health changes and stray results: drain.
+            let _ = self.fencer.try_result(now);
         }
         if matches!(self.vip_phase, VipPhase::Probing) {
             if let Some(r) = self.vip.advance_probe(now) {
@@ -366,7 +341,7 @@ impl Cluster {
             }
         }
         if set.ready(t.watch).any() {
-            self.on_watch(now);
+            self.on_watch(now, node);
         }
         if let Some((phase, seq)) = &mut self.hooks {
             let phase = *phase;
@@ -374,7 +349,13 @@ impl Cluster {
                 self.hooks = None;
                 let ok = outcome.succeeded();
                 let detail = text(&outcome.to_string());
-                self.feed(now, pair::Input::HooksDone { phase, ok, detail });
+                if phase == Hooks::AfterStop && ok {
+                    if let Err(e) = bbwd_platform::fs::remove_optional(&self.storage_record) {
+                        // The record stays: the next start resumes (safe), an operator is told.
+                        error!("{e}");
+                    }
+                }
+                self.push(Input::HooksDone { phase, ok, detail });
             }
         }
         self.watch_bmc();
@@ -382,7 +363,7 @@ impl Cluster {
         if set.ready(t.link).any() {
             let change = match &mut self.link {
                 Some(l) => match l.read() {
-                    Ok(Some(state)) => Some((state.usable(), l.interface().to_string())),
+                    Ok(Some(state)) => Some(state.usable()),
                     Ok(None) => None,
                     Err(e) => {
                         warn!("{e}");
@@ -391,130 +372,167 @@ impl Cluster {
                 },
                 None => None,
             };
-            if let Some((up, name)) = change {
-                let word = if up { "up" } else { "DOWN" };
-                self.event("public_link", &format!("{name}: {word}"), !up);
-                self.feed(now, pair::Input::PublicLink { up });
+            if let Some(up) = change {
+                self.push(Input::PublicLink { up });
             }
         }
-        let acts = self.pair.step(now, pair::Input::Tick);
-        self.apply(now, acts);
-        self.drain(now);
-        if now >= self.next_beat {
-            self.beat(now);
+    }
+
+    /// The next input an operation produced.
+    pub fn next_input(&mut self) -> Option<Input> {
+        self.pending.pop_front()
+    }
+
+    /// Events of this layer (session health, a VIP put back), drained by the daemon.
+    pub fn next_event(&mut self) -> Option<(&'static str, Detail, bool)> {
+        self.events.pop_front()
+    }
+
+    fn push(&mut self, i: Input) {
+        if self.pending.push_back(i).is_err() {
+            error!("internal: cluster input queue full; an input was lost");
         }
     }
 
-    /// Feeds a supervisor report.
-    pub fn supervisor(&mut self, now: Instant, r: Report) {
-        let input = match r {
-            Report::Healthy => pair::Input::SupervisorHealthy,
-            Report::Stopped => pair::Input::SupervisorStopped,
-            Report::Escalate => pair::Input::SupervisorEscalates,
-            Report::Unkillable => pair::Input::SupervisorUnkillable,
-            Report::StartFailed => pair::Input::SupervisorStartFailed,
+    fn event(&mut self, kind: &'static str, detail: &str, problem: bool) {
+        let _ = self.events.push_back((kind, text(detail), problem));
+    }
+
+    /// Carries out one of the node's pair actions (the daemon handles the supervisor's).
+    pub fn apply(&mut self, now: Instant, a: &Action, node: &mut Node) {
+        match a {
+            Action::Bmc { op, timeout } => {
+                let ipmi_op = match op {
+                    fence::Op::Status => Op::PowerStatus,
+                    fence::Op::PowerOff => {
+                        self.mark("fence started");
+                        Op::Power(PowerAction::Off)
+                    }
+                    fence::Op::PowerOn => Op::Power(PowerAction::On),
+                };
+                match self.fencer.submit(ipmi_op, now, *timeout) {
+                    Ok(_) => self.bmc_op = Some(*op),
+                    Err(e) => self.push(Input::Bmc(fence::Reply::Failed(text(&format!(
+                        "{}: {e:?}",
+                        self.fencer.name()
+                    ))))),
+                }
+            }
+            Action::RunHooks(phase) => self.run_hooks(now, *phase),
+            Action::AddVip => {
+                self.mark("bitbucket healthy");
+                if matches!(self.vip.held(), Ok(true)) {
+                    // Resumed with the VIP still on the interface: announce it again only.
+                    self.vip_phase = VipPhase::Announcing {
+                        left: self.garp_count,
+                        next: now,
+                    };
+                    self.push(Input::VipAdded {
+                        ok: true,
+                        detail: text(&format!("{} kept (already held), announced", self.vip)),
+                    });
+                    return;
+                }
+                match self.vip.start_probe(now, PROBE_WINDOW) {
+                    Ok(()) => self.vip_phase = VipPhase::Probing,
+                    Err(e) => self.push(Input::VipAdded {
+                        ok: false,
+                        detail: text(&e.to_string()),
+                    }),
+                }
+            }
+            Action::RemoveVip => {
+                self.vip.cancel_probe();
+                self.vip_phase = VipPhase::Idle;
+                let input = match self.vip.remove() {
+                    Ok(_) => Input::VipRemoved {
+                        ok: true,
+                        detail: text(&format!("{} removed", self.vip)),
+                    },
+                    Err(e) => Input::VipRemoved {
+                        ok: false,
+                        detail: text(&e.to_string()),
+                    },
+                };
+                self.push(input);
+            }
+            Action::SendHeartbeats => self.beat(now, node),
+            Action::SelfFence => {
+                error!("self-fence: no more heartbeats, the hardware watchdog is no longer petted");
+            }
+            Action::Event(kind, _) => self.on_event(*kind),
+            Action::Sup(_) | Action::Exit => {}
+        }
+    }
+
+    /// Keeps the takeover timeline from the node's events.
+    fn on_event(&mut self, kind: pair::Kind) {
+        match kind {
+            pair::Kind::PeerLost => {
+                self.peer_lost_ms = Some(clock::wall_ms());
+                self.timeline.clear();
+                self.timeline_open = true;
+                let _ = self
+                    .timeline
+                    .push(("peer lost", self.peer_lost_ms.unwrap_or(0)));
+            }
+            pair::Kind::PeerSeen => self.peer_lost_ms = None,
+            pair::Kind::Fenced => self.mark("fence confirmed"),
+            pair::Kind::Active => {
+                self.mark("active");
+                self.timeline_open = false;
+            }
+            _ => {}
+        }
+    }
+
+    fn run_hooks(&mut self, now: Instant, phase: Hooks) {
+        let (steps, mode, name) = match phase {
+            Hooks::BeforeStart => (
+                self.before_start.clone(),
+                SequenceMode::StopAtFirstFailure,
+                "before_start",
+            ),
+            Hooks::AfterStop => (
+                self.after_stop.clone(),
+                SequenceMode::BestEffort,
+                "after_stop",
+            ),
         };
-        self.feed(now, input);
-    }
-
-    /// Operator and signal inputs (`Switchover`, `ConfirmPeerDown`, `Shutdown`).
-    pub fn feed(&mut self, now: Instant, input: pair::Input) {
-        let acts = self.pair.step(now, input);
-        self.apply(now, acts);
-        self.drain(now);
-    }
-
-    /// What the daemon must do now.
-    pub fn outbox(&mut self) -> &mut Outbox {
-        &mut self.out
-    }
-
-    /// The pair machine asked to self-fence (stop petting the hardware watchdog).
-    pub fn self_fenced(&self) -> bool {
-        self.self_fenced
-    }
-
-    pub fn role(&self) -> Role {
-        self.pair.role()
-    }
-
-    /// Heartbeat contents that come from the supervisor (state, Bitbucket health).
-    pub fn set_local(&mut self, state: hb::State, health: hb::Health) {
-        if !matches!(
-            self.local.state,
-            hb::State::Fencing | hb::State::TakingOver | hb::State::Releasing
-        ) {
-            self.local.state = state;
+        if phase == Hooks::BeforeStart {
+            self.mark(name);
+            // The record first: a restarted bbwd must know the storage may be in effect.
+            if let Err(e) =
+                bbwd_platform::fs::write_atomic(&self.storage_record, b"before_start\n", 0o640)
+            {
+                self.push(Input::HooksDone {
+                    phase,
+                    ok: false,
+                    detail: text(&format!("cannot record the hooks in state_dir: {e}")),
+                });
+                return;
+            }
         }
-        self.local.health = health;
+        let mut seq = Sequence::new(name, &self.node_name, steps, STEP_TIMEOUT, mode);
+        seq.start(now);
+        self.hooks = Some((phase, seq));
     }
 
-    /// The `peer`, `vip` and `fencing` objects of `bbwd status`, and the links' state.
-    pub fn status(
-        &self,
-        now: Instant,
-    ) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
-        let (up, total) = self.tracker.links_up(now);
-        let counters = self.tracker.counters();
-        let links: Vec<serde_json::Value> = (0..total)
-            .map(|i| {
-                let l = self.tracker.link(i);
-                serde_json::json!({
-                    "local": self.links.local_addr(i).map(|a| a.to_string()),
-                    "peer": self.links.peer_addr(i).map(|a| a.to_string()),
-                    "up": l.is_some_and(|l| l.up),
-                    "accepted": l.map(|l| l.accepted),
-                    "dropped": l.map(|l| l.dropped),
-                })
-            })
-            .collect();
-        let drops: serde_json::Map<String, serde_json::Value> = hb::Reject::ALL
-            .iter()
-            .map(|r| (r.name().to_string(), counters.get(*r).into()))
-            .collect();
-        let last = self.tracker.last();
-        let peer = serde_json::json!({
-            "name": self.peer_name,
-            "alive": self.tracker.alive(now),
-            "links_up": up,
-            "links_total": total,
-            "role": last.map(|h| format!("{:?}", h.role).to_lowercase()),
-            "state": last.map(|h| format!("{:?}", h.state).to_lowercase()),
-            "links": links,
-            "accepted": counters.accepted,
-            "dropped": drops,
-        });
-        let vip = serde_json::json!({
-            "address": format!("{}/{}", self.vip.address(), self.vip.prefix_len()),
-            "interface": self.vip.interface(),
-            "held": self.vip_held,
-        });
-        let h = self.fencer.health();
-        let fencing = serde_json::json!({
-            "bmc": self.fencer.name(),
-            "session_up": h.up,
-            "last_error": h.last_error.map(|e| e.to_string()),
-            "blocked": self.pair.fence_blocked(),
-            "last_takeover": self.timeline.iter().map(|(step, ms)| serde_json::json!({
-                "step": step, "at": clock::rfc3339(*ms).as_str(), "at_ms": ms,
-            })).collect::<Vec<_>>(),
-        });
-        (peer, vip, fencing)
-    }
-
-    fn receive(&mut self, now: Instant) {
+    fn receive(&mut self, now: Instant, node: &mut Node, out: &mut Vec<Action>) {
         // Bounded per pass: a flood on the links must not starve the loop.
         for _ in 0..64 {
             match self.links.recv(&mut self.recv_buf) {
                 Ok(Some(r)) => {
                     let bytes = &self.recv_buf[..r.len.min(self.recv_buf.len())];
-                    if let Err(reject) = self.tracker.receive(now, r.link, bytes) {
+                    let (result, acts) = node.receive(now, r.link, bytes);
+                    if let Err(reject) = result {
                         log::debug!(
                             "heartbeat from {} on link {} dropped: {reject}",
                             r.from,
                             r.link
                         );
                     }
+                    out.extend(acts);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -523,68 +541,19 @@ impl Cluster {
                 }
             }
         }
-        self.feed_peer(now);
     }
 
-    fn feed_peer(&mut self, now: Instant) {
-        let view = self.peer_view(now);
-        let acts = self.pair.step(now, pair::Input::Peer(view));
-        self.apply(now, acts);
-    }
-
-    fn peer_view(&self, now: Instant) -> PeerView {
-        let alive = self.tracker.alive(now);
-        let Some(h) = self.tracker.last() else {
-            return PeerView {
-                alive,
-                role: Role::Booting,
-                healthy: false,
-                handed_over: false,
-            };
-        };
-        let role = match (h.role, h.state) {
-            (hb::Role::None, _) => Role::Booting,
-            (hb::Role::Standby, hb::State::Fencing) => Role::Fencing,
-            (hb::Role::Standby, _) => Role::Standby,
-            (hb::Role::Active, hb::State::TakingOver) => Role::TakingOver,
-            (hb::Role::Active, hb::State::Releasing) => Role::Releasing,
-            (hb::Role::Active, _) => Role::Active,
-        };
-        PeerView {
-            alive,
-            role,
-            healthy: !matches!(h.state, hb::State::Failed | hb::State::Maintenance),
-            handed_over: h.flags.contains(hb::Flags::SWITCHOVER_REQUEST),
-        }
-    }
-
-    fn on_tracker_event(&mut self, now: Instant, ev: hb::Event) {
-        match ev {
-            hb::Event::LinkDown(i) => {
-                let (up, total) = self.tracker.links_up(now);
-                self.event(
-                    "link_down",
-                    &format!("heartbeat link {i} lost ({up}/{total} up)"),
-                    true,
-                );
-            }
-            hb::Event::LinkUp(i) => self.event("link_up", &format!("heartbeat link {i} up"), false),
-            hb::Event::PeerRestarted => {
-                self.event("peer_restarted", "the peer's bbwd started anew", false)
-            }
-            hb::Event::PeerAlive | hb::Event::PeerLost => {}
-        }
-        self.feed_peer(now);
-    }
-
-    fn beat(&mut self, now: Instant) {
-        self.next_beat = now + self.heartbeat_interval;
+    fn beat(&mut self, now: Instant, node: &mut Node) {
         let wall = clock::wall_ms();
-        for link in 0..self.links.len() {
-            self.sender
-                .encode(&self.local, link as u8, wall, &mut self.packet);
-            if let Err(e) = self.links.send(link, &self.packet) {
-                log::debug!("{e}");
+        for &version in node.versions() {
+            for link in 0..self.links.len() {
+                let len = node.encode(now, link as u8, wall, version, &mut self.packet);
+                if len == 0 {
+                    return;
+                }
+                if let Err(e) = self.links.send(link, &self.packet[..len]) {
+                    log::debug!("{e}");
+                }
             }
         }
     }
@@ -602,22 +571,16 @@ impl Cluster {
             self.bmc_up = Some(h.up);
             if h.up {
                 if !first {
-                    self.event(
-                        "fencing_bmc_up",
-                        &format!("{}: session up again: fencing works", self.fencer.name()),
-                        false,
-                    );
+                    let d = format!("{}: session up again: fencing works", self.fencer.name());
+                    self.event("fencing_bmc_up", &d, false);
                 }
             } else {
                 let why = h.last_error.map(|e| e.to_string()).unwrap_or_default();
-                self.event(
-                    "fencing_bmc_down",
-                    &format!(
-                        "{}: not answering, fencing would fail: {why}",
-                        self.fencer.name()
-                    ),
-                    true,
+                let d = format!(
+                    "{}: not answering, fencing would fail: {why}",
+                    self.fencer.name()
                 );
+                self.event("fencing_bmc_down", &d, true);
             }
         }
     }
@@ -626,8 +589,7 @@ impl Cluster {
         let Some(w) = &mut self.witness else { return };
         if w.in_flight() {
             if let Some(reachable) = w.advance(now) {
-                let acts = self.pair.step(now, pair::Input::Witness { reachable });
-                self.apply(now, acts);
+                self.push(Input::Witness { reachable });
             }
         } else if now >= self.next_witness {
             self.next_witness = now + WITNESS_INTERVAL;
@@ -635,11 +597,15 @@ impl Cluster {
         }
     }
 
-    fn on_watch(&mut self, now: Instant) {
+    fn on_watch(&mut self, now: Instant, node: &Node) {
         let Some(w) = &mut self.vip_watch else { return };
+        let held = node.vip_held()
+            && matches!(self.vip_phase, VipPhase::Idle | VipPhase::Announcing { .. });
         match w.read() {
-            Ok(r) if (r.removed || r.overrun) && self.vip_held => {
-                // Only ours to put back while we hold it (our own `remove` clears vip_held first).
+            Ok(r)
+                if (r.removed || r.overrun) && held && node.role() == Some(pair::Role::Active) =>
+            {
+                // Only ours to put back while we serve (our own `remove` runs in Releasing).
                 if matches!(self.vip.held(), Ok(false)) {
                     self.event(
                         "vip_removed_behind_our_back",
@@ -665,7 +631,7 @@ impl Cluster {
     fn after_probe(&mut self, now: Instant, r: Result<ProbeOutcome, bbwd_platform::vip::VipError>) {
         self.vip_phase = VipPhase::Idle;
         let input = match r {
-            Ok(ProbeOutcome::Conflict { mac }) => pair::Input::VipAdded {
+            Ok(ProbeOutcome::Conflict { mac }) => Input::VipAdded {
                 ok: false,
                 detail: text(&format!(
                     "{} answered from {mac}: someone else holds the VIP",
@@ -674,7 +640,6 @@ impl Cluster {
             },
             Ok(ProbeOutcome::Free) => match self.vip.add() {
                 Ok(_) => {
-                    self.vip_held = true;
                     if let Err(e) = self.vip.send_announcement() {
                         warn!("{e}");
                     }
@@ -685,229 +650,108 @@ impl Cluster {
                             next: now + self.garp_interval,
                         };
                     }
-                    pair::Input::VipAdded {
+                    Input::VipAdded {
                         ok: true,
                         detail: text(&format!("{} added, announced", self.vip)),
                     }
                 }
-                Err(e) => pair::Input::VipAdded {
+                Err(e) => Input::VipAdded {
                     ok: false,
                     detail: text(&e.to_string()),
                 },
             },
-            Err(e) => pair::Input::VipAdded {
+            Err(e) => Input::VipAdded {
                 ok: false,
                 detail: text(&e.to_string()),
             },
         };
-        self.feed(now, input);
+        self.push(input);
     }
 
-    /// Starts the configured fence action against the peer (the takeover timeline starts here
-    /// unless the peer's loss started it).
-    fn start_fence(&mut self, now: Instant) {
-        if !self.fence_query_done {
-            self.begin_timeline();
-        }
-        self.fence_query_done = false;
-        self.mark("fence started");
-        self.fence_run = Some(FenceRun::start(
-            &mut self.fencer,
-            self.fence_action,
-            self.fence_timeout,
-            now,
-        ));
-    }
-
-    /// A new takeover timeline: cleared, starting with the moment the peer was lost if it was.
-    fn begin_timeline(&mut self) {
-        self.timeline.clear();
-        if let Some(ms) = self.peer_lost_ms {
-            let _ = self.timeline.push(("peer lost", ms));
-        }
-    }
-
-    /// Carries out the pair machine's actions.
-    fn apply(&mut self, now: Instant, acts: pair::Actions) {
-        for a in acts {
-            match a {
-                pair::Action::FencePeer => {
-                    if self.fence_query {
-                        // The status query is still out: the fence follows it.
-                        self.fence_queued = true;
-                    } else if self.fence_run.is_some() || self.fencer.busy() {
-                        let _ = self.pending.push_back(pair::Input::FenceDone {
-                            confirmed: false,
-                            detail: text("a fence is already running"),
-                        });
-                    } else {
-                        self.start_fence(now);
-                    }
-                }
-                pair::Action::QueryPeerPower => {
-                    if self.fence_run.is_none() && !self.fencer.busy() {
-                        self.begin_timeline();
-                        self.fence_query = true;
-                        self.fence_query_done = true;
-                        self.fence_run = Some(FenceRun::start(
-                            &mut self.fencer,
-                            fence::Action::Status,
-                            self.fence_timeout,
-                            now,
-                        ));
-                    }
-                }
-                pair::Action::RunHooks(phase) => {
-                    let (steps, mode, name) = match phase {
-                        Hooks::BeforeStart => (
-                            self.before_start.clone(),
-                            SequenceMode::StopAtFirstFailure,
-                            "before_start",
-                        ),
-                        Hooks::AfterStop => (
-                            self.after_stop.clone(),
-                            SequenceMode::BestEffort,
-                            "after_stop",
-                        ),
-                    };
-                    if phase == Hooks::BeforeStart {
-                        // A takeover without a fence (hand-over, switchover, cold start with
-                        // both alive) starts its own timeline; after a fence it continues it.
-                        let fenced = self.timeline.last().is_some_and(|(step, _)| {
-                            matches!(*step, "fence confirmed" | "peer already off")
-                        });
-                        if !fenced {
-                            self.begin_timeline();
-                        }
-                        self.mark(name);
-                    }
-                    let mut seq = Sequence::new(name, &self.node, steps, STEP_TIMEOUT, mode);
-                    seq.start(now);
-                    self.hooks = Some((phase, seq));
-                }
-                pair::Action::Permit { run } => {
-                    if run {
-                        self.mark("start bitbucket");
-                    }
-                    self.out.permit = Some(run);
-                }
-                pair::Action::AddVip => {
-                    // AddVip follows the supervisor's healthy report at once.
-                    self.mark("bitbucket healthy");
-                    match self.vip.start_probe(now, PROBE_WINDOW) {
-                        Ok(()) => self.vip_phase = VipPhase::Probing,
-                        Err(e) => {
-                            let _ = self.pending.push_back(pair::Input::VipAdded {
-                                ok: false,
-                                detail: text(&e.to_string()),
-                            });
-                        }
-                    }
-                }
-                pair::Action::RemoveVip => {
-                    self.vip.cancel_probe();
-                    self.vip_phase = VipPhase::Idle;
-                    self.vip_held = false;
-                    let input = match self.vip.remove() {
-                        Ok(_) => pair::Input::VipRemoved {
-                            ok: true,
-                            detail: text(&format!("{} removed", self.vip)),
-                        },
-                        Err(e) => pair::Input::VipRemoved {
-                            ok: false,
-                            detail: text(&e.to_string()),
-                        },
-                    };
-                    let _ = self.pending.push_back(input);
-                }
-                pair::Action::SelfFence => {
-                    self.self_fenced = true;
-                    error!("self-fence: the hardware watchdog is no longer petted");
-                }
-                pair::Action::Advertise { role, handed_over } => {
-                    self.local.role = match role {
-                        Role::Booting => hb::Role::None,
-                        Role::Standby | Role::Fencing => hb::Role::Standby,
-                        Role::TakingOver | Role::Active | Role::Releasing => hb::Role::Active,
-                    };
-                    self.local.state = match role {
-                        Role::Fencing => hb::State::Fencing,
-                        Role::TakingOver => hb::State::TakingOver,
-                        Role::Releasing => hb::State::Releasing,
-                        Role::Booting => hb::State::Starting,
-                        Role::Standby => hb::State::Stopped,
-                        Role::Active => hb::State::Running,
-                    };
-                    let mut flags = hb::Flags::empty();
-                    if handed_over {
-                        flags = flags | hb::Flags::SWITCHOVER_REQUEST;
-                    }
-                    if role == Role::Releasing {
-                        flags = flags | hb::Flags::RELEASING;
-                    }
-                    if self.preferred {
-                        flags = flags | hb::Flags::PREFERRED_ACTIVE;
-                    }
-                    if self.vip_held {
-                        flags = flags | hb::Flags::HOLDS_VIP;
-                    }
-                    self.local.flags = flags;
-                    if role == Role::Active {
-                        self.mark("active");
-                    }
-                    // Tell the peer at once: role changes must not wait for the next beat.
-                    self.next_beat = now;
-                }
-                pair::Action::Event(kind, detail) => {
-                    let problem = matches!(
-                        kind,
-                        pair::Kind::PeerLost
-                            | pair::Kind::FenceFailed
-                            | pair::Kind::ReleaseError
-                            | pair::Kind::SelfFence
-                            | pair::Kind::SwitchoverRefused
-                            | pair::Kind::Isolated
-                            | pair::Kind::VipConflict
-                    );
-                    match kind {
-                        pair::Kind::PeerLost => self.peer_lost_ms = Some(clock::wall_ms()),
-                        pair::Kind::PeerSeen => self.peer_lost_ms = None,
-                        _ => {}
-                    }
-                    let _ = self.out.events.push_back((kind.as_str(), detail, problem));
-                }
-                pair::Action::Exit => self.out.exit = true,
-            }
-        }
-    }
-
-    fn drain(&mut self, now: Instant) {
-        while let Some(input) = self.pending.pop_front() {
-            let acts = self.pair.step(now, input);
-            self.apply(now, acts);
-        }
-    }
-
-    fn event(&mut self, kind: &'static str, detail: &str, problem: bool) {
-        let _ = self.out.events.push_back((kind, text(detail), problem));
-    }
-
+    /// A step of the takeover timeline (a timeline opens at the first step if the peer's loss
+    /// did not open it).
     fn mark(&mut self, step: &'static str) {
+        if !self.timeline_open {
+            self.timeline.clear();
+            self.timeline_open = true;
+        }
         let _ = self.timeline.push((step, clock::wall_ms()));
         info!("takeover timeline: {step}");
+    }
+
+    /// The `peer`, `vip` and `fencing` objects of `bbwd status`.
+    pub fn status(
+        &self,
+        now: Instant,
+        node: &Node,
+    ) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+        let Some(tracker) = node.tracker() else {
+            return (
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+            );
+        };
+        let (up, total) = tracker.links_up(now);
+        let counters = tracker.counters();
+        let links: Vec<serde_json::Value> = (0..total)
+            .map(|i| {
+                let l = tracker.link(i);
+                serde_json::json!({
+                    "local": self.links.local_addr(i).map(|a| a.to_string()),
+                    "peer": self.links.peer_addr(i).map(|a| a.to_string()),
+                    "up": l.is_some_and(|l| l.up),
+                    "accepted": l.map(|l| l.accepted),
+                    "dropped": l.map(|l| l.dropped),
+                })
+            })
+            .collect();
+        let drops: serde_json::Map<String, serde_json::Value> = hb::Reject::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), counters.get(*r).into()))
+            .collect();
+        let last = tracker.last();
+        let p = node.pair();
+        let peer = serde_json::json!({
+            "name": self.peer_name,
+            "alive": tracker.alive(now),
+            "links_up": up,
+            "links_total": total,
+            "role": last.map(|h| format!("{:?}", h.role).to_lowercase()),
+            "state": last.map(|h| format!("{:?}", h.state).to_lowercase()),
+            "maintenance": p.map(|p| p.peer().maintenance),
+            "protocol": last.map(|h| h.version),
+            "links": links,
+            "accepted": counters.accepted,
+            "dropped": drops,
+        });
+        let vip = serde_json::json!({
+            "address": format!("{}/{}", self.vip.address(), self.vip.prefix_len()),
+            "interface": self.vip.interface(),
+            "held": node.vip_held(),
+        });
+        let h = self.fencer.health();
+        let fencing = serde_json::json!({
+            "bmc": self.fencer.name(),
+            "session_up": h.up,
+            "last_error": h.last_error.map(|e| e.to_string()),
+            "blocked": p.is_some_and(|p| p.fence_blocked()),
+            "takeover_blocked": p.is_some_and(|p| p.takeover_blocked()),
+            "bmc_mismatch": p.is_some_and(|p| p.bmc_mismatch()),
+            "preference_conflict": p.and_then(|p| p.preference_conflict()).map(|both| if both { "both" } else { "neither" }),
+            "failover_paused": p.is_some_and(|p| p.paused()),
+            "storage_held": node.storage_held(),
+            "last_takeover": self.timeline.iter().map(|(step, ms)| serde_json::json!({
+                "step": step, "at": clock::rfc3339(*ms).as_str(), "at_ms": ms,
+            })).collect::<Vec<_>>(),
+        });
+        (peer, vip, fencing)
     }
 
     /// Closes the BMC session (at exit).
     pub fn close(self) {
         self.fencer.close(Duration::from_millis(500));
     }
-}
-
-/// The priority delay (how long the node *not* holding the service waits before fencing): the
-/// node holding it detects the loss within a heartbeat interval of us and its fence powers us
-/// off in ~0.2-1.1 s (a BMC's tick), so two `peer_timeout`s, at least 1.5 s, at most 5 s.
-pub fn fence_delay(peer_timeout: Duration) -> Duration {
-    (peer_timeout * 2).clamp(Duration::from_millis(1500), Duration::from_secs(5))
 }
 
 fn text(s: &str) -> Detail {

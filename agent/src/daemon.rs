@@ -39,11 +39,10 @@ use log::{error, info, warn};
 
 use crate::config::{self, Config, Mode, WatchdogDevice};
 use crate::events::{Record, Ring};
-use crate::machine::{
-    self, Action, Actions, Boot, Detail, EventKind, FailReason, Input, Machine, Settings, State,
-};
+use crate::machine::{self, Action, Boot, Detail, EventKind, FailReason, Input, Settings, State};
 use crate::mirror::{self, ClockChange, ClockWatch, MaintMode};
 use crate::status;
+use bbwd_core::node::{self, Node};
 
 /// The event log may grow to this before it is rotated (so at most twice this on disk).
 pub const EVENT_LOG_MAX_BYTES: u64 = 1 << 20;
@@ -157,7 +156,8 @@ struct Hardware {
 /// Everything the loop owns except the control server (which calls back into this).
 struct Core {
     cfg: Config,
-    machine: Machine,
+    /// Every decision: the supervisor, and in pair mode the pair, heartbeat and fencing.
+    node: Node,
     spec: SpawnSpec,
     target: StatusTarget,
     proc: Option<Supervised>,
@@ -172,7 +172,7 @@ struct Core {
     event_log: Option<EventLog>,
     paths: Paths,
     /// Inputs produced while applying actions (Started, SpawnFailed, Checked).
-    pending: heapless::Deque<Input, 8>,
+    pending: heapless::Deque<node::Input, 32>,
     exit: bool,
     last_state: Option<State>,
     persisted_failed: Option<FailReason>,
@@ -192,8 +192,6 @@ struct Core {
     clock_watch: ClockWatch,
     /// Pair mode: heartbeats, fencing, VIP, hooks around the pair machine; `None` alone.
     cluster: Option<crate::cluster::Cluster>,
-    /// Supervisor reports waiting for the pair layer.
-    reports: heapless::Deque<machine::Report, 8>,
     /// Events recorded and checks begun since start (for the allocation benchmark).
     events_recorded: u64,
     checks_begun: u64,
@@ -275,7 +273,28 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         database: cfg.database.is_some(),
         pair: cfg.mode() == Mode::Pair,
     };
-    let (machine, first) = Machine::new(settings, now, boot);
+    // Pair mode's platform side first: what it finds (a VIP, the storage record) is part of
+    // what the node starts from.
+    let mut pair_setup = None;
+    if cfg.mode() == Mode::Pair {
+        match crate::cluster::Cluster::open(&cfg) {
+            Ok(s) => pair_setup = Some(s),
+            Err(e) => {
+                control.remove();
+                return Err(Error::Setup(e));
+            }
+        }
+    }
+    let node_boot = node::Boot {
+        sup: boot,
+        vip_held: pair_setup.as_ref().is_some_and(|s| s.vip_held),
+        storage_held: pair_setup.as_ref().is_some_and(|s| s.storage_held),
+    };
+    let (cluster, pair_settings) = match pair_setup {
+        Some(s) => (Some(s.cluster), Some(s.settings)),
+        None => (None, None),
+    };
+    let (node, first) = Node::new(settings, pair_settings, node_boot, now);
     let notify = cfg
         .notify
         .as_ref()
@@ -288,7 +307,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         persisted_maintenance: maintenance.is_some(),
         maintenance_since: maintenance.map(|m| m.since).unwrap_or_default(),
         cfg,
-        machine,
+        node,
         spec,
         target,
         proc,
@@ -310,8 +329,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         lb,
         maintenance_lb,
         clock_watch: ClockWatch::new(now),
-        cluster: None,
-        reports: heapless::Deque::new(),
+        cluster,
         events_recorded: 0,
         checks_begun: 0,
         #[cfg(feature = "alloc-count")]
@@ -335,19 +353,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             return Err(setup("watchdog.device", &e));
         }
     }
-    if core.cfg.mode() == Mode::Pair {
-        match crate::cluster::Cluster::new(&core.cfg, now) {
-            Ok(c) => core.cluster = Some(c),
-            Err(e) => {
-                control.remove();
-                core.disarm_hardware();
-                return Err(Error::Setup(e));
-            }
-        }
-    }
     core.apply(now, first);
     core.drain_pending(now);
-    core.pump(now);
     core.sd.ready();
     info!("ready: supervising {:?}", core.cfg.bitbucket.command);
 
@@ -574,14 +581,9 @@ impl Core {
                     match sig {
                         Received::Shutdown => {
                             self.sd.stopping();
-                            if let Some(c) = &mut self.cluster {
-                                // Pair mode: release in order (VIP, Bitbucket, hooks) first;
-                                // the supervisor is told to shut down when that is done.
-                                c.feed(now, crate::pair::Input::Shutdown);
-                                self.pump(now);
-                            } else {
-                                self.feed(now, Input::Shutdown);
-                            }
+                            // Pair mode: the node releases in order (VIP, Bitbucket, hooks)
+                            // first; the supervisor shuts down when that is done.
+                            self.feed_node(now, node::Input::Shutdown);
                         }
                         Received::Reopen => {
                             if let Some(l) = &mut self.event_log {
@@ -619,11 +621,13 @@ impl Core {
                 served = true;
                 self.handle(now, req)
             });
-            self.feed(now, Input::Tick);
+            self.feed_node(now, node::Input::Tick);
             if let (Some(c), Some(tokens)) = (&mut self.cluster, &t_cluster) {
-                c.service(now, &set, tokens);
+                let mut acts = Vec::new();
+                c.service(now, &set, tokens, &mut self.node, &mut acts);
+                self.apply(now, acts);
             }
-            self.pump(now);
+            self.drain_pending(now);
             self.service_mirror(now);
             #[cfg(feature = "alloc-count")]
             self.bench.pass(
@@ -639,7 +643,7 @@ impl Core {
                 due: true,
                 pass_in_time,
                 node_can_correct: self.node_can_correct,
-                self_fence: self.cluster.as_ref().is_some_and(|c| c.self_fenced()),
+                self_fence: self.node.self_fenced(),
             };
             if policy::systemd(inputs) == policy::Decision::Pet {
                 if let Some(w) = &mut self.sd_watchdog {
@@ -657,7 +661,7 @@ impl Core {
     fn next_deadline(&self, now: Instant, control: &ControlServer) -> Option<Instant> {
         let group = (self.leader_exited && self.proc.is_some()).then(|| now + GROUP_POLL);
         [
-            self.machine.next_deadline(),
+            self.node.next_deadline(),
             self.probe.deadline(),
             self.db.deadline(),
             self.notify.as_ref().and_then(|n| n.deadline()),
@@ -708,7 +712,7 @@ impl Core {
     /// reports late passes. `woke` is when the pass began (poll returned), `end` its end.
     /// Returns whether the pass was in time (always true without a hardware watchdog).
     fn pet_hardware(&mut self, woke: Instant, end: Instant) -> bool {
-        let self_fence = self.cluster.as_ref().is_some_and(|c| c.self_fenced());
+        let self_fence = self.node.self_fenced();
         let Some(hw) = &mut self.hw else { return true };
         let in_time = end.saturating_duration_since(woke) < hw.pacer.budget();
         let verdict = hw
@@ -776,33 +780,52 @@ impl Core {
         }
     }
 
-    /// Feeds an input and everything that follows from it.
+    /// Feeds a supervisor input and everything that follows from it.
     fn feed(&mut self, now: Instant, input: Input) {
-        let acts = self.machine.step(now, input);
+        self.feed_node(now, node::Input::Sup(input));
+    }
+
+    /// Feeds a node input and everything that follows from it.
+    fn feed_node(&mut self, now: Instant, input: node::Input) {
+        let acts = self.node.step(now, input);
         self.apply(now, acts);
         self.drain_pending(now);
     }
 
+    /// Runs the inputs that carrying out actions produced (the process side's, the cluster's)
+    /// until none is left.
     fn drain_pending(&mut self, now: Instant) {
-        while let Some(input) = self.pending.pop_front() {
-            let acts = self.machine.step(now, input);
+        // Bounded: each round's actions may produce inputs, but a loop must not spin here.
+        for _ in 0..256 {
+            let input = match self.pending.pop_front() {
+                Some(i) => i,
+                None => match self.cluster.as_mut().and_then(|c| c.next_input()) {
+                    Some(i) => i,
+                    None => break,
+                },
+            };
+            let acts = self.node.step(now, input);
             self.apply(now, acts);
+        }
+        while let Some((kind, detail, problem)) = self.cluster.as_mut().and_then(|c| c.next_event())
+        {
+            self.record_named(kind, &detail, problem);
         }
         self.after_change();
     }
 
     fn push_input(&mut self, input: Input) {
-        if self.pending.push_back(input).is_err() {
+        if self.pending.push_back(node::Input::Sup(input)).is_err() {
             error!("internal: input queue full; an input was lost");
         }
     }
 
-    /// Carries out the machine's actions.
-    fn apply(&mut self, now: Instant, acts: Actions) {
+    /// Carries out the node's actions: the supervisor's here, the pair's by the cluster.
+    fn apply(&mut self, now: Instant, acts: impl IntoIterator<Item = node::Action>) {
         for a in acts {
             match a {
-                Action::Spawn => self.spawn(),
-                Action::Signal(sig) => {
+                node::Action::Sup(Action::Spawn) => self.spawn(),
+                node::Action::Sup(Action::Signal(sig)) => {
                     let sig = match sig {
                         machine::Sig::Term => process::GroupSignal::Term,
                         machine::Sig::Kill => process::GroupSignal::Kill,
@@ -813,63 +836,30 @@ impl Core {
                         }
                     }
                 }
-                Action::Check => self.begin_check(now),
-                Action::Event(kind, detail) => self.record(kind, &detail),
-                Action::StopPetting => {
+                node::Action::Sup(Action::Check) => self.begin_check(now),
+                node::Action::Sup(Action::Event(kind, detail)) => self.record(kind, &detail),
+                node::Action::Sup(Action::StopPetting) => {
                     self.node_can_correct = false;
                     error!(
                         "the node cannot correct itself: the hardware watchdog is no longer petted"
                     );
                 }
-                Action::Exit => self.exit = true,
-                // Only in pair mode, whose layer is wired in with the pair issue (`run`
-                // refuses a pair config until then).
-                Action::Report(r) => {
-                    if self.reports.push_back(r).is_err() {
-                        error!("internal: supervisor report queue full");
+                // Settled inside the node.
+                node::Action::Sup(Action::Exit | Action::Report(_)) => {}
+                node::Action::Exit => self.exit = true,
+                node::Action::Event(kind, detail) => {
+                    self.record_named(kind.as_str(), &detail, kind.is_problem());
+                    if let Some(c) = &mut self.cluster {
+                        c.apply(now, &node::Action::Event(kind, detail), &mut self.node);
+                    }
+                }
+                other => {
+                    if let Some(c) = &mut self.cluster {
+                        c.apply(now, &other, &mut self.node);
                     }
                 }
             }
         }
-    }
-
-    /// Pair mode: moves supervisor reports to the pair layer and its requests (permission,
-    /// events, exit) back to the supervisor and the event record, until both are quiet.
-    fn pump(&mut self, now: Instant) {
-        let Some(mut cluster) = self.cluster.take() else {
-            return;
-        };
-        loop {
-            let mut progressed = false;
-            while let Some(r) = self.reports.pop_front() {
-                cluster.supervisor(now, r);
-                progressed = true;
-            }
-            let out = cluster.outbox();
-            while let Some((kind, detail, problem)) = out.events.pop_front() {
-                self.record_named(kind, &detail, problem);
-                progressed = true;
-            }
-            let out = cluster.outbox();
-            if let Some(run) = out.permit.take() {
-                self.feed(now, Input::Permit { run });
-                progressed = true;
-            }
-            let out = cluster.outbox();
-            if std::mem::take(&mut out.exit) {
-                // Everything released: the supervisor may shut down (nothing runs any more).
-                self.feed(now, Input::Shutdown);
-                progressed = true;
-            }
-            if !progressed {
-                break;
-            }
-        }
-        // What the peer hears about this node's Bitbucket.
-        let v = self.machine.view();
-        let (state, health) = heartbeat_state(&v);
-        cluster.set_local(state, health);
-        self.cluster = Some(cluster);
     }
 
     fn spawn(&mut self) {
@@ -1050,7 +1040,7 @@ impl Core {
 
     /// After a step: persist what must survive a restart, tell systemd about state changes.
     fn after_change(&mut self) {
-        let view = self.machine.view();
+        let view = self.node.machine().view();
         let failed = view.failed.filter(|r| r.persistent());
         if failed != self.persisted_failed {
             let r = match failed {
@@ -1142,53 +1132,51 @@ impl Core {
                         reason: machine::detail(&reason),
                     },
                 );
-                serde_json::json!({ "ok": true, "state": self.machine.state().as_str() })
+                serde_json::json!({ "ok": true, "state": self.node.machine().state().as_str() })
             }
             Ok(req @ (ControlRequest::Switchover | ControlRequest::ConfirmPeerDown)) => {
-                let Some(c) = &mut self.cluster else {
+                if self.cluster.is_none() {
                     return serde_json::json!({ "error": "not in pair mode: no [cluster] configured" })
                         .to_string()
                         .into_bytes();
-                };
+                }
                 let (input, what) = match req {
-                    ControlRequest::Switchover => (crate::pair::Input::Switchover, "switchover"),
-                    _ => (crate::pair::Input::ConfirmPeerDown, "confirm-peer-down"),
+                    ControlRequest::Switchover => (node::Input::Switchover, "switchover"),
+                    _ => (node::Input::ConfirmPeerDown, "confirm-peer-down"),
                 };
                 info!("{what} requested by uid {} (pid {})", peer.uid, peer.pid);
-                let before = c.role();
-                c.feed(now, input);
-                let after = c.role();
-                self.pump(now);
-                if before == after {
-                    // The machine says why a switchover is refused; a refused confirmation
-                    // has one reason (an older `switchover_refused` must not answer for it).
-                    let why = if matches!(req, ControlRequest::Switchover) {
-                        self.ring
-                            .iter()
-                            .last()
-                            .filter(|r| r.kind == "switchover_refused")
-                            .map(|r| r.detail.to_string())
-                            .unwrap_or_else(|| format!("nothing to do as {}", before.as_str()))
-                    } else {
-                        format!(
-                            "no takeover is waiting on a fence of a silent peer (this node is {})",
-                            before.as_str()
-                        )
-                    };
-                    serde_json::json!({ "error": format!("{what} refused: {why}") })
-                } else {
-                    serde_json::json!({ "ok": true, "state": after.as_str() })
+                let before = self.node.role();
+                let acts = self.node.step(now, input);
+                // The node says why it refused, in this step's events.
+                let refused = acts.iter().find_map(|a| match a {
+                    node::Action::Event(crate::pair::Kind::SwitchoverRefused, d) => {
+                        Some(d.to_string())
+                    }
+                    _ => None,
+                });
+                self.apply(now, acts);
+                self.drain_pending(now);
+                let after = self.node.role();
+                let after_str = after.map_or("none", |r| r.as_str());
+                match refused {
+                    Some(why) => serde_json::json!({ "error": format!("{what} refused: {why}") }),
+                    None if before == after => serde_json::json!({ "error": format!(
+                        "{what} refused: nothing to do as {}",
+                        before.map_or("none", |r| r.as_str())
+                    ) }),
+                    None => serde_json::json!({ "ok": true, "state": after_str }),
                 }
             }
             Ok(ControlRequest::Reset) => {
-                if self.machine.state() != State::Failed {
-                    serde_json::json!({ "error": format!("nothing to reset: state is {}", self.machine.state().as_str()) })
-                } else if !self.machine.petting() {
+                let m = self.node.machine();
+                if m.state() != State::Failed {
+                    serde_json::json!({ "error": format!("nothing to reset: state is {}", m.state().as_str()) })
+                } else if !m.petting() {
                     serde_json::json!({ "error": "Bitbucket survived SIGKILL: the node must be reset (the watchdog will do it)" })
                 } else {
                     info!("reset requested by uid {} (pid {})", peer.uid, peer.pid);
                     self.feed(now, Input::Reset);
-                    serde_json::json!({ "ok": true, "state": self.machine.state().as_str() })
+                    serde_json::json!({ "ok": true, "state": self.node.machine().state().as_str() })
                 }
             }
         };
@@ -1198,8 +1186,11 @@ impl Core {
     /// The status report.
     fn status(&mut self) -> status::Status {
         let time_left = self.hw.as_mut().and_then(|h| h.dog.time_left());
-        let cluster_status = self.cluster.as_ref().map(|c| c.status(clock::now()));
-        let v = self.machine.view();
+        let cluster_status = self
+            .cluster
+            .as_ref()
+            .map(|c| c.status(clock::now(), &self.node));
+        let v = self.node.machine().view();
         let (bb_state, http_status) = match v.last_probe {
             Some(ProbeOutcome::Reply { http_status, state }) => {
                 (state.map(|s| s.as_str().to_string()), Some(http_status))
@@ -1219,13 +1210,13 @@ impl Core {
                 Mode::Mirror => "mirror",
             }
             .into(),
-            role: match self.cluster.as_ref().map(|c| c.role()) {
+            role: match self.node.role() {
                 None => "none",
                 Some(crate::pair::Role::Active | crate::pair::Role::Releasing) => "active",
                 Some(_) => "standby",
             }
             .into(),
-            state: match self.cluster.as_ref().map(|c| c.role()) {
+            state: match self.node.role() {
                 Some(crate::pair::Role::Fencing) => "fencing",
                 Some(crate::pair::Role::TakingOver) => "taking_over",
                 Some(crate::pair::Role::Releasing) => "releasing",
@@ -1396,7 +1387,7 @@ impl Core {
 
     /// What HAProxy's agent check is to be told now: the line and its one-word form.
     fn lb_reply(&self) -> (ReplyLine, &'static str) {
-        let v = self.machine.view();
+        let v = self.node.machine().view();
         let reason = v.maintenance.as_deref().unwrap_or("");
         let verdict = mirror::decide(&mirror::Inputs {
             state: v.state,
@@ -1410,25 +1401,4 @@ impl Core {
         verdict.write_line(reason, &mut line);
         (line, verdict.word())
     }
-}
-
-/// The supervisor's state as the heartbeat carries it.
-fn heartbeat_state(v: &machine::View) -> (crate::heartbeat::State, crate::heartbeat::Health) {
-    use crate::heartbeat::{Health, State as S};
-    let state = match v.state {
-        State::Starting => S::Starting,
-        State::Running => S::Running,
-        State::Correcting => S::Correcting,
-        State::Holding => S::Holding,
-        State::Failed => S::Failed,
-        State::Maintenance => S::Maintenance,
-        State::Stopped => S::Stopped,
-    };
-    let health = match (v.state, v.pid) {
-        (_, None) => Health::Stopped,
-        (State::Running, Some(_)) if v.consecutive_failures == 0 => Health::Healthy,
-        (State::Starting, Some(_)) => Health::Starting,
-        _ => Health::Unhealthy,
-    };
-    (state, health)
 }

@@ -554,7 +554,14 @@ impl PairLab {
 
     /// Starts the background sampler of "at most one VIP holder, at most one bbsim".
     pub fn sample_invariants(&self, vip: Ipv4Addr) -> InvariantSampler {
-        InvariantSampler::start([self.ns(Node::N1), self.ns(Node::N2)], vip)
+        InvariantSampler::start(
+            [self.ns(Node::N1), self.ns(Node::N2)],
+            [
+                self.bmc(Node::N1).dir.join("node.pid"),
+                self.bmc(Node::N2).dir.join("node.pid"),
+            ],
+            vip,
+        )
     }
 
     /// One GET of `/status` from the client namespace (1 s timeout).
@@ -823,9 +830,11 @@ struct SamplerState {
     errors: usize,
 }
 
-/// Every [`SAMPLE_PERIOD`], on its own thread: which of the two servers has the VIP configured
-/// (by `getifaddrs` inside each server's namespace) and which runs a `bbsim` (by /proc: the
-/// process's network namespace). Stops on drop.
+/// Every [`SAMPLE_PERIOD`], on its own thread: which of the two *powered* servers has the VIP
+/// configured (by `getifaddrs` inside each server's namespace) and which runs a `bbsim` (by
+/// /proc: the process's network namespace). A powered-off server holds nothing, although its
+/// namespace keeps the addresses it had (as a dead machine's NIC configuration does): power is
+/// its node script's process, as ipmi_sim sees it. Stops on drop.
 pub struct InvariantSampler {
     stop: Arc<AtomicBool>,
     state: Arc<Mutex<SamplerState>>,
@@ -835,7 +844,7 @@ pub struct InvariantSampler {
 const MAX_VIOLATIONS_KEPT: usize = 20;
 
 impl InvariantSampler {
-    fn start(namespaces: [String; 2], vip: Ipv4Addr) -> InvariantSampler {
+    fn start(namespaces: [String; 2], power: [PathBuf; 2], vip: Ipv4Addr) -> InvariantSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new(SamplerState::default()));
         let files: Vec<fs::File> = namespaces
@@ -858,6 +867,13 @@ impl InvariantSampler {
                     let mut holders = Vec::new();
                     let mut errors = 0;
                     for (i, file) in files.iter().enumerate() {
+                        let powered = fs::read_to_string(&power[i])
+                            .ok()
+                            .and_then(|p| p.trim().parse::<u32>().ok())
+                            .is_some_and(pid_alive);
+                        if !powered {
+                            continue;
+                        }
                         match set_netns(file).and_then(|()| has_ipv4(vip)) {
                             Ok(true) => holders.push(i + 1),
                             Ok(false) => {}

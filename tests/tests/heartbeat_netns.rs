@@ -175,7 +175,14 @@ impl Node {
         Node {
             name,
             sender: Sender::new(key.clone(), me, [boot; 16], 1_000_000),
-            tracker: PeerTracker::new(key, me, NodeName::new(peer).unwrap(), n, PEER_TIMEOUT),
+            tracker: PeerTracker::new(
+                key,
+                me,
+                [boot; 16],
+                NodeName::new(peer).unwrap(),
+                n,
+                PEER_TIMEOUT,
+            ),
             links,
             events: Vec::new(),
             send_errors: Vec::new(),
@@ -191,12 +198,16 @@ impl Node {
             flags: Flags::empty(),
         };
         let mut buf = [0u8; heartbeat::PACKET_BYTES];
+        let talk = self.tracker.talk(Instant::now());
         for link in 0..self.links.len() {
-            self.sender.encode(&local, link as u8, 0, &mut buf);
+            let len =
+                self.sender
+                    .encode(&local, &talk, link as u8, 0, heartbeat::VERSION, &mut buf);
+            assert_eq!(len, heartbeat::PACKET_BYTES);
             if link == 0 {
                 self.last_sent = buf;
             }
-            if let Err(e) = self.links.send(link, &buf) {
+            if let Err(e) = self.links.send(link, &buf[..len]) {
                 self.send_errors.push(e);
             }
         }

@@ -508,8 +508,8 @@ fn forged_and_replayed_heartbeats_are_dropped_by_class_and_change_nothing() {
     // Forgeries, from the client namespace to n1's heartbeat port on its public address.
     let signed = |key: &Key, hb: &Heartbeat| {
         let mut buf = [0u8; PACKET_BYTES];
-        key.encode(hb, &mut buf);
-        buf.to_vec()
+        let len = key.encode(hb, &mut buf);
+        buf[..len].to_vec()
     };
     let wrong_key = Key::new(b"not-the-cluster-key-0123456789ab").unwrap();
     // A heartbeat that would make n1 stand down if it were believed.

@@ -211,11 +211,7 @@ impl Procedure {
             }
             (Goal::Off, Op::Status, Reply::Power { on: true }) => {
                 // Still on (or on again): the command is re-sent only if it was never taken.
-                let op = if self.acked {
-                    Op::Status
-                } else {
-                    Op::PowerOff
-                };
+                let op = if self.acked { Op::Status } else { Op::PowerOff };
                 self.first_off = None;
                 self.poll(now, op)
             }

@@ -878,8 +878,14 @@ impl PeerTracker {
                         boot_id: hb.boot_id,
                         epoch: hb.epoch,
                     };
-                    self.peer_hears = hb.heard;
                     self.last_fresh = hb.echo == self.mine;
+                    // The links it hears us on, from a packet that answers us (or while it is
+                    // not alive anyway). A version-2 node's version-1 copy may have revived it
+                    // first: its first version-2 packet, sent before it heard us, must not
+                    // knock it down again (an alive/lost flap that would start a fence).
+                    if self.last_fresh || !self.revived {
+                        self.peer_hears = hb.heard;
+                    }
                     if self.last_fresh {
                         self.revived = true;
                     }

@@ -108,7 +108,10 @@ pub enum Action {
     /// or `Exit`: those are settled here).
     Sup(machine::Action),
     /// One BMC operation against the peer's BMC, within `timeout`; answer `Input::Bmc`.
-    Bmc { op: fence::Op, timeout: Duration },
+    Bmc {
+        op: fence::Op,
+        timeout: Duration,
+    },
     RunHooks(Hooks),
     AddVip,
     RemoveVip,
@@ -341,11 +344,13 @@ impl Node {
         (r, out)
     }
 
-    /// The heartbeat versions to send now (the v1 copy until the peer's run speaks v2).
+    /// The heartbeat versions to send now (the v1 copy, after v2, until the peer's run speaks
+    /// v2).
     pub fn versions(&self) -> &'static [u8] {
         match &self.pair {
             Some(ps) if ps.tracker.peer_speaks_v2() => &[hb::VERSION],
-            _ => &[hb::VERSION_V1, hb::VERSION],
+            // Version 2 first: a version-2 receiver learns the run speaks it before the copy.
+            _ => &[hb::VERSION, hb::VERSION_V1],
         }
     }
 
@@ -368,8 +373,7 @@ impl Node {
         if version == hb::VERSION_V1 {
             local.flags = local.flags.v1();
         }
-        ps.sender
-            .encode(&local, &talk, link, wall_ms, version, buf)
+        ps.sender.encode(&local, &talk, link, wall_ms, version, buf)
     }
 
     /// The earliest moment the node needs a `Tick`.

@@ -268,11 +268,18 @@ pub enum Input {
     /// The start failed for good (exits during startup, never healthy).
     SupervisorStartFailed,
     /// The local supervisor's overlays: `failed` (manual intervention) and maintenance.
-    Local { failed: bool, maintenance: bool },
+    Local {
+        failed: bool,
+        maintenance: bool,
+    },
     /// One witness ping's result (only with a witness configured).
-    Witness { reachable: bool },
+    Witness {
+        reachable: bool,
+    },
     /// The public link (the VIP's interface) has carrier / is up.
-    PublicLink { up: bool },
+    PublicLink {
+        up: bool,
+    },
     /// Operator: `bbwd switchover`.
     Switchover,
     /// Operator: `bbwd confirm-peer-down`.
@@ -288,7 +295,9 @@ pub enum Action {
     /// Run the hooks of a phase in order; answer `HooksDone`.
     RunHooks(Hooks),
     /// Tell the supervisor whether Bitbucket may run.
-    Permit { run: bool },
+    Permit {
+        run: bool,
+    },
     /// Probe, add the VIP (already held: announce only), send GARPs; answer `VipAdded`.
     AddVip,
     /// Remove the VIP; answer `VipRemoved`.
@@ -417,7 +426,9 @@ enum Query {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum St {
     /// Listening for the peer until `until` (wait-for-all).
-    Booting { until: Instant },
+    Booting {
+        until: Instant,
+    },
     Standby,
     /// Fence requested (or waiting `not_before` for the priority delay).
     Fencing {
@@ -426,8 +437,14 @@ enum St {
         attempt: u32,
     },
     /// A fence failed; retry at `retry_at`. Only the peer reappearing or an operator ends it.
-    FenceBlocked { retry_at: Instant, attempt: u32 },
-    TakingOver { step: TakeStep, deadline: Instant },
+    FenceBlocked {
+        retry_at: Instant,
+        attempt: u32,
+    },
+    TakingOver {
+        step: TakeStep,
+        deadline: Instant,
+    },
     Active,
     Releasing {
         step: RelStep,
@@ -881,7 +898,18 @@ impl Pair {
         if self.paused() {
             if !self.paused_reported {
                 self.paused_reported = true;
-                ev(out, Kind::FailoverPaused, format_args!("peer silent, but failover is paused: maintenance on {}", if self.local_maintenance { "this node" } else { "the peer" }));
+                ev(
+                    out,
+                    Kind::FailoverPaused,
+                    format_args!(
+                        "peer silent, but failover is paused: maintenance on {}",
+                        if self.local_maintenance {
+                            "this node"
+                        } else {
+                            "the peer"
+                        }
+                    ),
+                );
             }
             self.stand_by(out);
             return;
@@ -978,7 +1006,9 @@ impl Pair {
             ev(
                 out,
                 Kind::BmcMatches,
-                format_args!("the peer's BMC reports it on while it heartbeats: fencing trusted again"),
+                format_args!(
+                    "the peer's BMC reports it on while it heartbeats: fencing trusted again"
+                ),
             );
         }
         if why == Query::FastPath && !on && !self.peer.alive {
@@ -1283,7 +1313,11 @@ impl Pair {
                     let wait = backoff(self.takeover_attempt);
                     self.takeover_attempt += 1;
                     self.takeover_retry = Some(now + wait);
-                    ev(out, Kind::TakeoverFailed, format_args!("takeover failed; the next attempt waits {wait:?}"));
+                    ev(
+                        out,
+                        Kind::TakeoverFailed,
+                        format_args!("takeover failed; the next attempt waits {wait:?}"),
+                    );
                 }
                 if self.shutting_down {
                     push(out, Action::Exit);

@@ -39,7 +39,11 @@ fn run(goal: Goal, replies: &[Reply]) -> (Vec<Op>, Option<Outcome>) {
 fn off_is_confirmed_by_a_reading_after_the_acknowledged_command() {
     let (ops, out) = run(
         Goal::Off,
-        &[Reply::Done, Reply::Power { on: true }, Reply::Power { on: false }],
+        &[
+            Reply::Done,
+            Reply::Power { on: true },
+            Reply::Power { on: false },
+        ],
     );
     assert_eq!(ops, vec![Op::PowerOff, Op::Status, Op::Status]);
     assert_eq!(out, Some(Outcome::OffConfirmed));
@@ -51,7 +55,11 @@ fn one_off_reading_is_not_a_fence() {
     // fence. A refused command followed by one off reading must not confirm.
     let (ops, out) = run(Goal::Off, &[err(), Reply::Power { on: false }]);
     assert_eq!(out, None, "confirmed on one reading: {ops:?}");
-    assert_eq!(ops.last(), Some(&Op::PowerOff), "the command is tried again");
+    assert_eq!(
+        ops.last(),
+        Some(&Op::PowerOff),
+        "the command is tried again"
+    );
 }
 
 #[test]
@@ -97,7 +105,11 @@ fn status_is_one_reading() {
 fn on_waits_for_the_reading() {
     let (ops, out) = run(
         Goal::On,
-        &[Reply::Done, Reply::Power { on: false }, Reply::Power { on: true }],
+        &[
+            Reply::Done,
+            Reply::Power { on: false },
+            Reply::Power { on: true },
+        ],
     );
     assert_eq!(ops, vec![Op::PowerOn, Op::Status, Op::Status]);
     assert_eq!(out, Some(Outcome::Power { on: true }));

@@ -662,7 +662,10 @@ fn v2_round_trip_carries_the_challenge_and_the_links_heard() {
     assert_eq!(len, super::PACKET_BYTES);
     assert_eq!(key().decode(&buf[..len]), Ok(h));
     // A v2 packet cut to the v1 size, or a v1 one padded to the v2 size, is not a packet.
-    assert_eq!(key().decode(&buf[..PACKET_BYTES_V1]), Err(Reject::Truncated));
+    assert_eq!(
+        key().decode(&buf[..PACKET_BYTES_V1]),
+        Err(Reject::Truncated)
+    );
     let v1 = packet(&hb("bb2", BOOT_A, 7, 1));
     let mut padded = [0u8; super::PACKET_BYTES];
     padded[..PACKET_BYTES_V1].copy_from_slice(&v1);
@@ -693,14 +696,7 @@ fn replayed_authentic_packet_across_a_receiver_restart_is_not_consent() {
     let old = p.b_to_a(t0, 0, true);
     assert!(p.a_track.consent(t0));
     // bb1's bbwd restarts: a new run, a new challenge, no history.
-    let mut fresh_a = PeerTracker::new(
-        key(),
-        name("bb1"),
-        [0x33; 16],
-        name("bb2"),
-        2,
-        TIMEOUT,
-    );
+    let mut fresh_a = PeerTracker::new(key(), name("bb1"), [0x33; 16], name("bb2"), 2, TIMEOUT);
     let t1 = t0 + Duration::from_millis(100);
     fresh_a.receive(t1, 0, &old).unwrap();
     while fresh_a.next_event(t1).is_some() {}
@@ -757,7 +753,8 @@ fn one_way_loss_is_seen_the_same_on_both_sides() {
 fn a_v1_peer_is_alive_but_never_consent() {
     let mut t = tracker();
     let t0 = Instant::now();
-    t.receive(t0, 0, &packet(&hb("bb2", BOOT_A, 10, 0))).unwrap();
+    t.receive(t0, 0, &packet(&hb("bb2", BOOT_A, 10, 0)))
+        .unwrap();
     while t.next_event(t0).is_some() {}
     assert!(t.alive(t0));
     assert!(!t.consent(t0));

@@ -178,9 +178,10 @@ fn standby_fences_a_dead_active_after_the_delay_then_takes_over_in_order() {
     assert!(!a.contains(&FENCE));
     let a = t.after(Duration::from_millis(1));
     assert!(a.contains(&FENCE), "{a:?}");
-    assert!(!a
-        .iter()
-        .any(|x| matches!(x, Action::RunHooks(_) | Action::Permit { .. } | Action::AddVip)));
+    assert!(!a.iter().any(|x| matches!(
+        x,
+        Action::RunHooks(_) | Action::Permit { .. } | Action::AddVip
+    )));
     let a = t.step(confirmed());
     assert_eq!(
         a.iter()
@@ -198,7 +199,11 @@ fn a_silent_peer_whose_bmc_says_off_is_fenced_at_once_to_confirm() {
     t.step(peer(false, Role::Active));
     let a = t.step(power(false));
     assert!(a.contains(&FENCE), "no delay for a peer that is off: {a:?}");
-    assert_eq!(t.p.role(), Role::Fencing, "but no takeover on the reading alone");
+    assert_eq!(
+        t.p.role(),
+        Role::Fencing,
+        "but no takeover on the reading alone"
+    );
     t.step(confirmed());
     assert_eq!(t.p.role(), Role::TakingOver);
 }
@@ -274,7 +279,10 @@ fn cold_boot_alone_waits_boot_wait_then_fences_before_starting_bitbucket() {
     let a = t.after(BOOT_WAIT - Duration::from_millis(1));
     assert!(!a.contains(&FENCE), "{a:?}");
     let a = t.after(Duration::from_millis(1));
-    assert!(a.contains(&FENCE), "the winner fences at once after boot_wait");
+    assert!(
+        a.contains(&FENCE),
+        "the winner fences at once after boot_wait"
+    );
     assert_eq!(t.count(&Action::Permit { run: true }), 0);
 }
 
@@ -370,7 +378,11 @@ fn agent_restart_on_the_active_resumes_and_never_advertises_not_serving() {
     // Regression (route 1): a restarted bbwd that found its Bitbucket running advertised
     // "booting/standby, not serving"; the peer took over and Bitbucket ran on both nodes.
     let mut t = T::boot(settings(false), Some("Bitbucket still running"));
-    assert_eq!(t.p.role(), Role::TakingOver, "serving from the first packet");
+    assert_eq!(
+        t.p.role(),
+        Role::TakingOver,
+        "serving from the first packet"
+    );
     assert_eq!(t.count(&Action::Permit { run: true }), 1);
     assert_eq!(t.count(&QUERY), 0);
     // The preferred peer is heard as a standby: this node keeps the service.
@@ -394,7 +406,10 @@ fn split_brain_the_active_fences_at_once_and_the_standby_waits() {
     let mut active = T::active();
     let mut standby = T::standby();
     let a = active.step(peer(false, Role::Standby));
-    assert!(a.contains(&FENCE), "the node holding the service fences at once");
+    assert!(
+        a.contains(&FENCE),
+        "the node holding the service fences at once"
+    );
     assert_eq!(active.p.role(), Role::Active, "and keeps serving meanwhile");
     standby.step(peer(false, Role::Active));
     standby.peer_is_on();
@@ -544,7 +559,10 @@ fn a_release_whose_after_stop_hook_failed_never_hands_over() {
     let a = t.release_steps(true, false);
     assert!(a.contains(&Action::SelfFence), "{a:?}");
     assert!(!t.p.handed_over());
-    assert!(t.p.silent(), "a node that cannot prove it released goes silent");
+    assert!(
+        t.p.silent(),
+        "a node that cannot prove it released goes silent"
+    );
 }
 
 #[test]
@@ -893,7 +911,10 @@ fn random_inputs_keep_the_takeover_and_release_order() {
                     }
                     Action::RemoveVip => vip_held = false,
                     Action::Permit { run: false } => {
-                        assert!(!vip_held, "seed {seed}: Bitbucket stopped with the VIP held");
+                        assert!(
+                            !vip_held,
+                            "seed {seed}: Bitbucket stopped with the VIP held"
+                        );
                         permitted = false;
                     }
                     _ => {}
