@@ -40,6 +40,9 @@ usage:
                                               prints on/off; `off` returns once the BMC confirms off
   bbwd ocf start|stop|monitor|meta-data|validate-all  Pacemaker OCF resource agent
                                               (config from OCF_RESKEY_config; see bbwd(8))
+  bbwd reexec                                 run the bbwd binary now installed in place of the
+                                              daemon (systemctl reload; upgrades): Bitbucket,
+                                              the VIP and the role are kept
   bbwd version                                print the version
 
 The config is -c PATH, else $BBWD_CONFIG, else /etc/bbwd/bbwd.toml.
@@ -57,6 +60,7 @@ enum Command {
     Reset,
     Switchover,
     ConfirmPeerDown,
+    Reexec,
     Fence(crate::fence::Action),
     Ocf { action: String },
     Version,
@@ -128,6 +132,7 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>), St
         ["reset"] => Command::Reset,
         ["switchover"] => Command::Switchover,
         ["confirm-peer-down"] => Command::ConfirmPeerDown,
+        ["reexec"] => Command::Reexec,
         ["fence", a] => match crate::fence::Action::parse(a) {
             Some(a) => Command::Fence(a),
             None => return Err("usage: bbwd fence status|off|on|cycle".into()),
@@ -260,6 +265,7 @@ pub fn main() -> i32 {
         Command::ConfirmPeerDown => {
             operator_command(&path, &serde_json::json!({ "cmd": "confirm_peer_down" }))
         }
+        Command::Reexec => reexec_command(&path),
         // Dispatched above, before $BBWD_CONFIG could hide OCF_RESKEY_config.
         Command::Ocf { action } => crate::ocf::main(&action, None),
         Command::Fence(action) => match config::load(&path) {
@@ -313,6 +319,50 @@ fn operator_command(path: &Path, req: &serde_json::Value) -> i32 {
             1
         }
     }
+}
+
+/// How long `bbwd reexec` waits for the re-executed daemon to answer (it re-adopts Bitbucket
+/// and opens its sockets in well under a second; a slow BMC session start is not waited for).
+const REEXEC_WAIT: Duration = Duration::from_secs(30);
+
+/// `bbwd reexec` (the unit's `ExecReload`): asks the daemon to run the binary now installed in
+/// place, then waits until the new run answers, so `systemctl reload` returns once it has.
+fn reexec_command(path: &Path) -> i32 {
+    let cfg = match config::load(path) {
+        Ok(c) => c,
+        Err(p) => {
+            eprint!("{p}");
+            return 2;
+        }
+    };
+    let socket = &cfg.node.control_socket;
+    let run_of = |reply: &[u8]| -> Option<u64> {
+        let v: serde_json::Value = serde_json::from_slice(reply).ok()?;
+        v["daemon_run"]["started_at_ms"].as_u64()
+    };
+    let before = control::request(socket, br#"{"cmd":"status"}"#, CLIENT_TIMEOUT)
+        .ok()
+        .and_then(|r| run_of(&r));
+    let code = operator_command(path, &serde_json::json!({ "cmd": "reexec" }));
+    if code != 0 {
+        return code;
+    }
+    let deadline = std::time::Instant::now() + REEXEC_WAIT;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(reply) = control::request(socket, br#"{"cmd":"status"}"#, CLIENT_TIMEOUT) {
+            let now = run_of(&reply);
+            if now.is_some() && now != before {
+                println!("re-executed: the new run answers");
+                return 0;
+            }
+        }
+    }
+    eprintln!(
+        "bbwd: the re-executed daemon did not answer within {} s",
+        REEXEC_WAIT.as_secs()
+    );
+    1
 }
 
 /// `bbwd status`: asks the daemon; if it is down, probes Bitbucket itself.
@@ -398,6 +448,7 @@ fn daemon_down_status(cfg: &Config) -> Status {
         clock: bbwd_platform::clock::kernel_sync()
             .ok()
             .map(crate::mirror::clock_report),
+        daemon_run: None,
     }
 }
 

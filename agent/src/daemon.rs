@@ -53,6 +53,10 @@ const NOTIFY_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 /// While the group leader is gone but members remain, how often to look again.
 const GROUP_POLL: Duration = Duration::from_millis(50);
 
+/// Between answering a re-exec request and the exec: the reply's write is done in the pass that
+/// answers it, so one more short wait suffices.
+const REEXEC_GRACE: Duration = Duration::from_millis(50);
+
 /// The name under which Bitbucket's output pipe is kept in systemd's fd store.
 const FDSTORE_OUTPUT: &str = "bitbucket-output";
 
@@ -132,6 +136,9 @@ pub enum ControlRequest {
     Switchover,
     /// Pair mode: the operator's word that the peer is off when its BMC cannot say so.
     ConfirmPeerDown,
+    /// `bbwd reexec` (the unit's `ExecReload`): run the binary now installed, in place, keeping
+    /// Bitbucket, the VIP and the role.
+    Reexec,
 }
 
 /// A check in progress: the probe and the database check run together.
@@ -174,6 +181,10 @@ struct Core {
     /// Inputs produced while applying actions (Started, SpawnFailed, Checked).
     pending: heapless::Deque<node::Input, 32>,
     exit: bool,
+    /// A re-exec was asked for: the loop ends at this moment (after the reply went out).
+    reexec_at: Option<Instant>,
+    /// Wall clock at this run's start (status: which run answers).
+    started_at_ms: u64,
     last_state: Option<State>,
     persisted_failed: Option<FailReason>,
     persisted_maintenance: bool,
@@ -322,6 +333,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         paths,
         pending: heapless::Deque::new(),
         exit: false,
+        reexec_at: None,
+        started_at_ms: clock::wall_ms(),
         last_state: None,
         node_can_correct: true,
         hw: None,
@@ -358,7 +371,13 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     core.sd.ready();
     info!("ready: supervising {:?}", core.cfg.bitbucket.command);
 
-    let result = core.main_loop(&mut control, &mut signals);
+    let mut result = core.main_loop(&mut control, &mut signals);
+    while result.is_ok() && core.reexec_at.is_some() {
+        let e = core.reexec();
+        error!("re-exec failed, carrying on as before: {e}");
+        core.reexec_at = None;
+        result = core.main_loop(&mut control, &mut signals);
+    }
     if result.is_ok() {
         // Bitbucket is gone (the machine's `Exit` follows `Gone`): only now may the node lose
         // its watchdog.
@@ -456,11 +475,16 @@ fn adopt(paths: &Paths) -> (Option<Supervised>, Option<process::PidRecord>) {
     };
     match Supervised::adopt(&record) {
         Ok(Some(mut p)) => {
-            // Bitbucket's output pipe, kept by systemd across our restart, if it was.
-            let name = output_fd_name(record.pid);
-            for (n, fd) in sdnotify::listen_fds_with_names() {
-                if n == name {
-                    p.attach_output(fd);
+            // Bitbucket's output pipe: passed across a re-exec, or kept by systemd across our
+            // restart, if it was.
+            if let Some(fd) = bbwd_platform::reexec::inherited_output(record.pid) {
+                p.attach_output(fd);
+            } else {
+                let name = output_fd_name(record.pid);
+                for (n, fd) in sdnotify::listen_fds_with_names() {
+                    if n == name {
+                        p.attach_output(fd);
+                    }
                 }
             }
             info!(
@@ -516,7 +540,7 @@ impl Core {
         signals: &mut Signals,
     ) -> Result<(), Error> {
         let mut set = PollSet::new();
-        while !self.exit {
+        while !self.exit && !self.reexec_at.is_some_and(|t| clock::now() >= t) {
             let now = clock::now();
             set.clear();
             let t_sig = set.add(signals.fd(), Want::Read);
@@ -651,7 +675,9 @@ impl Core {
                 }
             }
         }
-        info!("Bitbucket stopped; bbwd exits");
+        if self.reexec_at.is_none() {
+            info!("Bitbucket stopped; bbwd exits");
+        }
         #[cfg(feature = "alloc-count")]
         info!("{}", self.bench.report());
         Ok(())
@@ -671,6 +697,7 @@ impl Core {
             self.lb.as_ref().and_then(|l| l.server.deadline()),
             Some(self.clock_watch.next_read()),
             self.cluster.as_ref().and_then(|c| c.deadline()),
+            self.reexec_at,
             group,
         ]
         .into_iter()
@@ -778,6 +805,31 @@ impl Core {
             Ok(()) => self.record(EventKind::WatchdogDisarmed, &machine::detail(&what)),
             Err(e) => error!("hardware watchdog NOT disarmed: {e}"),
         }
+    }
+
+    /// Runs the binary now installed in place of this process (same PID): Bitbucket keeps
+    /// running and is re-adopted from the pid file, the VIP and the storage record stay, and the
+    /// new run resumes the role from them. Returns only on failure.
+    fn reexec(&mut self) -> std::io::Error {
+        let binary = match bbwd_platform::reexec::binary() {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        let v = self.node.machine().view();
+        info!(
+            "re-executing {} (was {}): Bitbucket pid {:?}, role {}, state {}",
+            binary.display(),
+            env!("CARGO_PKG_VERSION"),
+            v.pid,
+            self.node.role().map_or("none", |r| r.as_str()),
+            v.state.as_str()
+        );
+        self.sd.reloading();
+        let output = self
+            .proc
+            .as_ref()
+            .and_then(|p| p.output_fd().map(|fd| (fd, p.pid())));
+        bbwd_platform::reexec::exec(&binary, output)
     }
 
     /// Feeds a supervisor input and everything that follows from it.
@@ -1167,6 +1219,15 @@ impl Core {
                     None => serde_json::json!({ "ok": true, "state": after_str }),
                 }
             }
+            Ok(ControlRequest::Reexec) => {
+                info!(
+                    "re-exec requested by uid {} (pid {}): Bitbucket, the VIP and the role are kept",
+                    peer.uid, peer.pid
+                );
+                // The reply goes out in this pass; the loop ends a moment later.
+                self.reexec_at = Some(now + REEXEC_GRACE);
+                serde_json::json!({ "ok": true, "state": self.node.machine().state().as_str() })
+            }
             Ok(ControlRequest::Reset) => {
                 let m = self.node.machine();
                 if m.state() != State::Failed {
@@ -1302,6 +1363,11 @@ impl Core {
                 }
             }),
             clock: self.clock_watch.last().map(mirror::clock_report),
+            daemon_run: Some(status::DaemonRun {
+                pid: std::process::id(),
+                started_at_ms: self.started_at_ms,
+                reexecuted: bbwd_platform::reexec::reexecuted(),
+            }),
         }
     }
 }

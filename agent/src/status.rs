@@ -48,6 +48,20 @@ pub struct Status {
     /// The kernel's clock synchronisation (adjtimex); `null` when it could not be read.
     #[serde(default)]
     pub clock: Option<Clock>,
+    /// This run of the daemon (`null` when the daemon is down): `bbwd reexec` waits for a new
+    /// one to answer.
+    #[serde(default)]
+    pub daemon_run: Option<DaemonRun>,
+}
+
+/// One run of the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonRun {
+    pub pid: u32,
+    /// Wall clock at the run's start, ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Started by a re-exec of the previous run (`systemctl reload bbwd`).
+    pub reexecuted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -384,6 +398,7 @@ mod tests {
             }],
             load_balancer: None,
             clock: None,
+            daemon_run: None,
         }
     }
 

@@ -35,6 +35,7 @@ pub mod linkwatch;
 pub mod poll;
 pub mod process;
 pub mod realtime;
+pub mod reexec;
 pub mod sdnotify;
 pub mod signals;
 pub mod tcp;

@@ -147,6 +147,20 @@ impl SdNotify {
         }
     }
 
+    /// `RELOADING=1` with `MONOTONIC_USEC=` (systemd then waits for the next `READY=1`: the
+    /// re-executed run's).
+    pub fn reloading(&self) {
+        if self.enabled() {
+            // SAFETY: clock_gettime writes into `ts`, a plain C struct we own.
+            let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+            // SAFETY: as above; CLOCK_MONOTONIC is always available.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+            let usec = (ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1_000;
+            let msg = format!("RELOADING=1\nMONOTONIC_USEC={usec}");
+            self.send(msg.as_bytes());
+        }
+    }
+
     /// `STOPPING=1`.
     pub fn stopping(&self) {
         self.send(STOPPING_MSG);

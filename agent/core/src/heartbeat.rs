@@ -954,12 +954,19 @@ impl PeerTracker {
         for view in &mut self.links {
             view.last_sequence = None;
         }
-        // A new run of the peer: nothing it said before counts; its version is learnt anew.
+        // A new run of the peer: nothing it said before is consent; its version is learnt
+        // anew. A run that replaced a live one (a bbwd restart, an upgrade's re-exec) stays
+        // alive while it has not yet answered our challenge: it is genuine (authenticated,
+        // and newer than anything the old run sent, or it would be `Stale`), so the peer does
+        // not look lost for the round trip its first answer takes; only consent waits for it.
+        let was_alive = self.alive_reported;
         self.peer_v2 = false;
         self.peer_challenge = Challenge::default();
-        self.peer_hears = 0;
         self.last_fresh = false;
-        self.revived = false;
+        if !was_alive {
+            self.peer_hears = 0;
+            self.revived = false;
+        }
     }
 
     fn link_fresh(&self, view: &LinkView, now: Instant) -> bool {

@@ -760,3 +760,24 @@ fn a_v1_peer_is_alive_but_never_consent() {
     assert!(!t.consent(t0));
     assert!(!t.peer_speaks_v2());
 }
+
+#[test]
+fn a_live_peer_whose_bbwd_restarts_does_not_look_lost() {
+    // An upgrade re-executes bbwd in place: the new run must not look like a dead peer (the
+    // active would fence a standby that is only being upgraded), but its word is not consent
+    // until it answers the challenge.
+    let mut p = Pair2::new();
+    let t0 = Instant::now();
+    p.exchange(t0);
+    p.exchange(t0);
+    assert!(p.a_track.alive(t0));
+    p.b_send = Sender::new(key(), name("bb2"), [0x44; 16], 900_000);
+    p.b_track = PeerTracker::new(key(), name("bb2"), [0x44; 16], name("bb1"), 2, TIMEOUT);
+    let t1 = t0 + Duration::from_millis(200);
+    p.b_to_a(t1, 0, true);
+    assert!(p.a_track.alive(t1), "a restarted live peer stays alive");
+    assert!(!p.a_track.consent(t1), "but gives no consent yet");
+    p.a_to_b(t1, 0, true);
+    p.b_to_a(t1, 0, true);
+    assert!(p.a_track.consent(t1));
+}
