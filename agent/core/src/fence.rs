@@ -12,6 +12,8 @@
 //!         wait POLL ─► PowerOff again ...        (until `timeout`: Failed)
 //!   On:   PowerOn ──ack──► Status ... ──on──► Power { on: true }
 //!   Status: Status ─► Power { on } | Failed
+//!   ConfirmOff: Status ──off──► wait OFF_CONFIRM_GAP ─► Status ──off──► OffConfirmed
+//!                  └──on──► Power { on: true } (no command is ever sent)
 //! ```
 //! * **One "off" reading is not a fence.** A status that says off proves nothing by itself: the
 //!   BMC may be another machine's (a wrong `[fencing] host`), or the reading may be old. Off is
@@ -49,6 +51,10 @@ pub enum Goal {
     Off,
     /// Power the peer on (after a confirmed off, for `action = "cycle"`).
     On,
+    /// Confirm that a peer reported off stays off, without a command: two off readings
+    /// [`OFF_CONFIRM_GAP`] apart (a booting node must not power off a peer that an operator is
+    /// just powering on; a peer that comes on meanwhile ends it with `Power { on: true }`).
+    ConfirmOff,
 }
 
 /// One BMC operation for the platform to carry out.
@@ -118,7 +124,7 @@ impl Procedure {
     /// Starts `goal` with `timeout` for the whole procedure; returns it and its first operation.
     pub fn start(goal: Goal, now: Instant, timeout: Duration) -> (Procedure, Op) {
         let op = match goal {
-            Goal::Status => Op::Status,
+            Goal::Status | Goal::ConfirmOff => Op::Status,
             Goal::Off => Op::PowerOff,
             Goal::On => Op::PowerOn,
         };
@@ -184,6 +190,23 @@ impl Procedure {
                 "the BMC answered a status request without a power state",
             ))),
             (Goal::Status, _, Reply::Failed(d)) => Next::Done(Outcome::Failed(d)),
+            (Goal::ConfirmOff, _, Reply::Power { on: true }) => {
+                Next::Done(Outcome::Power { on: true })
+            }
+            (Goal::ConfirmOff, _, Reply::Power { on: false }) => match self.first_off {
+                Some(t) if now.saturating_duration_since(t) >= OFF_CONFIRM_GAP => {
+                    Next::Done(Outcome::OffConfirmed)
+                }
+                Some(t) => self.sleep(t + OFF_CONFIRM_GAP, Op::Status),
+                None => {
+                    self.first_off = Some(now);
+                    self.sleep(now + OFF_CONFIRM_GAP, Op::Status)
+                }
+            },
+            (Goal::ConfirmOff, _, Reply::Failed(d)) => Next::Done(Outcome::Failed(d)),
+            (Goal::ConfirmOff, _, Reply::Done) => Next::Done(Outcome::Failed(
+                crate::machine::detail("the BMC answered a status request without a power state"),
+            )),
             // The command: acknowledged (any answer that is not an error), or refused.
             (Goal::Off, Op::PowerOff, Reply::Failed(_)) => self.poll(now, Op::Status),
             (Goal::Off, Op::PowerOff, _) => {
@@ -225,6 +248,14 @@ impl Procedure {
         }
     }
 
+    fn sleep(&mut self, at: Instant, op: Op) -> Next {
+        if at >= self.deadline {
+            return Next::Done(self.failed());
+        }
+        self.step = Step::Sleeping { op, at };
+        Next::Wait
+    }
+
     fn poll(&mut self, now: Instant, op: Op) -> Next {
         if now + POLL >= self.deadline {
             return Next::Done(self.failed());
@@ -239,6 +270,7 @@ impl Procedure {
             Goal::Off => "off",
             Goal::On => "on",
             Goal::Status => "a power state",
+            Goal::ConfirmOff => "off twice",
         };
         let _ = core::fmt::Write::write_fmt(
             &mut d,

@@ -340,6 +340,7 @@ pub enum Kind {
     LinkDown,
     LinkUp,
     PeerRestarted,
+    PeerPowerOff,
 }
 
 impl Kind {
@@ -372,6 +373,7 @@ impl Kind {
             Kind::LinkDown => "link_down",
             Kind::LinkUp => "link_up",
             Kind::PeerRestarted => "peer_restarted",
+            Kind::PeerPowerOff => "peer_power_off",
         }
     }
 
@@ -490,6 +492,8 @@ pub struct Pair {
     /// Reported once per episode.
     paused_reported: bool,
     preference_reported: bool,
+    /// When the wait-for-all at start ends.
+    boot_until: Instant,
 }
 
 /// A deadline that never comes (the step is governed by the supervisor's own timeouts).
@@ -502,6 +506,7 @@ impl Pair {
     /// adopted, the VIP on its interface, or storage recorded as held): it resumes.
     pub fn new(s: Settings, now: Instant, serving: Option<&str>) -> (Pair, Actions) {
         let mut out = Actions::new();
+        let s_boot_wait = s.boot_wait;
         let mut p = Pair {
             st: St::Booting {
                 until: now + s.boot_wait,
@@ -524,6 +529,7 @@ impl Pair {
             takeover_attempt: 0,
             paused_reported: false,
             preference_reported: false,
+            boot_until: now + s_boot_wait,
         };
         match serving {
             Some(what) => {
@@ -1026,14 +1032,19 @@ impl Pair {
                     self.request_fence(now, attempt, out);
                 }
                 St::Booting { .. } if !self.paused() && !self.witness_down() => {
+                    // Confirmed by reading it again, not by a command: an operator may be
+                    // powering the peer on right now, and a booting node must not undo that.
                     ev(
                         out,
-                        Kind::Fence,
-                        format_args!(
-                            "booting: the peer's BMC reports it off ({d}): fencing to confirm"
-                        ),
+                        Kind::PeerPowerOff,
+                        format_args!("booting: the peer's BMC reports it off ({d}): confirming"),
                     );
-                    self.request_fence(now, 0, out);
+                    self.st = St::Fencing {
+                        not_before: now,
+                        requested: true,
+                        attempt: 0,
+                    };
+                    self.fence(Goal::ConfirmOff, out);
                 }
                 _ => {}
             }
@@ -1050,6 +1061,14 @@ impl Pair {
                 ev(out, Kind::Fenced, format_args!("peer confirmed off: {d}"));
                 true
             }
+            FenceResult::Power { on: true, detail } => {
+                ev(
+                    out,
+                    Kind::PeerSeen,
+                    format_args!("the peer's BMC reports it on again ({detail}): not fenced"),
+                );
+                false
+            }
             FenceResult::Failed(d) | FenceResult::Power { detail: d, .. } => {
                 ev(out, Kind::FenceFailed, format_args!("{d}"));
                 false
@@ -1059,6 +1078,12 @@ impl Pair {
             St::Fencing { attempt, .. } => {
                 if confirmed {
                     self.take_over(now, out);
+                } else if matches!(r, FenceResult::Power { on: true, .. }) {
+                    // `ConfirmOff` (only a booting node asks for it) found the peer powered on
+                    // meanwhile: it is booting too; wait for it as a booting node does.
+                    self.st = St::Booting {
+                        until: self.boot_until,
+                    };
                 } else {
                     let wait = backoff(attempt);
                     ev(out, Kind::FenceFailed, format_args!("retry in {wait:?}; no takeover without a confirmed fence (bbwd confirm-peer-down)"));

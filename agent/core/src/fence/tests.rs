@@ -114,3 +114,19 @@ fn on_waits_for_the_reading() {
     assert_eq!(ops, vec![Op::PowerOn, Op::Status, Op::Status]);
     assert_eq!(out, Some(Outcome::Power { on: true }));
 }
+
+#[test]
+fn confirm_off_reads_twice_a_second_apart_and_never_commands() {
+    let (ops, out) = run(
+        Goal::ConfirmOff,
+        &[Reply::Power { on: false }, Reply::Power { on: false }],
+    );
+    assert_eq!(ops, vec![Op::Status, Op::Status]);
+    assert_eq!(out, Some(Outcome::OffConfirmed));
+    let (ops, out) = run(
+        Goal::ConfirmOff,
+        &[Reply::Power { on: false }, Reply::Power { on: true }],
+    );
+    assert!(!ops.contains(&Op::PowerOff));
+    assert_eq!(out, Some(Outcome::Power { on: true }), "powered on meanwhile");
+}

@@ -292,7 +292,22 @@ fn a_booting_node_asks_the_peers_bmc_first() {
     assert_eq!(t.count(&QUERY), 1);
     let mut t = t;
     let a = t.step(power(false));
-    assert!(a.contains(&FENCE), "a peer already off: confirm and go");
+    assert!(
+        a.contains(&Action::Fence(Goal::ConfirmOff)),
+        "a peer already off: confirmed by reading again, never by a command: {a:?}"
+    );
+    assert!(!a.contains(&FENCE));
+    t.step(confirmed());
+    assert_eq!(t.p.role(), Role::TakingOver);
+}
+
+#[test]
+fn a_booting_node_never_powers_off_a_peer_that_is_being_powered_on() {
+    let mut t = T::new(settings(true));
+    t.step(power(false));
+    t.step(power(true));
+    assert_eq!(t.p.role(), Role::Booting, "the peer came on: wait for it");
+    assert_eq!(t.count(&FENCE), 0);
 }
 
 #[test]
