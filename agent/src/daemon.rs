@@ -590,6 +590,9 @@ impl Core {
                                 }
                             }
                         }
+                        Received::Ignored(n) => {
+                            warn!("signal {n} received and ignored: bbwd stops on SIGTERM/SIGINT only")
+                        }
                     }
                 }
             }
