@@ -12,5 +12,6 @@
 
 pub mod heartbeat;
 pub mod machine;
+pub mod output;
 pub mod pair;
 pub mod probe;
