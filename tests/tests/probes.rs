@@ -672,3 +672,48 @@ fn small_cli_defects_json_on_bad_config_newlines_and_kept_reason() {
     d.stop();
     sc.assert_never_two_sims();
 }
+
+/// Point 4: `ocf monitor` said 7 (not running) while bbwd's own daemon ran Bitbucket here, and
+/// concurrent `ocf start`s started several processes.
+#[test]
+fn ocf_monitor_sees_the_daemons_bitbucket_and_concurrent_starts_start_one() {
+    let sc = Scenario::new("probe_ocf");
+    let mut d = Daemon::start(&sc);
+    d.wait_state(WAIT, "running");
+    let out = sc.bbwd(&["ocf", "monitor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("bbwd's daemon"),
+        "{}",
+        output_text(&out)
+    );
+    d.stop();
+    assert!(sc.sims_alive().is_empty());
+    let out = sc.bbwd(&["ocf", "monitor"]);
+    assert_eq!(out.status.code(), Some(7), "{}", output_text(&out));
+
+    // Five starts at once: one Bitbucket.
+    let config = sc.config_path();
+    let starts: Vec<_> = (0..5)
+        .map(|_| {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut cmd = Command::new(bbwd_bin());
+                cmd.args(["ocf", "start", "-c"])
+                    .arg(&config)
+                    .env("OCF_RESKEY_CRM_meta_timeout", "20000");
+                run_bounded(cmd, Duration::from_secs(30))
+            })
+        })
+        .collect();
+    let outs: Vec<_> = starts.into_iter().map(|t| t.join().unwrap()).collect();
+    for out in &outs {
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(out));
+    }
+    let all_starts = sc.sim_starts();
+    // The daemon's run started one earlier; the five OCF starts add exactly one.
+    assert_eq!(all_starts.len(), 2, "{all_starts:?}");
+    let out = sc.bbwd(&["ocf", "stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    sc.assert_never_two_sims();
+}
