@@ -199,6 +199,13 @@ pub fn main() -> i32 {
         }
         Command::CheckConfig => match config::load(&path) {
             Ok(cfg) => {
+                let problems = node_problems(&cfg);
+                if !problems.is_empty() {
+                    for p in &problems {
+                        eprintln!("{}: {p}", path.display());
+                    }
+                    return 2;
+                }
                 for w in config::warnings(&cfg) {
                     eprintln!("{}: warning: {w}", path.display());
                 }
@@ -242,13 +249,16 @@ pub fn main() -> i32 {
             for w in config::warnings(&cfg) {
                 log::warn!("{}: {w}", path.display());
             }
-            match daemon::run(cfg) {
+            let code = match daemon::run(cfg) {
                 Ok(()) => 0,
                 Err(e) => {
                     log::error!("{e}");
                     1
                 }
-            }
+            };
+            // The last lines (bounded: a stalled reader must not hold the exit).
+            bbwd_platform::logger::flush_for(Duration::from_secs(1));
+            code
         }
         Command::Status { json } => status_command(&path, json),
         Command::MaintenanceLb { reason, lb } => {
@@ -271,11 +281,53 @@ pub fn main() -> i32 {
         Command::Fence(action) => match config::load(&path) {
             Ok(cfg) => crate::fence::command(&cfg, action),
             Err(p) => {
-                eprint!("{p}");
+                print_config_error(&p);
                 2
             }
         },
     }
+}
+
+/// A config error on stderr, ending in a newline.
+fn print_config_error(p: &dyn std::fmt::Display) {
+    let text = p.to_string();
+    if text.ends_with('\n') {
+        eprint!("{text}");
+    } else {
+        eprintln!("{text}");
+    }
+}
+
+/// What the config names but this node lacks, as `run` and `ocf validate-all` would find it:
+/// each problem on one line naming its key.
+fn node_problems(cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let program = cfg.bitbucket.command.first().cloned().unwrap_or_default();
+    if !crate::ocf::program_installed(&program) {
+        out.push(format!(
+            "bitbucket.command: {program:?} is not an executable file on this node"
+        ));
+    }
+    if let Some(user) = &cfg.bitbucket.user {
+        if let Err(e) = bbwd_platform::process::RunAs::lookup(user) {
+            out.push(format!("bitbucket.user: {e}"));
+        }
+    }
+    if let Some(group) = &cfg.node.status_group {
+        if let Err(e) = bbwd_platform::control::group_id(group) {
+            out.push(format!("node.status_group: {e}"));
+        }
+    }
+    // Only where it can tell without creating anything: an existing state_dir must take a file.
+    let dir = &cfg.node.state_dir;
+    if dir.is_dir() {
+        if let Err(e) = bbwd_platform::fs::check_writable(dir) {
+            out.push(format!(
+                "node.state_dir: not writable ({e}); bbwd refuses to start Bitbucket without a pid file"
+            ));
+        }
+    }
+    out
 }
 
 fn mode_word(cfg: &Config) -> &'static str {
@@ -291,7 +343,7 @@ fn operator_command(path: &Path, req: &serde_json::Value) -> i32 {
     let cfg = match config::load(path) {
         Ok(c) => c,
         Err(p) => {
-            eprint!("{p}");
+            print_config_error(&p);
             return 2;
         }
     };
@@ -315,7 +367,7 @@ fn operator_command(path: &Path, req: &serde_json::Value) -> i32 {
             }
         },
         Err(e) => {
-            eprintln!("bbwd: the daemon does not answer: {e}");
+            eprintln!("bbwd: {}", unreachable_reason(&e, socket));
             1
         }
     }
@@ -331,7 +383,7 @@ fn reexec_command(path: &Path) -> i32 {
     let cfg = match config::load(path) {
         Ok(c) => c,
         Err(p) => {
-            eprint!("{p}");
+            print_config_error(&p);
             return 2;
         }
     };
@@ -365,29 +417,95 @@ fn reexec_command(path: &Path) -> i32 {
     1
 }
 
+/// Why the daemon's control socket gave no answer, and whether that means it is down.
+enum Unreachable {
+    /// Nobody listens: the daemon is down.
+    Down,
+    /// It may well run; this caller cannot tell (permission, busy, no reply in time).
+    Unknown(String),
+}
+
+fn classify_unreachable(e: &control::Error, socket: &Path) -> Unreachable {
+    use std::io::ErrorKind;
+    match e {
+        control::Error::Connect { source, .. }
+            if matches!(
+                source.raw_os_error(),
+                Some(libc_errno::ENOENT | libc_errno::ECONNREFUSED)
+            ) =>
+        {
+            Unreachable::Down
+        }
+        control::Error::Connect { source, .. } if source.kind() == ErrorKind::PermissionDenied => {
+            Unreachable::Unknown(format!(
+                "no permission to use the control socket {} (run as root, or set [node] \
+                 status_group to a group of this user for read-only status)",
+                socket.display()
+            ))
+        }
+        control::Error::Io(source) if source.kind() == ErrorKind::UnexpectedEof => {
+            Unreachable::Unknown(
+                "the daemon closed the connection: all its control slots are busy".into(),
+            )
+        }
+        control::Error::Timeout => Unreachable::Unknown(format!(
+            "no reply on {} within {} s (the daemon is busy or stalled)",
+            socket.display(),
+            CLIENT_TIMEOUT.as_secs()
+        )),
+        other => Unreachable::Unknown(other.to_string()),
+    }
+}
+
+fn unreachable_reason(e: &control::Error, socket: &Path) -> String {
+    match classify_unreachable(e, socket) {
+        Unreachable::Down => format!("the daemon does not answer: {e}"),
+        Unreachable::Unknown(why) => why,
+    }
+}
+
+/// errno values the classification needs (std has no named constants).
+mod libc_errno {
+    pub const ENOENT: i32 = 2;
+    pub const ECONNREFUSED: i32 = 111;
+}
+
 /// `bbwd status`: asks the daemon; if it is down, probes Bitbucket itself.
 fn status_command(path: &Path, json: bool) -> i32 {
     let cfg = match config::load(path) {
         Ok(c) => c,
         Err(p) => {
-            eprint!("{p}");
-            println!("BBWD UNKNOWN - cannot read the config");
+            print_config_error(&p);
+            if json {
+                let v = serde_json::json!({
+                    "daemon": "unknown",
+                    "state": "unknown",
+                    "error": format!("cannot read the config {}", path.display()),
+                    "problems": p.to_string().lines().collect::<Vec<_>>(),
+                });
+                println!("{v:#}");
+            } else {
+                println!("BBWD UNKNOWN - cannot read the config");
+            }
             return status::UNKNOWN;
         }
     };
-    let st = match control::request(
-        &cfg.node.control_socket,
-        br#"{"cmd":"status"}"#,
-        CLIENT_TIMEOUT,
-    ) {
+    let socket = &cfg.node.control_socket;
+    let st = match control::request(socket, br#"{"cmd":"status"}"#, CLIENT_TIMEOUT) {
         Ok(reply) => match serde_json::from_slice::<Status>(&reply) {
             Ok(s) => s,
             Err(e) => {
-                println!("BBWD UNKNOWN - unreadable reply from the daemon: {e}");
-                return status::UNKNOWN;
+                let why = serde_json::from_slice::<serde_json::Value>(&reply)
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| format!("unreadable reply from the daemon: {e}"));
+                unknown_status(&cfg, why)
             }
         },
-        Err(_) => daemon_down_status(&cfg),
+        Err(e) => match classify_unreachable(&e, socket) {
+            Unreachable::Down => daemon_down_status(&cfg),
+            Unreachable::Unknown(why) => unknown_status(&cfg, why),
+        },
     };
     if json {
         let mut out = std::io::stdout().lock();
@@ -399,16 +517,37 @@ fn status_command(path: &Path, json: bool) -> i32 {
     st.exit_code()
 }
 
+/// A report of a daemon whose state this caller cannot know (UNKNOWN): no probe either (a
+/// monitoring user without permission must not be told DOWN).
+fn unknown_status(cfg: &Config, why: String) -> Status {
+    let mut st = daemon_down_status_with(cfg, None);
+    st.daemon = "unknown".into();
+    st.state = "unknown".into();
+    st.daemon_error = Some(why);
+    st
+}
+
+/// How long `status` waits for Bitbucket's `/status` itself when the daemon is down.
+const DIRECT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A report made without the daemon: Bitbucket's `/status` probed directly.
 fn daemon_down_status(cfg: &Config) -> Status {
+    let timeout = cfg.bitbucket.monitor_timeout.min(DIRECT_PROBE_TIMEOUT);
     let probe = StatusTarget::parse(&cfg.bitbucket.status_url)
         .ok()
-        .map(|t| {
-            probe_once(
-                &t,
-                cfg.bitbucket.monitor_timeout.min(Duration::from_secs(10)),
-            )
-        });
+        .map(|t| (probe_once(&t, timeout), timeout));
+    daemon_down_status_with(cfg, probe)
+}
+
+fn daemon_down_status_with(cfg: &Config, probe: Option<(ProbeOutcome, Duration)>) -> Status {
+    let last_check = probe.as_ref().map(|(p, t)| match p {
+        // The CLI's own wait, not the daemon's monitor_timeout.
+        ProbeOutcome::Failed(bbwd_platform::http::ProbeFailure::Timeout) => {
+            format!("no reply within {} s", t.as_secs_f32())
+        }
+        p => ProbeText(p).to_string(),
+    });
+    let probe = probe.map(|(p, _)| p);
     let (state, http_status) = match probe {
         Some(ProbeOutcome::Reply { http_status, state }) => {
             (state.map(|s| s.as_str().to_string()), Some(http_status))
@@ -426,7 +565,7 @@ fn daemon_down_status(cfg: &Config) -> Status {
             http_status,
             pid: None,
             consecutive_failures: 0,
-            last_check: probe.as_ref().map(|p| ProbeText(p).to_string()),
+            last_check,
         },
         restarts: 0,
         peer: None,
@@ -448,6 +587,8 @@ fn daemon_down_status(cfg: &Config) -> Status {
         clock: bbwd_platform::clock::kernel_sync()
             .ok()
             .map(crate::mirror::clock_report),
+        daemon_error: None,
+        loop_stats: None,
         daemon_run: None,
     }
 }
@@ -480,33 +621,13 @@ pub(crate) fn probe_once(target: &StatusTarget, timeout: Duration) -> ProbeOutco
 
 /// Logging to stderr: journald priority prefixes and no timestamps under systemd
 /// (`JOURNAL_STREAM` set), timestamps otherwise.
+///
+/// Never blocking: lines go through a bounded buffer and non-blocking writes
+/// (`bbwd_platform::logger`); a stalled reader costs counted lines, not the loop's pace.
 fn init_logging() {
-    use std::io::Write;
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    if journal {
-        b.format(|buf, rec| {
-            let prio = match rec.level() {
-                log::Level::Error => 3,
-                log::Level::Warn => 4,
-                log::Level::Info => 6,
-                log::Level::Debug | log::Level::Trace => 7,
-            };
-            writeln!(buf, "<{prio}>{}", rec.args())
-        });
-    } else {
-        b.format(|buf, rec| {
-            let ms = bbwd_platform::clock::wall_ms();
-            writeln!(
-                buf,
-                "{} {:<5} {}",
-                bbwd_platform::clock::rfc3339(ms),
-                rec.level(),
-                rec.args()
-            )
-        });
-    }
-    b.target(env_logger::Target::Stderr).init();
+    let level = bbwd_platform::logger::level_from_env(std::env::var("RUST_LOG").ok().as_deref());
+    bbwd_platform::logger::init(journal, level);
 }
 
 #[cfg(test)]

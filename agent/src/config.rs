@@ -75,6 +75,9 @@ pub struct Node {
     pub state_dir: PathBuf,
     /// Default `/run/bbwd/control.sock`.
     pub control_socket: PathBuf,
+    /// Optional: members of this group may ask the daemon for its status (read-only; every
+    /// other request stays root only), e.g. a monitoring agent's `nagios`.
+    pub status_group: Option<String>,
 }
 
 /// `[bitbucket]`
@@ -554,7 +557,7 @@ const MAX_IPMI_WATCHDOG: Duration = Duration::from_millis(6553 * 1000);
 
 // ---- the known keys, per section ----
 
-const NODE_KEYS: &[&str] = &["name", "state_dir", "control_socket"];
+const NODE_KEYS: &[&str] = &["name", "state_dir", "control_socket", "status_group"];
 const BITBUCKET_KEYS: &[&str] = &[
     "status_url",
     "command",
@@ -1242,6 +1245,7 @@ impl Checker<'_> {
                 name: self.default_node_name()?,
                 state_dir: PathBuf::from(DEFAULT_STATE_DIR),
                 control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+                status_group: None,
             });
         };
         self.unknown_keys(sec, NODE_KEYS);
@@ -1279,10 +1283,24 @@ impl Checker<'_> {
                 return None;
             }
         }
+        let status_group = match self.string(sec, "status_group") {
+            Some((g, span)) if g.is_empty() => {
+                self.report(
+                    sec.key("status_group"),
+                    Some(span.start),
+                    "must name a group (e.g. \"nagios\") or be left out".to_string(),
+                );
+                return None;
+            }
+            Some((g, _)) => Some(g),
+            None if sec.get("status_group").is_some() => return None,
+            None => None,
+        };
         Some(Node {
             name: name?,
             state_dir: state_dir?.0,
             control_socket: control_socket?.0,
+            status_group,
         })
     }
 

@@ -60,8 +60,9 @@ const REEXEC_GRACE: Duration = Duration::from_millis(50);
 /// The name under which Bitbucket's output pipe is kept in systemd's fd store.
 const FDSTORE_OUTPUT: &str = "bitbucket-output";
 
-/// Marker of an out-of-memory death in a JVM's output.
-const OOME_MARKER: &[u8] = b"java.lang.OutOfMemoryError";
+/// A wake-up this much later than planned is a stalled loop (recorded as `loop_stall`): the
+/// pace systemd's and the hardware watchdog's keep-alives depend on was lost.
+const LOOP_STALL: Duration = Duration::from_secs(2);
 
 /// Why the daemon could not run. Each maps to an exit code in `main`.
 #[derive(Debug)]
@@ -203,6 +204,13 @@ struct Core {
     clock_watch: ClockWatch,
     /// Pair mode: heartbeats, fencing, VIP, hooks around the pair machine; `None` alone.
     cluster: Option<crate::cluster::Cluster>,
+    /// The pre-start / post-stop check that nothing answers on `status_url`'s address.
+    free: ConnectCheck,
+    free_active: bool,
+    /// The last failure to persist state (logged once per distinct failure).
+    persist_error: Option<String>,
+    /// The loop's pace and the output lines that only quoted an OutOfMemoryError.
+    pace: status::LoopStats,
     /// Events recorded and checks begun since start (for the allocation benchmark).
     events_recorded: u64,
     checks_begun: u64,
@@ -214,6 +222,25 @@ struct Core {
 pub fn run(cfg: Config) -> Result<(), Error> {
     let setup = |what: &str, e: &dyn std::fmt::Display| Error::Setup(format!("{what}: {e}"));
     fs::ensure_dir(&cfg.node.state_dir, 0o750).map_err(|e| setup("state_dir", &e))?;
+    // A node that cannot record what it runs must not start it: the next bbwd would not know
+    // it and start a second one.
+    fs::check_writable(&cfg.node.state_dir).map_err(|e| {
+        setup(
+            "node.state_dir is not writable (read-only or full filesystem?); bbwd would start \
+             Bitbucket without a pid file",
+            &e,
+        )
+    })?;
+    // One bbwd per state_dir (a second one, even on another control socket, would adopt and
+    // restart the same Bitbucket). Held until `run` returns; the kernel drops it on any exit.
+    let _lock = fs::StateLock::acquire(&cfg.node.state_dir, fs::STATE_LOCK_NAME, None).map_err(
+        |e| match e {
+            fs::LockError::Held { .. } => Error::Setup(format!(
+                "another bbwd is already running with this node.state_dir: {e}"
+            )),
+            fs::LockError::Io(e) => setup("node.state_dir", &e),
+        },
+    )?;
     let paths = Paths::new(&cfg);
     let target = StatusTarget::parse(&cfg.bitbucket.status_url)
         .map_err(|e| setup("bitbucket.status_url", &e.0))?;
@@ -222,7 +249,11 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         None => None,
     };
     let spec = spawn_spec(&cfg.bitbucket, user, cfg.bitbucket.capture_output);
-    let mut control = match ControlServer::bind(&cfg.node.control_socket) {
+    let status_gid = match &cfg.node.status_group {
+        Some(g) => Some(control::group_id(g).map_err(|e| setup("node.status_group", &e))?),
+        None => None,
+    };
+    let mut control = match ControlServer::bind_with(&cfg.node.control_socket, status_gid) {
         Ok(c) => c,
         Err(control::Error::InUse(p)) => return Err(Error::AlreadyRunning(p)),
         Err(e) => return Err(setup("node.control_socket", &e)),
@@ -249,13 +280,29 @@ pub fn run(cfg: Config) -> Result<(), Error> {
 
     // What an earlier bbwd left behind.
     let maintenance = read_maintenance(&paths);
-    let failed = match fs::read_optional(&paths.failed) {
-        Ok(Some(b)) => FailReason::parse(String::from_utf8_lossy(&b).trim()),
-        Ok(None) => None,
-        Err(e) => {
-            warn!("{e}");
-            None
+    let failed = {
+        let read = fs::read_optional(&paths.failed);
+        let text = match &read {
+            Ok(Some(b)) => std::str::from_utf8(b).ok(),
+            _ => None,
+        };
+        let file = match (&read, text) {
+            (Ok(None), _) => machine::Persisted::Missing,
+            (Ok(Some(_)), Some(t)) => machine::Persisted::Text(t),
+            (Ok(Some(_)), None) => machine::Persisted::Unreadable,
+            (Err(e), _) => {
+                warn!("{e}");
+                machine::Persisted::Unreadable
+            }
+        };
+        let failed = machine::boot_failed(file);
+        if failed == Some(FailReason::UnreadableState) {
+            warn!(
+                "{}: unreadable or unknown content; staying failed until `bbwd reset`",
+                paths.failed.display()
+            );
         }
+        failed
     };
     let (proc, stale) = adopt(&paths);
     if let Some(stale) = stale {
@@ -283,6 +330,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         restart_window: cfg.bitbucket.restart_window,
         database: cfg.database.is_some(),
         pair: cfg.mode() == Mode::Pair,
+        watchdog_resets: !matches!(cfg.watchdog.device, WatchdogDevice::None),
     };
     // Pair mode's platform side first: what it finds (a VIP, the storage record) is part of
     // what the node starts from.
@@ -343,6 +391,10 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         maintenance_lb,
         clock_watch: ClockWatch::new(now),
         cluster,
+        free: ConnectCheck::new(),
+        free_active: false,
+        persist_error: None,
+        pace: status::LoopStats::default(),
         events_recorded: 0,
         checks_begun: 0,
         #[cfg(feature = "alloc-count")]
@@ -527,8 +579,13 @@ fn read_maintenance(paths: &Paths) -> Option<MaintenanceFile> {
         },
         Ok(None) => None,
         Err(e) => {
-            warn!("{e}");
-            None
+            // As a damaged file: fail safe, stay in maintenance.
+            warn!("{e}; staying in maintenance");
+            Some(MaintenanceFile {
+                reason: "unreadable maintenance file".into(),
+                since: String::new(),
+                lb: MaintMode::default(),
+            })
         }
     }
 }
@@ -564,6 +621,10 @@ impl Core {
                 )
             });
             let t_db = self.db.fd().and_then(|fd| set.add(fd, Want::Write));
+            let t_free = self.free.fd().and_then(|fd| set.add(fd, Want::Write));
+            if let Some(fd) = bbwd_platform::logger::poll_fd() {
+                let _ = set.add(fd, Want::Write);
+            }
             let t_notify = self
                 .notify
                 .as_ref()
@@ -594,6 +655,9 @@ impl Core {
             set.wait(timeout).map_err(Error::Loop)?;
 
             let now = clock::now();
+            if let Some(d) = deadline {
+                self.pace_late(now.saturating_duration_since(d));
+            }
             #[cfg(feature = "alloc-count")]
             let (allocs_before, events_before, checks_before) = (
                 crate::alloc_count::allocations(),
@@ -616,6 +680,9 @@ impl Core {
                                 }
                             }
                         }
+                        Received::Ignored(n) => {
+                            warn!("signal {n} received and ignored: bbwd stops on SIGTERM/SIGINT only")
+                        }
                     }
                 }
             }
@@ -631,6 +698,11 @@ impl Core {
                 }
             }
             self.finish_check(now);
+            if set.ready(t_free).any() || self.free.deadline().is_some_and(|d| now >= d) {
+                if let Some(r) = self.free.advance(now) {
+                    self.free_checked(now, r.is_ok());
+                }
+            }
             if set.ready(t_notify).any()
                 || self
                     .notify
@@ -661,8 +733,16 @@ impl Core {
             );
             let _ = served;
 
+            bbwd_platform::logger::flush();
+            let end = clock::now();
+            self.pace.passes += 1;
+            self.pace.pass_max_ms = self
+                .pace
+                .pass_max_ms
+                .max(end.saturating_duration_since(now).as_millis() as u64);
+
             // End of the pass: the keep-alives go last, so a pass that hangs anywhere stops them.
-            let pass_in_time = self.pet_hardware(now, clock::now());
+            let pass_in_time = self.pet_hardware(now, end);
             let inputs = policy::Inputs {
                 due: true,
                 pass_in_time,
@@ -695,6 +775,7 @@ impl Core {
             self.sd_watchdog.as_ref().map(|w| w.next_due()),
             self.hw.as_ref().and_then(|h| h.pacer.next_due()),
             self.lb.as_ref().and_then(|l| l.server.deadline()),
+            self.free.deadline(),
             Some(self.clock_watch.next_read()),
             self.cluster.as_ref().and_then(|c| c.deadline()),
             self.reexec_at,
@@ -883,12 +964,29 @@ impl Core {
                         machine::Sig::Kill => process::GroupSignal::Kill,
                     };
                     if let Some(p) = &self.proc {
+                        if self.leader_exited {
+                            // Say what is signalled, and why (the machine's events say when).
+                            let pgid = p.record().pgid;
+                            let members = process::group_members(pgid);
+                            if !members.is_empty() {
+                                warn!(
+                                    "Bitbucket's leader pid {} exited; {:?} to what is left of its process group {pgid}: pids {members:?}",
+                                    p.pid(),
+                                    sig
+                                );
+                            }
+                        }
                         if let Err(e) = p.signal_group(sig) {
                             error!("{e}");
                         }
                     }
                 }
                 node::Action::Sup(Action::Check) => self.begin_check(now),
+                node::Action::Sup(Action::CheckFree) => self.begin_free_check(now),
+                node::Action::Sup(Action::ResumePetting) => {
+                    self.node_can_correct = true;
+                    info!("the unkillable process group is gone and the operator reset: keep-alives resume");
+                }
                 node::Action::Sup(Action::Event(kind, detail)) => self.record(kind, &detail),
                 node::Action::Sup(Action::StopPetting) => {
                     self.node_can_correct = false;
@@ -944,9 +1042,12 @@ impl Core {
         let Some(p) = &mut self.proc else { return };
         let mut oome = false;
         if out_ready {
+            let mentions = &mut self.pace.oome_mentions;
             p.drain_output(&mut |line: &[u8]| {
-                if line.windows(OOME_MARKER.len()).any(|w| w == OOME_MARKER) {
-                    oome = true;
+                match bbwd_core::output::classify(line) {
+                    bbwd_core::output::Line::Oome => oome = true,
+                    bbwd_core::output::Line::Mention => *mentions += 1,
+                    bbwd_core::output::Line::Other => {}
                 }
                 info!(target: "bitbucket", "{}", String::from_utf8_lossy(line).trim_end());
             });
@@ -997,6 +1098,49 @@ impl Core {
             }
         }
         self.finish_check(now);
+    }
+
+    /// `CheckFree`: a TCP connect to `status_url`'s address. Accepted = something listens there
+    /// (a Bitbucket that escaped its process group, or a foreign one); refused or no answer
+    /// within `monitor_timeout` = free.
+    fn begin_free_check(&mut self, now: Instant) {
+        self.free_active = true;
+        if let Some(r) = self
+            .free
+            .start(self.target.addr, now, self.cfg.bitbucket.monitor_timeout)
+        {
+            self.free_checked(now, r.is_ok());
+        }
+    }
+
+    fn free_checked(&mut self, now: Instant, connected: bool) {
+        if !std::mem::take(&mut self.free_active) {
+            return;
+        }
+        let occupied = connected.then(|| {
+            machine::detail(&format!(
+                "something accepts connections on {} (bitbucket.status_url) while no process of ours runs",
+                self.target.addr
+            ))
+        });
+        self.push_input(Input::FreeChecked { occupied });
+        self.drain_pending(now);
+    }
+
+    /// Records how late the loop woke up; a stall is an event.
+    fn pace_late(&mut self, late: Duration) {
+        let ms = late.as_millis() as u64;
+        if ms > self.pace.late_max_ms {
+            self.pace.late_max_ms = ms;
+        }
+        if late >= LOOP_STALL {
+            self.record(
+                EventKind::LoopStall,
+                &machine::detail(&format!(
+                    "the event loop woke {ms} ms after its deadline (bbwd was stopped or starved)"
+                )),
+            );
+        }
     }
 
     /// Delivers `Checked` once the probe and (if configured) the database check are done.
@@ -1094,6 +1238,7 @@ impl Core {
     fn after_change(&mut self) {
         let view = self.node.machine().view();
         let failed = view.failed.filter(|r| r.persistent());
+        self.node_can_correct = view.petting;
         if failed != self.persisted_failed {
             let r = match failed {
                 Some(f) => fs::write_atomic(
@@ -1103,10 +1248,10 @@ impl Core {
                 ),
                 None => fs::remove_optional(&self.paths.failed),
             };
-            if let Err(e) = r {
-                error!("{e}");
+            // Tried again after the next step until it succeeds.
+            if self.persisted(r) {
+                self.persisted_failed = failed;
             }
-            self.persisted_failed = failed;
         }
         if view.maintenance.is_some() != self.persisted_maintenance {
             let r = match &view.maintenance {
@@ -1122,10 +1267,9 @@ impl Core {
                 }
                 None => fs::remove_optional(&self.paths.maintenance),
             };
-            if let Err(e) = r {
-                error!("{e}");
+            if self.persisted(r) {
+                self.persisted_maintenance = view.maintenance.is_some();
             }
-            self.persisted_maintenance = view.maintenance.is_some();
         }
         if self.last_state != Some(view.state) {
             self.last_state = Some(view.state);
@@ -1138,6 +1282,26 @@ impl Core {
         }
     }
 
+    /// Notes the outcome of persisting state; logs a failure once until it changes.
+    fn persisted(&mut self, r: Result<(), fs::Error>) -> bool {
+        match r {
+            Ok(()) => {
+                if self.persist_error.take().is_some() {
+                    info!("state is saved in state_dir again");
+                }
+                true
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if self.persist_error.as_deref() != Some(&text) {
+                    error!("cannot save state: {text}");
+                    self.persist_error = Some(text);
+                }
+                false
+            }
+        }
+    }
+
     /// Answers one control request.
     fn handle(&mut self, now: Instant, req: Request<'_>) -> Vec<u8> {
         let Request::Line(line, peer) = req;
@@ -1146,6 +1310,13 @@ impl Core {
             Err(e) => serde_json::json!({ "error": format!("malformed request: {e}") }),
             Ok(ControlRequest::Status) => {
                 return serde_json::to_vec(&self.status()).unwrap_or_default()
+            }
+            Ok(_) if peer.read_only => {
+                warn!(
+                    "control request from uid {} (pid {}) refused: node.status_group grants status only",
+                    peer.uid, peer.pid
+                );
+                serde_json::json!({ "error": "permission denied: node.status_group grants `bbwd status` only; every other command is root's" })
             }
             Ok(ControlRequest::Maintenance { lb: Some(_), .. }) if self.lb.is_none() => {
                 serde_json::json!({ "error": "--drain/--maint apply to a mirror-farm node ([load_balancer]); this node has none" })
@@ -1172,11 +1343,7 @@ impl Core {
                     peer.uid,
                     peer.pid
                 );
-                let reason = if reason.is_empty() {
-                    "operator".to_string()
-                } else {
-                    reason
-                };
+                // An empty reason keeps the reason of a maintenance already on (the machine's).
                 self.feed(
                     now,
                     Input::Maintenance {
@@ -1184,7 +1351,21 @@ impl Core {
                         reason: machine::detail(&reason),
                     },
                 );
-                serde_json::json!({ "ok": true, "state": self.node.machine().state().as_str() })
+                if self.persisted_maintenance != on {
+                    // Not saved: a restart of bbwd would not know. Never a false "done".
+                    let why = self
+                        .persist_error
+                        .clone()
+                        .unwrap_or_else(|| "unknown error".into());
+                    serde_json::json!({ "error": format!(
+                        "maintenance {} is in effect in the running daemon but was NOT saved \
+                         ({why}); a restart of bbwd would {} Bitbucket",
+                        if on { "on" } else { "off" },
+                        if on { "start" } else { "not start" }
+                    ) })
+                } else {
+                    serde_json::json!({ "ok": true, "state": self.node.machine().state().as_str() })
+                }
             }
             Ok(req @ (ControlRequest::Switchover | ControlRequest::ConfirmPeerDown)) => {
                 if self.cluster.is_none() {
@@ -1229,11 +1410,16 @@ impl Core {
                 serde_json::json!({ "ok": true, "state": self.node.machine().state().as_str() })
             }
             Ok(ControlRequest::Reset) => {
-                let m = self.node.machine();
-                if m.state() != State::Failed {
-                    serde_json::json!({ "error": format!("nothing to reset: state is {}", m.state().as_str()) })
-                } else if !m.petting() {
+                use machine::ResetRefused;
+                let refused = self.node.machine().reset_refused();
+                if self.node.machine().state() != State::Failed
+                    || refused == Some(ResetRefused::NotFailed)
+                {
+                    serde_json::json!({ "error": format!("nothing to reset: state is {}", self.node.machine().state().as_str()) })
+                } else if refused == Some(ResetRefused::WatchdogResets) {
                     serde_json::json!({ "error": "Bitbucket survived SIGKILL: the node must be reset (the watchdog will do it)" })
+                } else if refused == Some(ResetRefused::StillThere) {
+                    serde_json::json!({ "error": "Bitbucket's process group survived SIGKILL and is still there; no watchdog will reset this node ([watchdog] device = \"none\"): end it (or reboot), then reset" })
                 } else {
                     info!("reset requested by uid {} (pid {})", peer.uid, peer.pid);
                     self.feed(now, Input::Reset);
@@ -1363,6 +1549,16 @@ impl Core {
                 }
             }),
             clock: self.clock_watch.last().map(mirror::clock_report),
+            daemon_error: None,
+            loop_stats: Some({
+                let log = bbwd_platform::logger::stats();
+                status::LoopStats {
+                    log_dropped_lines: log.dropped_lines,
+                    log_dropped_bytes: log.dropped_bytes,
+                    log_written_bytes: log.written_bytes,
+                    ..self.pace.clone()
+                }
+            }),
             daemon_run: Some(status::DaemonRun {
                 pid: std::process::id(),
                 started_at_ms: self.started_at_ms,

@@ -55,10 +55,14 @@ pub const OUTPUT_NAME: &str = "ocf-bitbucket.out";
 /// The daemon's pid file name (see `daemon.rs`): a live process there means bbwd's daemon
 /// supervises Bitbucket on this node, and the agent must not start a second one.
 const DAEMON_PIDFILE_NAME: &str = "bitbucket.pid";
+/// Held (flock) for the whole of a `start`, so that concurrent starts start one process.
+const START_LOCK_NAME: &str = "ocf-start.lock";
 
 /// Between two `/status` probes while waiting for a start. Bitbucket takes minutes to start;
 /// one probe a second costs nothing and ends the start soon after it is healthy.
 const STARTUP_POLL: Duration = Duration::from_secs(1);
+/// How long a start waits for a concurrent one without a Pacemaker timeout to go by.
+const DEFAULT_START_LOCK_WAIT: Duration = Duration::from_secs(600);
 /// Between two looks at the process group while waiting for a stop.
 const STOP_POLL: Duration = Duration::from_millis(100);
 /// How long to wait for bbwd's daemon to answer on its control socket (is it running here?).
@@ -518,7 +522,30 @@ impl Agent {
         };
         let pidfile = cfg.node.state_dir.join(PIDFILE_NAME);
         let mut p = match find(&pidfile) {
-            Found::Nothing => return Ok((OcfCode::NotRunning, String::new())),
+            Found::Nothing => {
+                // Report what runs, whoever started it: a Bitbucket under bbwd's own daemon
+                // here is running (7 would make Pacemaker start a second one elsewhere).
+                return match daemon_supervises(&cfg) {
+                    None => Ok((OcfCode::NotRunning, String::new())),
+                    Some(why) => {
+                        let timeout = self
+                            .budget_left()
+                            .map_or(cfg.bitbucket.monitor_timeout, |b| {
+                                b.min(cfg.bitbucket.monitor_timeout)
+                            });
+                        let outcome = probe_once(&target, timeout);
+                        let msg = format!(
+                            "{why}: Bitbucket runs under bbwd's daemon, not Pacemaker ({}); disable bbwd.service",
+                            ProbeText(&outcome)
+                        );
+                        if classify(&outcome) == Health::Healthy {
+                            Ok((OcfCode::Success, msg))
+                        } else {
+                            Err((OcfCode::ErrGeneric, msg))
+                        }
+                    }
+                };
+            }
             Found::Stale(record) => {
                 return if process::stale_group_alive(&record) {
                     Err((
@@ -590,6 +617,22 @@ impl Agent {
         }
         fs::ensure_dir(&cfg.node.state_dir, 0o750)
             .map_err(|e| (OcfCode::ErrGeneric, format!("node.state_dir: {e}")))?;
+        fs::check_writable(&cfg.node.state_dir).map_err(|e| {
+            (
+                OcfCode::ErrGeneric,
+                format!("node.state_dir is not writable ({e}): refusing to start Bitbucket without a pid file"),
+            )
+        })?;
+        // One start at a time: a second concurrent start waits, then adopts what the first
+        // started.
+        let wait = self.budget_left().unwrap_or(DEFAULT_START_LOCK_WAIT);
+        let _lock = fs::StateLock::acquire(&cfg.node.state_dir, START_LOCK_NAME, Some(wait))
+            .map_err(|e| {
+                (
+                    OcfCode::ErrGeneric,
+                    format!("another start is under way: {e}"),
+                )
+            })?;
         let pidfile = cfg.node.state_dir.join(PIDFILE_NAME);
         let found = match find(&pidfile) {
             Found::Proc(mut p) => match p.try_collect_exit() {
@@ -606,6 +649,21 @@ impl Agent {
             Err(leftover) => {
                 // Whatever is left of an earlier instance goes before a new one starts.
                 self.clear_leftovers(leftover, cfg.bitbucket.kill_timeout)?;
+                // Never two: nothing of ours runs, so nothing may answer on status_url.
+                if let Ok(s) = std::net::TcpStream::connect_timeout(
+                    &target.addr,
+                    cfg.bitbucket.monitor_timeout.min(STARTUP_POLL),
+                ) {
+                    drop(s);
+                    return Err((
+                        OcfCode::ErrGeneric,
+                        format!(
+                            "something already accepts connections on {} (bitbucket.status_url) \
+                             while no Bitbucket of this agent runs: not starting a second one",
+                            target.addr
+                        ),
+                    ));
+                }
                 self.spawn(&cfg, &spec, &pidfile)?
             }
         };
@@ -844,7 +902,7 @@ fn daemon_supervises(cfg: &Config) -> Option<String> {
 
 /// Whether `program` is an executable file: an absolute or relative path as given, or a bare
 /// name found in `$PATH`.
-fn program_installed(program: &str) -> bool {
+pub(crate) fn program_installed(program: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &Path| {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

@@ -48,6 +48,13 @@ pub struct Status {
     /// The kernel's clock synchronisation (adjtimex); `null` when it could not be read.
     #[serde(default)]
     pub clock: Option<Clock>,
+    /// Why the daemon's state is not known (`daemon` is `unknown`): a bad config, no permission
+    /// on the control socket, all its slots busy. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon_error: Option<String>,
+    /// The event loop's own pace and its log output (daemon only).
+    #[serde(default, rename = "loop", skip_serializing_if = "Option::is_none")]
+    pub loop_stats: Option<LoopStats>,
     /// This run of the daemon (`null` when the daemon is down): `bbwd reexec` waits for a new
     /// one to answer.
     #[serde(default)]
@@ -62,6 +69,23 @@ pub struct DaemonRun {
     pub started_at_ms: u64,
     /// Started by a re-exec of the previous run (`systemctl reload bbwd`).
     pub reexecuted: bool,
+}
+
+/// How the event loop keeps its pace, and what its non-blocking log output cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoopStats {
+    pub passes: u64,
+    /// The longest pass (poll returned to keep-alives sent), ms.
+    pub pass_max_ms: u64,
+    /// The most a wake-up came after its planned deadline, ms (a stalled or starved loop).
+    pub late_max_ms: u64,
+    /// Log lines (and their bytes) dropped because stderr did not take them in time.
+    pub log_dropped_lines: u64,
+    pub log_dropped_bytes: u64,
+    pub log_written_bytes: u64,
+    /// Output lines that quoted `java.lang.OutOfMemoryError` without being the JVM's own
+    /// report (counted, not acted on).
+    pub oome_mentions: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,6 +177,9 @@ pub struct Event {
 impl Status {
     /// The exit code for this report.
     pub fn exit_code(&self) -> i32 {
+        if self.daemon == "unknown" {
+            return UNKNOWN;
+        }
         if self.daemon != "up" {
             return CRITICAL;
         }
@@ -229,10 +256,11 @@ impl Status {
             (None, Some(pid)) => format!("Bitbucket pid {pid}, not checked yet"),
             (None, None) => "Bitbucket not running".to_string(),
         };
-        let daemon = if self.daemon == "up" {
-            String::new()
-        } else {
-            " (bbwd daemon DOWN)".to_string()
+        let daemon = match (self.daemon.as_str(), &self.daemon_error) {
+            ("up", _) => String::new(),
+            ("unknown", Some(e)) => format!(" (bbwd daemon state unknown: {e})"),
+            ("unknown", None) => " (bbwd daemon state unknown)".to_string(),
+            _ => " (bbwd daemon DOWN)".to_string(),
         };
         let _ = writeln!(
             s,
@@ -399,6 +427,8 @@ mod tests {
             load_balancer: None,
             clock: None,
             daemon_run: None,
+            daemon_error: None,
+            loop_stats: None,
         }
     }
 
@@ -472,6 +502,7 @@ mod tests {
             ("failed", "up", 0, true, CRITICAL),
             ("stopped", "up", 0, true, CRITICAL),
             ("running", "down", 0, true, CRITICAL),
+            ("stopped", "unknown", 0, true, UNKNOWN),
             ("running", "up", 0, false, CRITICAL),
             ("bogus", "up", 0, true, UNKNOWN),
         ];

@@ -52,12 +52,26 @@ const MAX_ACCEPTS_PER_SERVICE: usize = 4 * MAX_CLIENTS;
 
 const REPLY_TOO_LARGE: &[u8] = b"{\"error\":\"request too large\"}\n";
 const REPLY_DENIED: &[u8] = b"{\"error\":\"permission denied\"}\n";
+const REPLY_BUSY: &[u8] =
+    b"{\"error\":\"busy: all control slots are taken; try again in a moment\"}\n";
 
 /// Who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
     pub uid: u32,
     pub pid: i32,
+    /// Not root (nor the daemon's own uid): a member of `status_group`, which may read the
+    /// status and nothing else (the handler refuses every other request).
+    pub read_only: bool,
+}
+
+/// The gid of group `name` (for `[node] status_group`).
+pub fn group_id(name: &str) -> Result<u32, String> {
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!("no group named {name:?} on this node")),
+        Err(e) => Err(format!("cannot look up group {name:?}: {e}")),
+    }
 }
 
 /// What the server hands to the handler.
@@ -142,6 +156,9 @@ pub struct ControlServer {
     identity: (u64, u64),
     listener: UnixListener,
     own_euid: u32,
+    /// `[node] status_group`: its members may ask for the status (the socket is group-owned
+    /// 0660, so the kernel lets only them connect).
+    status_gid: Option<u32>,
     slots: [Slot; MAX_CLIENTS],
 }
 
@@ -194,6 +211,12 @@ impl ControlServer {
     /// The socket file has the process umask's mode for the instant between bind and chmod;
     /// peer credentials are checked on every connection, so that window grants nothing.
     pub fn bind(path: &Path) -> Result<ControlServer, Error> {
+        Self::bind_with(path, None)
+    }
+
+    /// As `bind`; with `status_gid`, the socket is mode 0660 and owned by that group, whose
+    /// members get read-only requests (`Peer::read_only`).
+    pub fn bind_with(path: &Path, status_gid: Option<u32>) -> Result<ControlServer, Error> {
         let bind_err = |source: io::Error| Error::Bind {
             path: path.to_path_buf(),
             source,
@@ -209,7 +232,9 @@ impl ControlServer {
         }
         clear_stale(path)?;
         let listener = UnixListener::bind(path).map_err(bind_err)?;
-        let ready = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        let mode = if status_gid.is_some() { 0o660 } else { 0o600 };
+        let ready = std::os::unix::fs::chown(path, None, status_gid)
+            .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
             .and_then(|()| listener.set_nonblocking(true))
             .and_then(|()| std::fs::symlink_metadata(path));
         let meta = match ready {
@@ -224,6 +249,7 @@ impl ControlServer {
             identity: (meta.dev(), meta.ino()),
             listener,
             own_euid: nix::unistd::geteuid().as_raw(),
+            status_gid,
             slots: std::array::from_fn(|_| Slot {
                 buf: Box::new([0; MAX_REQUEST]),
                 conn: None,
@@ -269,6 +295,7 @@ impl ControlServer {
     pub fn service(&mut self, now: Instant, handler: &mut dyn FnMut(Request<'_>) -> Vec<u8>) {
         self.accept(now);
         let own_euid = self.own_euid;
+        let status_group = self.status_gid.is_some();
         for slot in self.slots.iter_mut() {
             let Some(conn) = slot.conn.as_mut() else {
                 continue;
@@ -281,7 +308,7 @@ impl ControlServer {
                 );
                 false
             } else {
-                conn.progress(&mut slot.buf, own_euid, handler)
+                conn.progress(&mut slot.buf, own_euid, status_group, handler)
             };
             if !keep {
                 slot.conn = None;
@@ -321,6 +348,12 @@ impl ControlServer {
                 log::debug!(
                     "control socket: {MAX_CLIENTS} clients already connected; closing a new one"
                 );
+                // Say so (best effort, never waiting): busy is not down.
+                let _ = socket::send(
+                    stream.as_raw_fd(),
+                    REPLY_BUSY,
+                    MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+                );
                 continue; // `stream` dropped: closed at once.
             };
             if let Err(e) = stream.set_nonblocking(true) {
@@ -331,6 +364,7 @@ impl ControlServer {
                 Ok(cred) => Peer {
                     uid: cred.uid(),
                     pid: cred.pid(),
+                    read_only: !authorised(cred.uid(), self.own_euid),
                 },
                 Err(e) => {
                     log::warn!("control socket: cannot read peer credentials: {e}");
@@ -354,6 +388,7 @@ impl Conn {
         &mut self,
         buf: &mut [u8; MAX_REQUEST],
         own_euid: u32,
+        status_group: bool,
         handler: &mut dyn FnMut(Request<'_>) -> Vec<u8>,
     ) -> bool {
         let fd = self.stream.as_raw_fd();
@@ -366,7 +401,7 @@ impl Conn {
                         self.len += n;
                         let newline = buf[start..self.len].iter().position(|&b| b == b'\n');
                         let reply = match newline {
-                            Some(at) if authorised(self.peer.uid, own_euid) => {
+                            Some(at) if authorised(self.peer.uid, own_euid) || status_group => {
                                 let mut reply =
                                     handler(Request::Line(&buf[..start + at], self.peer));
                                 reply.push(b'\n');

@@ -260,6 +260,114 @@ pub fn ensure_dir(path: &Path, mode: u32) -> Result<(), Error> {
         .map_err(|e| Error::io(path, "chmod directory", e))
 }
 
+/// Name of the lock file in `state_dir` (`StateLock`).
+pub const STATE_LOCK_NAME: &str = "bbwd.lock";
+
+/// An exclusive `flock(2)` on `state_dir/bbwd.lock`, held for as long as the value lives: one
+/// bbwd (daemon or OCF action) per state directory. The kernel drops the lock when the holder
+/// exits, however it ends, so a crashed bbwd never leaves a stale lock behind.
+///
+/// # Invariants
+/// * The lock file is opened close-on-exec: Bitbucket (a child) never inherits the lock, so a
+///   re-adopting bbwd after a crash of the old one can take it.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+    path: PathBuf,
+}
+
+/// Why `StateLock` could not be taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process holds it (the pid written in the file, when readable).
+    Held {
+        path: PathBuf,
+        holder: Option<u32>,
+    },
+    Io(Error),
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Held { path, holder } => {
+                write!(f, "{} is locked by another bbwd", path.display())?;
+                if let Some(pid) = holder {
+                    write!(f, " (pid {pid})")?;
+                }
+                f.write_str(": one bbwd per state_dir")
+            }
+            LockError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl StateLock {
+    /// Takes `dir/name` without waiting (`wait` = `None`), or waiting up to `wait`, polling.
+    /// The daemon takes `STATE_LOCK_NAME`; `bbwd ocf start` a lock of its own.
+    pub fn acquire(
+        dir: &Path,
+        name: &str,
+        wait: Option<std::time::Duration>,
+    ) -> Result<StateLock, LockError> {
+        let path = dir.join(name);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o640)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| LockError::Io(Error::io(&path, "open lock file", e)))?;
+        let deadline = wait.map(|w| std::time::Instant::now() + w);
+        loop {
+            // SAFETY: flock on an fd we own; no memory is passed.
+            let rc = unsafe {
+                libc::flock(
+                    std::os::fd::AsRawFd::as_raw_fd(&file),
+                    libc::LOCK_EX | libc::LOCK_NB,
+                )
+            };
+            if rc == 0 {
+                break;
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(LockError::Io(Error::io(&path, "flock", e)));
+            }
+            if deadline.is_none_or(|d| std::time::Instant::now() >= d) {
+                let holder = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok());
+                return Err(LockError::Held { path, holder });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // Who holds it, for the next one's error message (best effort).
+        let _ = file.set_len(0);
+        let _ = file.write_all(format!("{}\n", std::process::id()).as_bytes());
+        Ok(StateLock { _file: file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Proves that `dir` can record what bbwd runs: creates, fsyncs and removes a small file in it.
+/// A read-only or full filesystem fails here, before anything is started.
+pub fn check_writable(dir: &Path) -> Result<(), Error> {
+    let probe = dir.join(format!(".bbwd-write-test.{}", std::process::id()));
+    let r = write_atomic(
+        &probe,
+        b"bbwd write test: a pid file of this size must fit\n",
+        0o600,
+    );
+    let _ = std::fs::remove_file(&probe);
+    r
+}
+
 /// The append-only event log: one line per event; when the file would exceed `max_bytes` it is
 /// renamed to `<name>.1` (replacing the previous one) and a new file is started. So at most
 /// 2 x `max_bytes` on disk.
@@ -304,7 +412,18 @@ impl EventLog {
             self.rotate()?;
         }
         let result = match self.file.as_mut() {
-            Some(file) => write_line(file, line),
+            Some(file) => {
+                // Whole records or none: a write cut short (disk full) is taken back, so the
+                // log never holds a torn JSON line.
+                let before = file.metadata().map(|m| m.len());
+                let r = write_line(file, line);
+                if r.is_err() {
+                    if let Ok(len) = before {
+                        let _ = file.set_len(len);
+                    }
+                }
+                r
+            }
             None => Err(io::Error::other("event log not open")),
         };
         match result {
@@ -313,7 +432,7 @@ impl EventLog {
                 Ok(())
             }
             Err(e) => {
-                // A partial write leaves the size unknown: reopen (and re-measure) next time.
+                // Reopen (and re-measure) next time.
                 self.file = None;
                 Err(Error::io(&self.path, "append to event log", e))
             }
@@ -652,6 +771,41 @@ mod tests {
         log.append(b"after").unwrap();
         assert_eq!(std::fs::read(&moved).unwrap(), b"before\n");
         assert_eq!(std::fs::read(&p).unwrap(), b"after\n");
+    }
+
+    #[test]
+    fn no_lock_on_state_dir_a_second_holder_is_refused_until_the_first_is_gone() {
+        let dir = TempDir::new("lock");
+        let first = StateLock::acquire(&dir.0, STATE_LOCK_NAME, None).unwrap();
+        match StateLock::acquire(&dir.0, STATE_LOCK_NAME, None) {
+            Err(LockError::Held { holder, .. }) => assert_eq!(holder, Some(std::process::id())),
+            other => panic!("second lock: {other:?}"),
+        }
+        let t = std::time::Instant::now();
+        assert!(matches!(
+            StateLock::acquire(
+                &dir.0,
+                STATE_LOCK_NAME,
+                Some(std::time::Duration::from_millis(200))
+            ),
+            Err(LockError::Held { .. })
+        ));
+        assert!(t.elapsed() >= std::time::Duration::from_millis(200));
+        drop(first);
+        StateLock::acquire(&dir.0, STATE_LOCK_NAME, None).unwrap();
+    }
+
+    #[test]
+    fn unwritable_state_dir_is_found_before_anything_starts() {
+        let dir = TempDir::new("writable");
+        check_writable(&dir.0).unwrap();
+        assert!(
+            std::fs::read_dir(&dir.0).unwrap().next().is_none(),
+            "no leftover"
+        );
+        let missing = dir.join("missing");
+        assert!(check_writable(&missing).is_err());
+        // Permission bits do not stop root; a read-only mount does (tests/tests/probes.rs).
     }
 
     #[test]

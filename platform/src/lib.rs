@@ -32,6 +32,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod ipmi;
 pub mod linkwatch;
+pub mod logger;
 pub mod poll;
 pub mod process;
 pub mod realtime;

@@ -56,7 +56,7 @@ pub const OUTPUT_BUF_BYTES: usize = 4096;
 /// the loop comes back.
 const DRAIN_MAX_READS: usize = 64;
 
-/// A pid file larger than this is corrupt (a valid one is at most ~40 bytes).
+/// A pid file larger than this is corrupt (a valid one is at most ~80 bytes).
 const PIDFILE_MAX_BYTES: u64 = 128;
 
 /// Variables systemd sets for bbwd itself; a child must not see them (it would otherwise be
@@ -132,6 +132,36 @@ pub struct PidRecord {
     pub pgid: i32,
     /// Field 22 of /proc/PID/stat (clock ticks since boot): tells a recycled pid apart.
     pub start_ticks: u64,
+    /// `/proc/sys/kernel/random/boot_id` when the record was made: a record from an earlier
+    /// boot (a `state_dir` that survived a reboot) names nothing that runs now. `None` in pid
+    /// files of older bbwd versions: such a record may be adopted, but its group is never
+    /// signalled on its word alone.
+    pub boot_id: Option<u128>,
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), read once.
+pub fn boot_id() -> Option<u128> {
+    static ID: std::sync::OnceLock<Option<u128>> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .and_then(|t| parse_boot_id(&t))
+    })
+}
+
+fn parse_boot_id(text: &str) -> Option<u128> {
+    let hex: String = text.trim().chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    u128::from_str_radix(&hex, 16).ok()
+}
+
+impl PidRecord {
+    /// Whether the record was made during this boot (never true for an old-format record).
+    pub fn this_boot(&self) -> bool {
+        self.boot_id.is_some() && self.boot_id == boot_id()
+    }
 }
 
 pub use bbwd_core::probe::ExitKind;
@@ -387,6 +417,10 @@ impl Supervised {
         if pid <= 1 {
             return Ok(None);
         }
+        // Recorded before a reboot: whatever holds the pid now is not it.
+        if record.boot_id.is_some() && record.boot_id != boot_id() {
+            return Ok(None);
+        }
         let stat_err = |source: io::Error| Error::Stat { pid, source };
         let first = match read_stat(pid) {
             Ok(stat) => stat,
@@ -439,6 +473,7 @@ impl Supervised {
             pid: self.pid,
             pgid: self.pgid,
             start_ticks: self.start_ticks,
+            boot_id: boot_id(),
         }
     }
 
@@ -804,7 +839,11 @@ pub fn write_pidfile(path: &Path, record: &PidRecord) -> Result<(), Error> {
             "path has no file name",
         ))
     })?;
-    let text = format!("{} {} {}\n", record.pid, record.pgid, record.start_ticks);
+    let mut text = format!("{} {} {}", record.pid, record.pgid, record.start_ticks);
+    if let Some(b) = record.boot_id {
+        text.push_str(&format!(" {b:032x}"));
+    }
+    text.push('\n');
     let result = (|| {
         use std::io::Write;
         let mut file = std::fs::OpenOptions::new()
@@ -864,11 +903,19 @@ fn parse_pidfile(bytes: &[u8]) -> Result<PidRecord, String> {
     }
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
     let fields: Vec<&str> = text.split_ascii_whitespace().collect();
-    let [pid, pgid, start] = fields[..] else {
-        return Err(format!(
-            "expected \"pid pgid start_ticks\", found {} fields",
-            fields.len()
-        ));
+    let (pid, pgid, start, boot) = match fields[..] {
+        [pid, pgid, start] => (pid, pgid, start, None),
+        [pid, pgid, start, boot] => (pid, pgid, start, Some(boot)),
+        _ => {
+            return Err(format!(
+                "expected \"pid pgid start_ticks boot_id\", found {} fields",
+                fields.len()
+            ))
+        }
+    };
+    let boot_id = match boot {
+        None => None,
+        Some(b) => Some(parse_boot_id(b).ok_or_else(|| format!("bad boot_id {b:?}"))?),
     };
     let pid: i32 = pid.parse().map_err(|_| format!("bad pid {pid:?}"))?;
     let pgid: i32 = pgid.parse().map_err(|_| format!("bad pgid {pgid:?}"))?;
@@ -882,6 +929,7 @@ fn parse_pidfile(bytes: &[u8]) -> Result<PidRecord, String> {
         pid,
         pgid,
         start_ticks,
+        boot_id,
     })
 }
 
@@ -892,18 +940,69 @@ fn parse_pidfile(bytes: &[u8]) -> Result<PidRecord, String> {
 /// process with the leader's pid exists: while members remain, the kernel does not hand the
 /// pgid out again, so a live group without a leader is the recorded one; a live process with
 /// that pid is a recycled pid (the caller's `adopt` said it is not ours) and is left alone.
+///
+/// The group is only touched when it is provably the recorded one (`stale_members`): recorded
+/// during this boot, and every live member started no earlier than the recorded leader. A pid
+/// file that survived a reboot, or an old-format one, never gets a group killed.
 pub fn kill_stale_group(record: &PidRecord) -> bool {
-    if record.pgid <= 1 || record.pgid == nix::unistd::getpgrp().as_raw() {
+    if record.pgid == nix::unistd::getpgrp().as_raw() {
         return false;
+    }
+    match stale_members(record) {
+        Some(members) if !members.is_empty() => {
+            log::warn!(
+                "SIGKILL to what is left of Bitbucket's old process group {}: pids {members:?}",
+                record.pgid
+            );
+            kill(Pid::from_raw(-record.pgid), Signal::SIGKILL).is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// The live members of a recorded group whose leader is gone, when the group is provably the
+/// recorded one; `None` when it is not (another boot, an old-format record, a live process
+/// holding the leader's pid, or a member older than the recorded leader: the pgid was handed
+/// out again).
+pub fn stale_members(record: &PidRecord) -> Option<Vec<i32>> {
+    if record.pgid <= 1 || !record.this_boot() {
+        return None;
     }
     if Path::new(&format!("/proc/{}", record.pgid)).exists() {
-        return false;
+        return None;
     }
-    let group = Pid::from_raw(-record.pgid);
-    if kill(group, None).is_err() {
-        return false;
+    if matches!(kill(Pid::from_raw(-record.pgid), None), Err(Errno::ESRCH)) {
+        return Some(Vec::new());
     }
-    kill(group, Signal::SIGKILL).is_ok()
+    let mut members = Vec::new();
+    for (pid, st) in live_stats() {
+        if st.pgid == record.pgid {
+            if st.start_ticks < record.start_ticks {
+                return None;
+            }
+            members.push(pid);
+        }
+    }
+    Some(members)
+}
+
+/// Live members (not zombies) of process group `pgid`, for log lines that say what is killed.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    live_stats()
+        .filter(|(_, st)| st.pgid == pgid)
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Every live process's stat (zombies and vanished ones left out).
+fn live_stats() -> impl Iterator<Item = (i32, ProcStat)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| read_stat(pid).ok().map(|st| (pid, st)))
+        .filter(|(_, st)| !matches!(st.state, b'Z' | b'X'))
 }
 
 /// Removes the pid file; a missing file is fine.
@@ -1003,14 +1102,9 @@ pub fn started_ago(record: &PidRecord) -> Option<std::time::Duration> {
 /// Whether live members remain of a recorded group whose leader is gone (`adopt` said so):
 /// the check `kill_stale_group` acts on, without signalling. A live process holding the
 /// leader's pid means the pgid was handed out again, so the recorded group is empty.
+/// Members of a group that is not provably the recorded one do not count.
 pub fn stale_group_alive(record: &PidRecord) -> bool {
-    if record.pgid <= 1 || Path::new(&format!("/proc/{}", record.pgid)).exists() {
-        return false;
-    }
-    if matches!(kill(Pid::from_raw(-record.pgid), None), Err(Errno::ESRCH)) {
-        return false;
-    }
-    group_has_live_member(record.pgid)
+    stale_members(record).is_some_and(|m| !m.is_empty())
 }
 
 #[cfg(test)]
@@ -1282,6 +1376,7 @@ pub(crate) mod tests {
             pid,
             pgid: stat.pgid,
             start_ticks: stat.start_ticks,
+            boot_id: boot_id(),
         };
 
         let wrong = PidRecord {
@@ -1354,6 +1449,7 @@ pub(crate) mod tests {
             pid,
             pgid: stat.pgid,
             start_ticks: stat.start_ticks,
+            boot_id: None,
         })
         .unwrap()
         .unwrap();
@@ -1598,11 +1694,12 @@ pub(crate) mod tests {
             pid: 1234,
             pgid: 1234,
             start_ticks: 98_765_432_100,
+            boot_id: Some(0x0123_4567_89ab_cdef_0011_2233_4455_6677),
         };
         write_pidfile(&path, &record).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "1234 1234 98765432100\n"
+            "1234 1234 98765432100 0123456789abcdef0011223344556677\n"
         );
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o644);
@@ -1628,6 +1725,7 @@ pub(crate) mod tests {
             b"1234\n",
             b"1234 1234\n",
             b"1234 1234 12 13\n",
+            b"1234 1234 12 13 14\n",
             b"abc 1234 12\n",
             b"1234 1234 -5\n",
             b"0 0 12\n",
@@ -1654,7 +1752,8 @@ pub(crate) mod tests {
                 &PidRecord {
                     pid: 2,
                     pgid: 2,
-                    start_ticks: 1
+                    start_ticks: 1,
+                    boot_id: None,
                 }
             ),
             Err(Error::PidFile { .. })
@@ -1723,5 +1822,70 @@ pub(crate) mod tests {
         assert!(eventually(Duration::from_secs(10), || read_stat(member)
             .map(|s| matches!(s.state, b'Z' | b'X'))
             .unwrap_or(true)));
+    }
+
+    /// A group of the test's own whose leader is gone: `sh` starts a `sleep` and exits.
+    fn orphan_group() -> (i32, i32) {
+        let out = Command::new("/bin/sh")
+            .args(["-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $$ $!"])
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut it = text.split_whitespace().map(|w| w.parse::<i32>().unwrap());
+        (it.next().unwrap(), it.next().unwrap())
+    }
+
+    #[test]
+    fn stale_pid_file_never_kills_an_unrelated_group_whose_number_matches() {
+        let (pgid, member) = orphan_group();
+        let member_start = read_stat(member).unwrap().start_ticks;
+        let unrelated = [
+            // Written before a reboot: another boot id.
+            PidRecord {
+                pid: pgid,
+                pgid,
+                start_ticks: 1,
+                boot_id: Some(boot_id().unwrap() ^ 1),
+            },
+            // An older bbwd's record: no boot id, no proof.
+            PidRecord {
+                pid: pgid,
+                pgid,
+                start_ticks: 1,
+                boot_id: None,
+            },
+            // This boot, but the member is older than the recorded leader: the number was
+            // handed out again after our group was gone.
+            PidRecord {
+                pid: pgid,
+                pgid,
+                start_ticks: member_start + 1,
+                boot_id: boot_id(),
+            },
+        ];
+        for record in unrelated {
+            assert!(!stale_group_alive(&record), "{record:?}");
+            assert!(!kill_stale_group(&record), "{record:?}");
+            assert!(
+                read_stat(member).is_ok_and(|s| s.state != b'Z'),
+                "member killed on {record:?}"
+            );
+            assert!(matches!(Supervised::adopt(&record), Ok(None)));
+        }
+        // The provable one: this boot, leader no older than the member.
+        let ours = PidRecord {
+            pid: pgid,
+            pgid,
+            start_ticks: member_start,
+            boot_id: boot_id(),
+        };
+        assert_eq!(stale_members(&ours), Some(vec![member]));
+        assert!(kill_stale_group(&ours));
+        assert!(eventually(Duration::from_secs(10), || !stale_group_alive(
+            &ours
+        )));
     }
 }

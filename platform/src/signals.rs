@@ -1,4 +1,9 @@
-//! Signal delivery to the event loop through a `signalfd`: SIGTERM, SIGINT, SIGHUP.
+//! Signal delivery to the event loop through a `signalfd`: SIGTERM, SIGINT, SIGHUP, and every
+//! other signal whose default action would end or stop bbwd (SIGUSR1, SIGUSR2, SIGALRM, SIGQUIT,
+//! the real-time signals...), which are read and reported as `Ignored` so that a stray `kill`
+//! never takes the supervisor down silently. SIGPIPE is ignored by Rust's runtime; SIGCHLD's
+//! default is to ignore; SIGKILL and SIGSTOP cannot be caught; the synchronous faults (SIGSEGV,
+//! SIGBUS, SIGFPE, SIGILL, SIGSYS, SIGTRAP, SIGABRT) keep their default: they are bugs.
 //! The signals are blocked for the process so they arrive only through the fd; children get
 //! an empty mask again (std's `Command` resets it before exec).
 //!
@@ -24,7 +29,26 @@ pub enum Received {
     Shutdown,
     /// SIGHUP: reopen the event log (logrotate).
     Reopen,
+    /// Any other signal in the mask: logged and otherwise ignored, on purpose.
+    Ignored(i32),
 }
+
+/// Signals that would end (or stop) bbwd by default and mean nothing to it: ignored on purpose.
+const IGNORED: [Signal; 13] = [
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGIO,
+    Signal::SIGPWR,
+    Signal::SIGSTKFLT,
+    Signal::SIGXCPU,
+    Signal::SIGXFSZ,
+    Signal::SIGQUIT,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+];
 
 /// The signalfd.
 #[derive(Debug)]
@@ -37,11 +61,24 @@ fn mask() -> SigSet {
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGINT);
     set.add(Signal::SIGHUP);
-    set
+    set.add(Signal::SIGTTOU);
+    for sig in IGNORED {
+        set.add(sig);
+    }
+    // The real-time signals (nix's `Signal` has no variants for them). libc's bounds leave out
+    // the ones glibc keeps for itself.
+    let mut raw: libc::sigset_t = *set.as_ref();
+    for n in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+        // SAFETY: sigaddset on a sigset_t we own, with a signal number within libc's bounds.
+        unsafe { libc::sigaddset(&mut raw, n) };
+    }
+    // SAFETY: `raw` was initialised from a valid SigSet and only extended by sigaddset.
+    unsafe { SigSet::from_sigset_t_unchecked(raw) }
 }
 
 impl Signals {
-    /// Blocks SIGTERM, SIGINT, SIGHUP and opens a non-blocking signalfd for them.
+    /// Blocks SIGTERM, SIGINT, SIGHUP and the ignored ones, and opens a non-blocking signalfd
+    /// for them.
     pub fn install() -> std::io::Result<Self> {
         let set = mask();
         nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
@@ -61,8 +98,7 @@ impl Signals {
                 Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGTERM | Signal::SIGINT) => return Some(Received::Shutdown),
                     Ok(Signal::SIGHUP) => return Some(Received::Reopen),
-                    // Not in our mask: cannot happen; skip it rather than misreport.
-                    _ => continue,
+                    _ => return Some(Received::Ignored(info.ssi_signo as i32)),
                 },
                 Ok(None) => return None,
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -122,5 +158,24 @@ mod tests {
         let text = String::from_utf8(out.stdout).unwrap();
         let blocked = text.trim().strip_prefix("SigBlk:").unwrap().trim();
         assert_eq!(u64::from_str_radix(blocked, 16).unwrap(), 0, "{text}");
+    }
+
+    #[test]
+    fn sigusr1_sigusr2_and_realtime_signals_are_read_not_fatal() {
+        let mut signals = Signals::install().unwrap();
+        for sig in [
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGALRM,
+            Signal::SIGQUIT,
+        ] {
+            raise(sig).unwrap();
+            assert_eq!(signals.read(), Some(Received::Ignored(sig as i32)));
+        }
+        let rt = libc::SIGRTMIN() + 3;
+        // SAFETY: raise with a valid real-time signal number, blocked on this thread.
+        assert_eq!(unsafe { libc::raise(rt) }, 0);
+        assert_eq!(signals.read(), Some(Received::Ignored(rt)));
+        assert_eq!(signals.read(), None);
     }
 }

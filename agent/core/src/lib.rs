@@ -14,6 +14,7 @@ pub mod fence;
 pub mod heartbeat;
 pub mod machine;
 pub mod node;
+pub mod output;
 pub mod pair;
 pub mod probe;
 pub mod timing;

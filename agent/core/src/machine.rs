@@ -88,6 +88,9 @@ pub struct Settings {
     /// Pair mode: Bitbucket runs only while the pair layer permits it (`Input::Permit`), and
     /// exhausted restarts escalate to it (`Report::Escalate`) instead of failing the node.
     pub pair: bool,
+    /// A hardware watchdog will reset the node once petting stops (`[watchdog] device` is not
+    /// "none"). Without one, an unkillable group that finally goes lets `Reset` recover.
+    pub watchdog_resets: bool,
 }
 
 /// What the machine is told.
@@ -109,7 +112,10 @@ pub enum Input {
     Exited { kind: ExitKind },
     /// The whole process group is gone (leader collected, no member left).
     Gone,
-    /// Bitbucket printed an `OutOfMemoryError` line.
+    /// The answer to `CheckFree`: `Some(what)` when something answers on `status_url`'s
+    /// address (an escaped or foreign Bitbucket), `None` when the port is free.
+    FreeChecked { occupied: Option<Detail> },
+    /// Bitbucket's JVM reported an `OutOfMemoryError` in its own words (`output::classify`).
     OomeLine,
     /// Operator: `bbwd maintenance on|off`.
     Maintenance { on: bool, reason: Detail },
@@ -144,6 +150,12 @@ pub enum Report {
 pub enum Action {
     /// Start Bitbucket; answer with `Started` or `SpawnFailed`.
     Spawn,
+    /// Before any start and after a stop: does anything answer on `status_url`'s address?
+    /// Answer with `FreeChecked`.
+    CheckFree,
+    /// An unkillable group went away on a node without a hardware watchdog and the operator
+    /// reset it: the systemd keep-alive may be sent again.
+    ResumePetting,
     /// Send a signal to Bitbucket's process group.
     Signal(Sig),
     /// Run a `/status` probe (and the database check); answer with `Checked`.
@@ -205,6 +217,12 @@ pub enum EventKind {
     ClockUnsynced,
     /// Mirror-farm node: the kernel clock is synchronised again (daemon).
     ClockSynced,
+    /// A start was refused: something already answers on `status_url`.
+    StartRefused,
+    /// Our process group is gone but `/status` still answers: something escaped the group.
+    Escaped,
+    /// The loop itself fell behind (daemon): a pass or a wait took far longer than planned.
+    LoopStall,
 }
 
 impl EventKind {
@@ -241,6 +259,9 @@ impl EventKind {
             EventKind::WatchdogDisarmed => "watchdog_disarmed",
             EventKind::ClockUnsynced => "clock_unsynced",
             EventKind::ClockSynced => "clock_synced",
+            EventKind::StartRefused => "start_refused",
+            EventKind::Escaped => "escaped",
+            EventKind::LoopStall => "loop_stall",
         }
     }
 
@@ -262,6 +283,9 @@ impl EventKind {
                 | EventKind::WatchdogLatePass
                 | EventKind::ClockUnsynced
                 | EventKind::DbDown
+                | EventKind::StartRefused
+                | EventKind::Escaped
+                | EventKind::LoopStall
         )
     }
 }
@@ -303,6 +327,10 @@ pub enum FailReason {
     Unkillable,
     /// The command could not be executed at all.
     SpawnFailed,
+    /// Something else already answers on `status_url`: starting would make two Bitbuckets.
+    AlreadyServing,
+    /// The persisted `failed` file could not be read or understood: fail safe, stay failed.
+    UnreadableState,
 }
 
 impl FailReason {
@@ -312,12 +340,15 @@ impl FailReason {
             FailReason::RestartsExhausted => "restarts_exhausted",
             FailReason::Unkillable => "unkillable",
             FailReason::SpawnFailed => "spawn_failed",
+            FailReason::AlreadyServing => "already_serving",
+            FailReason::UnreadableState => "unreadable_state",
         }
     }
     /// Reasons that survive a bbwd restart (persisted in `state_dir`). An unkillable process
     /// ends with a watchdog reset, after which starting again is the right thing to do.
+    /// Whatever answered on `status_url` is checked again at the next start.
     pub fn persistent(self) -> bool {
-        !matches!(self, FailReason::Unkillable)
+        !matches!(self, FailReason::Unkillable | FailReason::AlreadyServing)
     }
     pub fn parse(s: &str) -> Option<FailReason> {
         [
@@ -325,10 +356,60 @@ impl FailReason {
             FailReason::RestartsExhausted,
             FailReason::Unkillable,
             FailReason::SpawnFailed,
+            FailReason::AlreadyServing,
+            FailReason::UnreadableState,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
     }
+}
+
+/// A persisted state file as the loop found it at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Persisted<'a> {
+    Missing,
+    /// It exists but could not be read (I/O error, not UTF-8).
+    Unreadable,
+    Text(&'a str),
+}
+
+/// The `failed` a restarted bbwd starts from. Corrupt state fails safe, as a corrupt
+/// `maintenance` file keeps maintenance: an unreadable or unknown `failed` file stays failed
+/// (`UnreadableState`) until an operator resets it; it never silently starts Bitbucket.
+pub fn boot_failed(file: Persisted<'_>) -> Option<FailReason> {
+    match file {
+        Persisted::Missing => None,
+        Persisted::Unreadable => Some(FailReason::UnreadableState),
+        Persisted::Text(t) => {
+            Some(FailReason::parse(t.trim()).unwrap_or(FailReason::UnreadableState))
+        }
+    }
+}
+
+/// Whether a persisted `maintenance` file keeps maintenance on: present in any form (readable
+/// or not) keeps it; only a missing file means none.
+pub fn boot_maintenance(file: Persisted<'_>) -> bool {
+    !matches!(file, Persisted::Missing)
+}
+
+/// Why `Reset` is refused (`Machine::reset_refused`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetRefused {
+    /// Not failed: nothing to reset.
+    NotFailed,
+    /// The group survived SIGKILL and is still there.
+    StillThere,
+    /// The watchdog will reset the node (petting stopped, a hardware watchdog counts down).
+    WatchdogResets,
+}
+
+/// What comes after `CheckFree` is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum AfterCheck {
+    /// Start (a restart when `restart`), if nothing answers.
+    Spawn { restart: bool },
+    /// bbwd is shutting down: say whether the stop really stopped Bitbucket, then exit.
+    Exit,
 }
 
 /// What to do once the process group is gone.
@@ -349,6 +430,8 @@ enum Then {
 enum Proc {
     /// Nothing runs.
     Down,
+    /// Nothing of ours runs; `CheckFree` was returned, `FreeChecked` comes next.
+    Verifying { next: AfterCheck },
     /// `Spawn` was returned; `Started`/`SpawnFailed` comes next.
     Spawning { restart: bool },
     /// Started, not yet healthy; unhealthy past `deadline` is a failed start.
@@ -372,8 +455,8 @@ enum Proc {
         deadline: Instant,
         then: Then,
     },
-    /// The leader exited by itself; SIGKILL went to the rest of the group; unkillable at
-    /// `deadline`.
+    /// The leader exited by itself; SIGTERM went to the rest of the group; SIGKILL at
+    /// `deadline` (`stop_timeout`), as for any stop.
     Reaping {
         pid: i32,
         deadline: Instant,
@@ -504,6 +587,7 @@ impl Machine {
             Input::Checked { probe, db_up } => self.on_checked(now, probe, db_up, &mut out),
             Input::Exited { kind } => self.on_exited(now, kind, &mut out),
             Input::Gone => self.on_gone(&mut out),
+            Input::FreeChecked { occupied } => self.on_free_checked(occupied, &mut out),
             Input::OomeLine => self.on_oome_line(now, &mut out),
             Input::Maintenance { on, reason } => self.on_maintenance(now, on, reason, &mut out),
             Input::Reset => self.on_reset(now, &mut out),
@@ -562,7 +646,11 @@ impl Machine {
         match self.proc {
             // Pair standby: nothing runs because nothing may.
             Proc::Down if !self.permitted => State::Stopped,
-            Proc::Down | Proc::Spawning { .. } | Proc::Starting { .. } => State::Starting,
+            Proc::Down | Proc::Verifying { .. } | Proc::Spawning { .. } | Proc::Starting { .. } => {
+                State::Starting
+            }
+            // Re-adopted in the middle of a start: it says so itself.
+            Proc::Up { .. } if self.last_probe_starting() => State::Starting,
             Proc::Up { .. } => State::Running,
             Proc::Stopping { .. } | Proc::Killing { .. } | Proc::Reaping { .. } => {
                 State::Correcting
@@ -576,6 +664,33 @@ impl Machine {
         self.petting
     }
 
+    /// Why an operator's `Reset` would be refused now; `None` when it would clear `failed`.
+    pub fn reset_refused(&self) -> Option<ResetRefused> {
+        if self.failed.is_none() {
+            return Some(ResetRefused::NotFailed);
+        }
+        if self.petting {
+            return None;
+        }
+        if self.s.watchdog_resets {
+            Some(ResetRefused::WatchdogResets)
+        } else if matches!(self.proc, Proc::Unkillable { .. }) {
+            Some(ResetRefused::StillThere)
+        } else {
+            None
+        }
+    }
+
+    fn last_probe_starting(&self) -> bool {
+        matches!(
+            self.last_probe,
+            Some(ProbeOutcome::Reply {
+                http_status: 503,
+                state: Some(BbState::Starting)
+            })
+        )
+    }
+
     fn pid(&self) -> Option<i32> {
         match self.proc {
             Proc::Starting { pid, .. }
@@ -583,7 +698,9 @@ impl Machine {
             | Proc::Stopping { pid, .. }
             | Proc::Killing { pid, .. }
             | Proc::Unkillable { pid } => Some(pid),
-            Proc::Down | Proc::Spawning { .. } | Proc::Reaping { .. } => None,
+            Proc::Down | Proc::Verifying { .. } | Proc::Spawning { .. } | Proc::Reaping { .. } => {
+                None
+            }
         }
     }
 
@@ -619,8 +736,9 @@ impl Machine {
                 }
             }
             Proc::Down => self.report(out, Report::Stopped),
-            // Spawning: `Started` stops it (not permitted any more). Unkillable: reported.
-            Proc::Spawning { .. } | Proc::Unkillable { .. } => {}
+            // Spawning: `Started` stops it (not permitted any more). Verifying: `FreeChecked`
+            // does not start it. Unkillable: reported.
+            Proc::Spawning { .. } | Proc::Verifying { .. } | Proc::Unkillable { .. } => {}
         }
     }
 
@@ -674,7 +792,26 @@ impl Machine {
                 };
             }
             Proc::Killing { pid, deadline, .. } if now >= deadline => self.unkillable(pid, out),
-            Proc::Reaping { pid, deadline, .. } if now >= deadline => self.unkillable(pid, out),
+            Proc::Reaping {
+                pid,
+                deadline,
+                then,
+            } if now >= deadline => {
+                let d = self.s.stop_timeout;
+                event(
+                    out,
+                    EventKind::Kill,
+                    format_args!(
+                        "members of pid {pid}'s process group still run {d:?} after it exited: SIGKILL"
+                    ),
+                );
+                push(out, Action::Signal(Sig::Kill));
+                self.proc = Proc::Killing {
+                    pid,
+                    deadline: now + self.s.kill_timeout,
+                    then,
+                };
+            }
             _ => {}
         }
         if self.wants_checks() && !self.check_in_flight && now >= self.next_check {
@@ -971,12 +1108,14 @@ impl Machine {
         }
     }
 
-    /// The leader is gone by itself: SIGKILL whatever is left of its group, wait for `Gone`.
+    /// The leader is gone by itself: what is left of its group gets the same graceful stop as
+    /// any stop (SIGTERM, `stop_timeout`, SIGKILL, `kill_timeout`); wait for `Gone`. An empty
+    /// group (the usual case) is `Gone` at once and the SIGTERM reaches nobody.
     fn reap(&mut self, now: Instant, then: Then, out: &mut Actions) {
-        push(out, Action::Signal(Sig::Kill));
+        push(out, Action::Signal(Sig::Term));
         self.proc = Proc::Reaping {
             pid: self.pid().unwrap_or(0),
-            deadline: now + self.s.kill_timeout,
+            deadline: now + self.s.stop_timeout,
             then,
         };
     }
@@ -997,8 +1136,7 @@ impl Machine {
         self.last_probe = None;
         match then {
             Then::Restart if self.may_correct() => {
-                self.proc = Proc::Spawning { restart: true };
-                push(out, Action::Spawn);
+                self.verify(AfterCheck::Spawn { restart: true }, out);
             }
             Then::Fail(reason) => self.fail(reason, out),
             Then::Restart | Then::StayDown | Then::Shutdown => {}
@@ -1008,7 +1146,53 @@ impl Machine {
             self.report(out, Report::Stopped);
         }
         if then == Then::Shutdown || self.shutting_down {
-            self.finish_shutdown(out);
+            // "Bitbucket stopped" only once /status says so too.
+            self.verify(AfterCheck::Exit, out);
+        }
+    }
+
+    /// Asks whether anything answers on `status_url` before `next`.
+    fn verify(&mut self, next: AfterCheck, out: &mut Actions) {
+        self.proc = Proc::Verifying { next };
+        push(out, Action::CheckFree);
+    }
+
+    fn on_free_checked(&mut self, occupied: Option<Detail>, out: &mut Actions) {
+        let Proc::Verifying { next } = self.proc else {
+            // A stray answer: the loop only checks on request.
+            return;
+        };
+        self.proc = Proc::Down;
+        match (next, occupied) {
+            (AfterCheck::Exit, None) => self.finish_shutdown(out),
+            (AfterCheck::Exit, Some(what)) => {
+                event(
+                    out,
+                    EventKind::Escaped,
+                    format_args!(
+                        "Bitbucket's process group is gone but {what}: a process escaped the group"
+                    ),
+                );
+                push(out, Action::Exit);
+            }
+            (AfterCheck::Spawn { .. }, _) if self.shutting_down => self.finish_shutdown(out),
+            (AfterCheck::Spawn { .. }, _) if !self.wants_running() => {
+                if !self.permitted {
+                    self.report(out, Report::Stopped);
+                }
+            }
+            (AfterCheck::Spawn { restart }, None) => {
+                self.proc = Proc::Spawning { restart };
+                push(out, Action::Spawn);
+            }
+            (AfterCheck::Spawn { .. }, Some(what)) => {
+                event(
+                    out,
+                    EventKind::StartRefused,
+                    format_args!("not starting a second Bitbucket: {what}"),
+                );
+                self.fail(FailReason::AlreadyServing, out);
+            }
         }
     }
 
@@ -1042,6 +1226,13 @@ impl Machine {
 
     fn on_maintenance(&mut self, now: Instant, on: bool, reason: Detail, out: &mut Actions) {
         if on {
+            // No reason given: keep the one of a maintenance already on (a `--maint` relabel
+            // must not lose "upgrade to 9.4"), else say who asked.
+            let reason = match (reason.is_empty(), &self.maintenance) {
+                (true, Some(current)) => current.clone(),
+                (true, None) => detail("operator"),
+                (false, _) => reason,
+            };
             if self.maintenance.is_none() {
                 event(out, EventKind::MaintenanceOn, format_args!("{reason}"));
             }
@@ -1059,8 +1250,14 @@ impl Machine {
 
     fn on_reset(&mut self, now: Instant, out: &mut Actions) {
         // A node that stopped petting its watchdog is about to be reset: nothing to clear.
-        if self.failed.is_none() || !self.petting {
+        // Without a hardware watchdog, nothing will reset it: once the group is really gone,
+        // the operator's reset recovers.
+        if self.reset_refused().is_some() {
             return;
+        }
+        if !self.petting {
+            self.petting = true;
+            push(out, Action::ResumePetting);
         }
         self.failed = None;
         self.restarts.clear();
@@ -1089,8 +1286,9 @@ impl Machine {
             | Proc::Killing { then, .. }
             | Proc::Reaping { then, .. } => *then = Then::Shutdown,
             Proc::Down => self.finish_shutdown(out),
-            // Spawning: `Started` stops it at once. Unkillable: wait for the watchdog.
-            Proc::Spawning { .. } | Proc::Unkillable { .. } => {}
+            // Spawning: `Started` stops it at once. Verifying: `FreeChecked` ends it.
+            // Unkillable: wait for the watchdog.
+            Proc::Spawning { .. } | Proc::Verifying { .. } | Proc::Unkillable { .. } => {}
         }
     }
 
@@ -1105,8 +1303,7 @@ impl Machine {
             && self.wants_running()
             && matches!(self.db, Db::NotConfigured | Db::Up)
         {
-            self.proc = Proc::Spawning { restart: false };
-            push(out, Action::Spawn);
+            self.verify(AfterCheck::Spawn { restart: false }, out);
         }
     }
 }

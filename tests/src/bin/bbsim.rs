@@ -21,6 +21,7 @@
 //!   `exit` or `hang` has the same effect, so a test can make the *next* start fail.
 //! * `/_sim/crash` exit 1 at once; `/_sim/oome?exit=3|none` print the JVM's OutOfMemoryError
 //!   line to stderr, then exit 3 (`-XX:+ExitOnOutOfMemoryError`) or keep running;
+//!   `/_sim/say?text=T` print T (percent-decoded, `+` = space) as a line on stderr;
 //!   `/_sim/hang` ignore SIGTERM and stop serving; `/_sim/status?code=N&state=S` override the
 //!   `/status` reply (empty `state` => an HTML body); `/_sim/garbage` answer `/status` with
 //!   non-HTTP bytes; `/_sim/reset` back to normal. Admin requests are answered `200 ok` before
@@ -217,6 +218,13 @@ impl Sim {
                 if exit != "none" {
                     exit_logged(&self.events, exit.parse().unwrap_or(3));
                 }
+            }
+            "/_sim/say" => {
+                // One line of output, as Bitbucket's logging would print it (probes: a line that
+                // merely quotes an OutOfMemoryError).
+                let text = percent_decode(query_param(query, "text").unwrap_or(""));
+                ok(&mut stream, version);
+                let _ = writeln!(std::io::stderr(), "{text}");
             }
             "/_sim/hang" => {
                 ok(&mut stream, version);
@@ -501,4 +509,28 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => Ok(Duration::from_secs(n * 3600)),
         _ => Err(format!("bad duration {text:?}: unit ms, s, m or h")),
     }
+}
+
+/// `%XX` and `+` decoding for `/_sim/say`.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match std::str::from_utf8(&b[i + 1..i + 3]).map(|h| u8::from_str_radix(h, 16)) {
+                    Ok(Ok(v)) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -128,5 +128,9 @@ fn confirm_off_reads_twice_a_second_apart_and_never_commands() {
         &[Reply::Power { on: false }, Reply::Power { on: true }],
     );
     assert!(!ops.contains(&Op::PowerOff));
-    assert_eq!(out, Some(Outcome::Power { on: true }), "powered on meanwhile");
+    assert_eq!(
+        out,
+        Some(Outcome::Power { on: true }),
+        "powered on meanwhile"
+    );
 }

@@ -16,6 +16,7 @@ fn settings() -> Settings {
         restart_window: Duration::from_secs(3600),
         database: false,
         pair: false,
+        watchdog_resets: true,
     }
 }
 
@@ -34,6 +35,8 @@ struct T {
     now: Instant,
     /// Every action returned so far, with the time it was returned.
     log: Vec<(Duration, Action)>,
+    /// How `CheckFree` is answered (at once, within the same step): `None` = the port is free.
+    occupied: Option<&'static str>,
 }
 
 impl T {
@@ -49,15 +52,24 @@ impl T {
             t0,
             now: t0,
             log: Vec::new(),
+            occupied: None,
         };
         t.record(acts);
         t
     }
 
+    /// Logs the actions; a `CheckFree` is answered at once (as `occupied` says) and what that
+    /// answer returns is part of the same result.
     fn record(&mut self, acts: Actions) -> Vec<Action> {
         let at = self.now - self.t0;
         self.log.extend(acts.iter().cloned().map(|a| (at, a)));
-        acts.into_iter().collect()
+        let mut all: Vec<Action> = acts.into_iter().collect();
+        if all.contains(&Action::CheckFree) {
+            let occupied = self.occupied.map(detail);
+            let more = self.m.step(self.now, Input::FreeChecked { occupied });
+            all.extend(self.record(more));
+        }
+        all
     }
 
     fn step(&mut self, input: Input) -> Vec<Action> {
@@ -305,9 +317,36 @@ fn remnants_of_a_crashed_group_surviving_sigkill_stop_petting() {
     let acts = t.step(Input::Exited {
         kind: ExitKind::Exited(1),
     });
+    assert!(acts.contains(&Action::Signal(Sig::Term)));
+    let acts = t.run_to_deadline();
     assert!(acts.contains(&Action::Signal(Sig::Kill)));
     let acts = t.run_to_deadline();
     assert!(acts.contains(&Action::StopPetting));
+}
+
+/// Issue point 6: the rest of a group whose leader exited was SIGKILLed at once, silently.
+#[test]
+fn when_the_leader_exits_the_rest_of_its_group_gets_a_graceful_stop_first() {
+    let mut t = T::running(settings());
+    let acts = t.step(Input::Exited {
+        kind: ExitKind::Signaled(11),
+    });
+    assert!(acts.contains(&Action::Signal(Sig::Term)), "{acts:?}");
+    assert!(!acts.contains(&Action::Signal(Sig::Kill)), "{acts:?}");
+    let exited = t.now;
+    let acts = t.run_to_deadline();
+    assert_eq!(
+        t.now - exited,
+        settings().stop_timeout,
+        "SIGKILL after stop_timeout"
+    );
+    assert!(acts.contains(&Action::Signal(Sig::Kill)), "{acts:?}");
+    let said = acts.iter().any(|a| {
+        matches!(a, Action::Event(EventKind::Kill, d) if d.contains("after it exited: SIGKILL"))
+    });
+    assert!(said, "the SIGKILL is said, with why: {acts:?}");
+    t.step(Input::Gone);
+    assert_eq!(t.spawns(), 2, "then the restart");
 }
 
 // ---- Row: Bitbucket crashes => restart at once ----
@@ -321,8 +360,8 @@ fn a_crash_restarts_at_once_without_waiting_for_a_check() {
     });
     assert!(has_event(&acts, EventKind::Crash));
     assert!(
-        acts.contains(&Action::Signal(Sig::Kill)),
-        "remnants of the group are killed"
+        acts.contains(&Action::Signal(Sig::Term)),
+        "remnants of the group are stopped (gracefully first)"
     );
     let acts = t.step(Input::Gone);
     assert!(
@@ -973,4 +1012,168 @@ fn a_single_node_never_reports_to_a_pair_layer() {
     });
     t.step(Input::Gone);
     assert!(t.log.iter().all(|(_, a)| !matches!(a, Action::Report(_))));
+}
+
+// ---- Single-node hardening (never two Bitbuckets, fail safe, honest state) ----
+
+/// Issue point 3: a child that escaped the process group still answers on /status; a start
+/// would make a second Bitbucket.
+#[test]
+fn a_child_that_escapes_the_process_group_blocks_the_next_start() {
+    let mut t = T::running(settings());
+    t.occupied = Some("127.0.0.1:7990 accepts connections");
+    t.step(Input::Exited {
+        kind: ExitKind::Exited(1),
+    });
+    let acts = t.step(Input::Gone);
+    assert!(acts.contains(&Action::CheckFree), "{acts:?}");
+    assert!(!acts.contains(&Action::Spawn), "{acts:?}");
+    assert!(has_event(&acts, EventKind::StartRefused));
+    assert_eq!(t.m.state(), State::Failed);
+    assert_eq!(t.m.view().failed, Some(FailReason::AlreadyServing));
+    assert!(
+        !FailReason::AlreadyServing.persistent(),
+        "checked afresh after a restart"
+    );
+    // The operator ends the stray copy and resets: checked again, then started.
+    t.occupied = None;
+    let acts = t.step(Input::Reset);
+    assert!(
+        acts.contains(&Action::CheckFree) && acts.contains(&Action::Spawn),
+        "{acts:?}"
+    );
+    // An answer nobody asked for changes nothing.
+    let acts = t.step(Input::FreeChecked {
+        occupied: Some(detail("HTTP 200 RUNNING")),
+    });
+    assert!(acts.is_empty(), "a stray answer is ignored: {acts:?}");
+}
+
+#[test]
+fn a_start_is_refused_when_status_already_answers_at_boot() {
+    let t0 = Instant::now();
+    let (mut m, acts) = Machine::new(settings(), t0, Boot::default());
+    assert_eq!(acts.as_slice(), &[Action::CheckFree]);
+    assert_eq!(m.state(), State::Starting);
+    let acts = m.step(
+        t0,
+        Input::FreeChecked {
+            occupied: Some(detail("/status answers HTTP 200 RUNNING")),
+        },
+    );
+    assert!(!acts.contains(&Action::Spawn));
+    assert!(has_event(&acts, EventKind::StartRefused));
+    assert_eq!(m.state(), State::Failed);
+}
+
+/// Issue point 3: stop said "Bitbucket stopped" while /status still answered RUNNING.
+#[test]
+fn stop_says_stopped_only_when_status_no_longer_answers() {
+    let mut t = T::running(settings());
+    t.step(Input::Shutdown);
+    t.step(Input::Exited {
+        kind: ExitKind::Exited(143),
+    });
+    t.occupied = Some("/status still answers HTTP 200 RUNNING");
+    let acts = t.step(Input::Gone);
+    assert!(has_event(&acts, EventKind::Escaped), "{acts:?}");
+    assert!(!has_event(&acts, EventKind::Stopped), "{acts:?}");
+    assert!(acts.contains(&Action::Exit));
+    let mut t = T::running(settings());
+    t.step(Input::Shutdown);
+    t.step(Input::Exited {
+        kind: ExitKind::Exited(143),
+    });
+    let acts = t.step(Input::Gone);
+    assert!(has_event(&acts, EventKind::Stopped) && acts.contains(&Action::Exit));
+}
+
+/// Issue point 11: a corrupt `failed` file was silently dropped (and Bitbucket started), while a
+/// corrupt `maintenance` file kept maintenance.
+#[test]
+fn a_corrupt_failed_file_stays_failed_as_a_corrupt_maintenance_file_stays_in_maintenance() {
+    assert_eq!(boot_failed(Persisted::Missing), None);
+    assert_eq!(
+        boot_failed(Persisted::Text("restarts_exhausted\n")),
+        Some(FailReason::RestartsExhausted)
+    );
+    for bad in [
+        Persisted::Text("\u{0}garbage"),
+        Persisted::Text(""),
+        Persisted::Unreadable,
+    ] {
+        assert_eq!(
+            boot_failed(bad),
+            Some(FailReason::UnreadableState),
+            "{bad:?}"
+        );
+        assert!(boot_maintenance(bad), "{bad:?}");
+    }
+    assert!(!boot_maintenance(Persisted::Missing));
+    assert!(FailReason::UnreadableState.persistent());
+    assert_eq!(
+        FailReason::parse(FailReason::UnreadableState.as_str()),
+        Some(FailReason::UnreadableState)
+    );
+    let t = T::boot(
+        settings(),
+        Boot {
+            failed: boot_failed(Persisted::Unreadable),
+            ..Boot::default()
+        },
+    );
+    assert_eq!(t.spawns(), 0);
+    assert_eq!(t.m.state(), State::Failed);
+}
+
+/// Issue point 12: re-adopted in the middle of a start, status said "running ... 503 STARTING".
+#[test]
+fn after_readoption_in_the_middle_of_a_start_the_state_is_starting() {
+    let mut t = T::boot(
+        settings(),
+        Boot {
+            adopted_pid: Some(77),
+            ..Boot::default()
+        },
+    );
+    assert_eq!(t.spawns(), 0);
+    t.check(reply(503, Some(BbState::Starting)));
+    assert_eq!(t.m.state(), State::Starting);
+    t.check(running());
+    assert_eq!(t.m.state(), State::Running);
+}
+
+/// Issue point 13: `device = "none"`: bbwd stayed failed after an unkillable episode ended, and
+/// `reset` answered "the watchdog will do it" though there was none.
+#[test]
+fn without_a_watchdog_reset_recovers_once_an_unkillable_group_is_really_gone() {
+    let s = Settings {
+        watchdog_resets: false,
+        ..settings()
+    };
+    let mut t = T::running(s);
+    t.check(reply(500, Some(BbState::Error)));
+    t.check(reply(500, Some(BbState::Error)));
+    t.run_to_deadline();
+    let acts = t.run_to_deadline();
+    assert!(acts.contains(&Action::StopPetting));
+    assert_eq!(t.m.reset_refused(), Some(ResetRefused::StillThere));
+    assert!(
+        t.step(Input::Reset).is_empty(),
+        "not while it is still there"
+    );
+    t.step(Input::Gone);
+    assert_eq!(t.m.reset_refused(), None);
+    let acts = t.step(Input::Reset);
+    assert!(acts.contains(&Action::ResumePetting), "{acts:?}");
+    assert!(acts.contains(&Action::Spawn), "{acts:?}");
+    assert!(t.m.petting());
+    // With a watchdog, the node reset stands.
+    let mut t = T::running(settings());
+    t.check(reply(500, Some(BbState::Error)));
+    t.check(reply(500, Some(BbState::Error)));
+    t.run_to_deadline();
+    t.run_to_deadline();
+    t.step(Input::Gone);
+    assert_eq!(t.m.reset_refused(), Some(ResetRefused::WatchdogResets));
 }

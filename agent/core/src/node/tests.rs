@@ -19,6 +19,7 @@ fn sup_settings() -> machine::Settings {
         restart_window: Duration::from_secs(3600),
         database: false,
         pair: true,
+        watchdog_resets: true,
     }
 }
 
@@ -125,6 +126,13 @@ impl World {
                     self.h[i].next_pid += 1;
                     self.h[i].pid = Some(pid);
                     Some(Input::Sup(machine::Input::Started { pid }))
+                }
+                Action::Sup(machine::Action::CheckFree) => {
+                    Some(Input::Sup(machine::Input::FreeChecked {
+                        occupied: self.h[i]
+                            .pid
+                            .map(|p| machine::detail(&format!("pid {p} answers"))),
+                    }))
                 }
                 Action::Sup(machine::Action::Check) => Some(Input::Sup(machine::Input::Checked {
                     probe: if self.h[i].pid.is_some() {

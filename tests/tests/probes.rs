@@ -1,0 +1,719 @@
+//! The adversarial probe suite: hostile children, filesystems, callers and signals against the
+//! real `bbwd run` on one node. Each test is named after the defect it found (the single-node
+//! hardening issue) and asserts the outcome; the ones that stress the loop also assert its pace
+//! (the gaps between `WATCHDOG=1` stay within 2x the interval).
+//!
+//! Root-only probes (mounts, another uid) run under `CI=true`, where missing root fails them;
+//! elsewhere they say SKIPPED. Every process a test starts is ended by PID; mounts are undone
+//! on drop.
+//!
+//! Needs `cargo build --workspace` first (the harness runs `target/<profile>/bbwd`).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bbwd_tests::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn pid_of(status: &Value) -> Option<u32> {
+    status["bitbucket"]["pid"].as_u64().map(|p| p as u32)
+}
+
+/// Root is there; under `CI` its absence fails the test.
+fn root(what: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{what} needs root");
+    eprintln!("SKIPPED (not CI): {what} needs root");
+    false
+}
+
+/// A tmpfs of the test's own at `path`, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, opts: &str) -> Tmpfs {
+        fs::create_dir_all(path).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "bbwd-probe"])
+            .arg(path)
+            .output()
+            .expect("mount(8)");
+        assert!(out.status.success(), "mount: {}", output_text(&out));
+        Tmpfs(path.to_path_buf())
+    }
+    fn remount(&self, opts: &str) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,{opts}")])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "remount: {}", output_text(&out));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).output();
+    }
+}
+
+/// Collects `WATCHDOG=1` times from a notify socket in the test's directory.
+struct Notify {
+    path: PathBuf,
+    times: Arc<Mutex<Vec<Instant>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Notify {
+    fn bind(sc: &Scenario) -> Notify {
+        let path = sc.dir.join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (times, stop) = (times.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(n) = sock.recv(&mut buf) {
+                        if buf[..n].split(|b| *b == b'\n').any(|l| l == b"WATCHDOG=1") {
+                            times.lock().unwrap().push(Instant::now());
+                        }
+                    }
+                }
+            })
+        };
+        Notify {
+            path,
+            times,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The largest gap between keep-alives within [from, to] (the window's ends count).
+    fn worst_gap(&self, from: Instant, to: Instant) -> Duration {
+        let mut t: Vec<Instant> = self
+            .times
+            .lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .filter(|t| *t >= from && *t <= to)
+            .collect();
+        t.insert(0, from);
+        t.push(to);
+        t.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
+    }
+}
+
+impl Drop for Notify {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `WATCHDOG_USEC` the pace probes run with, and the gap they accept (2x the interval systemd
+/// expects: keep-alives go every half of it).
+const WATCHDOG_USEC: &str = "600000";
+const MAX_GAP: Duration = Duration::from_millis(600);
+
+/// Starts the daemon with the notify socket and the watchdog interval.
+fn start_paced<'a>(sc: &'a Scenario, n: &Notify) -> Daemon<'a> {
+    let socket = n.path.display().to_string();
+    Daemon::start_with_env(
+        sc,
+        &[
+            ("NOTIFY_SOCKET", socket.as_str()),
+            ("WATCHDOG_USEC", WATCHDOG_USEC),
+        ],
+    )
+}
+
+fn event_log_kinds(sc: &Scenario) -> Vec<String> {
+    let text = fs::read_to_string(sc.state_dir().join("events.log")).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("torn or odd event-log line {l:?}: {e}"));
+            v["kind"].as_str().unwrap_or("").to_string()
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Never two Bitbuckets
+
+/// Point 1: an unwritable state_dir let bbwd start Bitbucket without a pid file.
+#[test]
+fn unwritable_state_dir_refuses_to_start_bitbucket() {
+    if !root("a read-only tmpfs") {
+        return;
+    }
+    let sc = Scenario::new("probe_rostate");
+    let fsys = Tmpfs::mount(&sc.state_dir(), "size=1m,mode=0750");
+    fsys.remount("ro");
+    let out = sc.bbwd(&["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("not writable"),
+        "{}",
+        output_text(&out)
+    );
+    let out = sc.bbwd(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(output_text(&out).contains("node.state_dir"));
+    assert!(sc.sim_starts().is_empty(), "nothing was started");
+}
+
+/// Point 2: two daemons with one state_dir and two sockets both adopted the same Bitbucket.
+#[test]
+fn no_lock_on_state_dir_a_second_daemon_on_another_socket_is_refused() {
+    let sc = Scenario::new("probe_lock");
+    let mut d = Daemon::start(&sc);
+    let st = d.wait_state(WAIT, "running");
+    let other = sc.config_text().replace(
+        &format!("{}/control.sock", sc.dir.path().display()),
+        &format!("{}/other.sock", sc.dir.path().display()),
+    );
+    let other_path = sc.dir.join("other.toml");
+    fs::write(&other_path, other).unwrap();
+    let mut cmd = Command::new(bbwd_bin());
+    cmd.args(["run", "-c"]).arg(&other_path);
+    let out = run_bounded(cmd, CLI_TIMEOUT);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(output_text(&out).contains("already running"));
+    assert_eq!(sc.sim_starts(), vec![pid_of(&st).unwrap()]);
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// Point 3: a child that left the process group (setsid) still answered /status after "stopped",
+/// and the next bbwd started a second copy.
+#[test]
+fn a_child_that_escapes_the_process_group_is_never_started_twice() {
+    let sc = Scenario::new("probe_setsid");
+    let mut argv = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        "setsid \"$@\" & wait".to_string(),
+        "sh".to_string(),
+    ];
+    argv.extend(sc.sim_command());
+    let command: Vec<String> = argv.iter().map(|a| toml_str(a)).collect();
+    let text = sc.config_text().replace(
+        &format!(
+            "command = [{}]",
+            sc.sim_command()
+                .iter()
+                .map(|a| toml_str(a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        &format!("command = [{}]", command.join(", ")),
+    );
+    sc.write_config_text(&text);
+    let mut d = Daemon::start(&sc);
+    d.wait_state(WAIT, "running");
+    let exit = d.stop();
+    assert_eq!(exit.code(), Some(0));
+    let escaped = sc.sims_alive();
+    assert_eq!(escaped.len(), 1, "the escaped copy still runs");
+    let kinds = event_log_kinds(&sc);
+    assert!(kinds.iter().any(|k| k == "escaped"), "{kinds:?}");
+    assert!(
+        !kinds.iter().rev().take(1).any(|k| k == "stopped"),
+        "no false 'stopped': {kinds:?}"
+    );
+    // The next bbwd must not start a second one.
+    let mut d = Daemon::start(&sc);
+    let st = d.wait_state(WAIT, "failed");
+    assert_eq!(st["failed"], "already_serving", "{st:#}");
+    assert!(find_event(&st, "start_refused").is_some(), "{st:#}");
+    d.stop();
+    sc.assert_never_two_sims();
+    for pid in escaped {
+        // SAFETY: kill(2) on the escaped simulator this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Never kill what is not ours
+
+/// An unrelated process group of the test's own whose leader is gone: (pgid, member pid).
+fn unrelated_group() -> (i32, u32) {
+    let out = Command::new("/bin/sh")
+        .args(["-c", "sleep 60 </dev/null >/dev/null 2>&1 & echo $$ $!"])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut it = text.split_whitespace();
+    (
+        it.next().unwrap().parse().unwrap(),
+        it.next().unwrap().parse().unwrap(),
+    )
+}
+
+/// Point 5: a pid file from before a reboot made bbwd (run, ocf start/stop) SIGKILL an
+/// unrelated process group whose number matched.
+#[test]
+fn stale_pid_file_from_another_boot_never_kills_an_unrelated_group() {
+    let sc = Scenario::new("probe_stalepid");
+    fs::create_dir_all(sc.state_dir()).unwrap();
+    let (pgid, member) = unrelated_group();
+    let stale = format!("{pgid} {pgid} 1 0123456789abcdef0123456789abcdef\n");
+    fs::write(sc.state_dir().join("bitbucket.pid"), &stale).unwrap();
+    let mut d = Daemon::start(&sc);
+    d.wait_state(WAIT, "running");
+    assert!(pid_alive(member), "bbwd run killed an unrelated group");
+    d.stop();
+    // The OCF agent: stop and start with a stale record.
+    fs::write(sc.state_dir().join("ocf-bitbucket.pid"), &stale).unwrap();
+    let out = sc.bbwd(&["ocf", "stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(pid_alive(member), "ocf stop killed an unrelated group");
+    // An old-format record (no boot id) proves nothing either.
+    fs::write(
+        sc.state_dir().join("ocf-bitbucket.pid"),
+        format!("{pgid} {pgid} 1\n"),
+    )
+    .unwrap();
+    let out = sc.bbwd(&["ocf", "stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(pid_alive(member), "ocf stop killed an unrelated group");
+    // SAFETY: kill(2) on the sleep this test started.
+    unsafe { libc::kill(member as i32, libc::SIGKILL) };
+    sc.assert_never_two_sims();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Never a stalled loop
+
+/// Point 7: with a stalled reader of bbwd's stderr and a Bitbucket flooding its output, blocking
+/// log writes froze the loop (no WATCHDOG=1, status timed out, a healthy Bitbucket stopped).
+/// Also the measurement for BENCHMARKS.md (largest keep-alive gap, bytes dropped).
+#[test]
+fn blocking_writes_to_stderr_stall_the_main_loop_no_more() {
+    let sc = Scenario::new("probe_stderr");
+    // The leader floods stdout; the simulator serves /status beside it.
+    let mut argv = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        "\"$@\" & exec yes 'flood: a line of Bitbucket output that nobody reads, 80 bytes long...'"
+            .to_string(),
+        "sh".to_string(),
+    ];
+    argv.extend(sc.sim_command());
+    let command: Vec<String> = argv.iter().map(|a| toml_str(a)).collect();
+    let mut text = String::new();
+    for line in sc.config_text().lines() {
+        if line.starts_with("command = [") && !text.contains("[notify]") {
+            text.push_str(&format!("command = [{}]\n", command.join(", ")));
+        } else {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    sc.write_config_text(&text);
+    let n = Notify::bind(&sc);
+    // bbwd's stderr: a pipe nobody reads.
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds on success.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 succeeded: both fds are new and owned by nothing else.
+    let (read_end, write_end) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    let mut cmd = Command::new(bbwd_bin());
+    cmd.arg("run")
+        .arg("-c")
+        .arg(sc.config_path())
+        .env("RUST_LOG", "info")
+        .env("NOTIFY_SOCKET", &n.path)
+        .env("WATCHDOG_USEC", WATCHDOG_USEC)
+        .env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(write_end));
+    let mut child = cmd.spawn().unwrap();
+    let from = Instant::now();
+    let mut st = Value::Null;
+    wait_until(WAIT, "running under a flood", || {
+        st = sc.status_json().1;
+        st["state"] == "running"
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let (code, st2) = sc.status_json();
+    let to = Instant::now();
+    let gap = n.worst_gap(from + Duration::from_millis(500), to);
+    let dropped = st2["loop"]["log_dropped_bytes"].as_u64().unwrap_or(0);
+    eprintln!(
+        "MEASURE stalled-stderr flood: largest WATCHDOG=1 gap {gap:?} (interval {} ms), \
+         {} lines / {dropped} bytes dropped, pass_max {} ms, late_max {} ms",
+        WATCHDOG_USEC.parse::<u64>().unwrap() / 2000,
+        st2["loop"]["log_dropped_lines"],
+        st2["loop"]["pass_max_ms"],
+        st2["loop"]["late_max_ms"]
+    );
+    // SAFETY: SIGTERM to the bbwd this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let exited = wait_child(&mut child, Duration::from_secs(15));
+    drop(read_end);
+    assert_eq!(code, 0, "{st2:#}");
+    assert_eq!(
+        st2["restarts"], 0,
+        "a healthy Bitbucket was not touched: {st2:#}"
+    );
+    assert!(dropped > 0, "the flood cost counted bytes: {st2:#}");
+    assert!(
+        gap <= MAX_GAP,
+        "keep-alive gap {gap:?} under a stalled stderr"
+    );
+    assert!(exited, "bbwd exits on SIGTERM even with a stalled stderr");
+    sc.assert_never_two_sims();
+}
+
+fn wait_child(child: &mut std::process::Child, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: SIGKILL to the bbwd this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    false
+}
+
+/// Point 8: SIGUSR1 / SIGUSR2 (and the other fatal-by-default signals) killed bbwd silently.
+#[test]
+fn sigusr1_and_sigusr2_kill_bbwd_no_more() {
+    let sc = Scenario::new("probe_signals");
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    for sig in [
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGALRM,
+        libc::SIGVTALRM,
+        libc::SIGPROF,
+        libc::SIGIO,
+        libc::SIGPWR,
+        libc::SIGRTMIN() + 2,
+        libc::SIGRTMAX(),
+    ] {
+        d.signal(sig);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(d.try_exit_status().is_none(), "bbwd died of signal {sig}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, after) = sc.status_json();
+    assert_eq!(code, 0);
+    assert_eq!(pid_of(&after), pid_of(&st), "Bitbucket untouched");
+    assert!(n.worst_gap(from, Instant::now()) <= MAX_GAP);
+    let log = fs::read_to_string(sc.bbwd_log()).unwrap();
+    assert!(log.contains("received and ignored"), "said so in the log");
+    let exit = d.stop();
+    assert_eq!(exit.code(), Some(0));
+    sc.assert_never_two_sims();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Never a false page, never a false "done"
+
+/// Point 10: on a full disk `maintenance on` answered done while the flag was not saved, and the
+/// event log got a torn JSON line.
+#[test]
+fn disk_full_maintenance_on_is_not_a_false_done_and_the_event_log_is_not_torn() {
+    if !root("a small tmpfs") {
+        return;
+    }
+    let sc = Scenario::new("probe_diskfull");
+    let _fsys = Tmpfs::mount(&sc.state_dir(), "size=256k,mode=0750");
+    let mut d = Daemon::start(&sc);
+    d.wait_state(WAIT, "running");
+    // Fill it up (the filler is written until ENOSPC).
+    let filler = sc.state_dir().join("filler");
+    {
+        use std::io::Write;
+        let mut f = fs::File::create(&filler).unwrap();
+        let chunk = [b'x'; 997];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    let out = sc.bbwd(&["maintenance", "on", "--reason", "upgrade"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("NOT saved"),
+        "{}",
+        output_text(&out)
+    );
+    // More events on the full disk: whole lines or none.
+    sim_admin(sc.port, "/_sim/status?code=500&state=ERROR");
+    std::thread::sleep(Duration::from_millis(600));
+    sim_admin(sc.port, "/_sim/reset");
+    let _ = event_log_kinds(&sc); // panics on a torn line
+    fs::remove_file(&filler).unwrap();
+    let out = sc.bbwd(&["maintenance", "on", "--reason", "upgrade"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(sc.state_dir().join("maintenance").exists());
+    let _ = event_log_kinds(&sc);
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// Point 11: a corrupt `failed` file was dropped silently and Bitbucket started.
+#[test]
+fn a_corrupt_failed_file_stays_failed_and_starts_nothing() {
+    let sc = Scenario::new("probe_corrupt");
+    fs::create_dir_all(sc.state_dir()).unwrap();
+    fs::write(sc.state_dir().join("failed"), b"\xff\x00garbage").unwrap();
+    let mut d = Daemon::start(&sc);
+    let st = d.wait_state(WAIT, "failed");
+    assert_eq!(st["failed"], "unreadable_state", "{st:#}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sc.sim_starts().is_empty(), "nothing started");
+    let out = sc.bbwd(&["reset"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    d.wait_state(WAIT, "running");
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// Point 12: re-adopted in the middle of a start, status said "running ... 503 STARTING", OK.
+#[test]
+fn readopted_in_the_middle_of_a_start_status_is_starting_warning() {
+    let sc = Scenario::new("probe_readopt")
+        .sim_args(&["--starting-for", "30s"])
+        .duration("startup_timeout", "60s");
+    let mut d = Daemon::start(&sc);
+    d.wait_for(WAIT, "a STARTING reply", |s| {
+        s["bitbucket"]["state"] == "STARTING"
+    });
+    d.kill9();
+    let mut d = Daemon::start(&sc);
+    let st = d.wait_for(WAIT, "the adopted process checked", |s| {
+        s["bitbucket"]["state"] == "STARTING" && find_event(s, "adopted").is_some()
+    });
+    let (code, st2) = sc.status_json();
+    assert_eq!(st2["state"], "starting", "{st:#}");
+    assert_eq!(code, 1, "WARNING while starting");
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// Point 14: any output line quoting java.lang.OutOfMemoryError triggered an OOME restart.
+#[test]
+fn a_line_merely_quoting_outofmemoryerror_is_counted_not_restarted() {
+    let sc = Scenario::new("probe_oomequote");
+    let mut d = Daemon::start(&sc);
+    let st = d.wait_state(WAIT, "running");
+    sim_admin(
+        sc.port,
+        "/_sim/say?text=login+failed+for+user+%27java.lang.OutOfMemoryError%27",
+    );
+    let st2 = d.wait_for(WAIT, "the mention counted", |s| {
+        s["loop"]["oome_mentions"] == 1
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    let (_, st3) = sc.status_json();
+    assert_eq!(st3["restarts"], 0, "{st2:#}");
+    assert_eq!(pid_of(&st3), pid_of(&st));
+    assert!(find_event(&st3, "oome").is_none(), "{st3:#}");
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// Point 9: `bbwd status` as a monitoring user said "daemon DOWN", CRITICAL; busy slots too.
+#[test]
+fn status_as_non_root_is_unknown_naming_permission_and_status_group_grants_it() {
+    if !root("running status as nobody") {
+        return;
+    }
+    let sc = Scenario::new("probe_nonroot");
+    fs::set_permissions(sc.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let mut d = Daemon::start(&sc);
+    d.wait_state(WAIT, "running");
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = Command::new(bbwd_bin());
+        cmd.args(args)
+            .arg("-c")
+            .arg(sc.config_path())
+            .uid(65534)
+            .gid(65534);
+        run_bounded(cmd, CLI_TIMEOUT)
+    };
+    let out = as_nobody(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+    let text = output_text(&out);
+    assert!(
+        text.contains("UNKNOWN") && text.contains("permission"),
+        "{text}"
+    );
+    assert!(!text.contains("DOWN"), "{text}");
+    d.stop();
+
+    // With [node] status_group = "nogroup": status works, mutations stay root's.
+    let text = sc
+        .config_text()
+        .replace("[node]\n", "[node]\nstatus_group = \"nogroup\"\n");
+    sc.write_config_text(&text);
+    let mut d = Daemon::start(&sc);
+    d.wait_state(WAIT, "running");
+    let out = as_nobody(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let out = as_nobody(&["maintenance", "on"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(output_text(&out).contains("permission denied"));
+    assert_eq!(sc.status_json().1["state"], "running");
+
+    // Busy control slots are UNKNOWN, not DOWN.
+    let held: Vec<_> = (0..8)
+        .map(|_| std::os::unix::net::UnixStream::connect(sc.control_socket()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = sc.bbwd(&["status"]);
+    drop(held);
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+    assert!(output_text(&out).contains("busy"), "{}", output_text(&out));
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// Point 15: check-config said valid for a missing user and a missing program.
+#[test]
+fn check_config_refuses_a_missing_user_and_program_as_run_does() {
+    let sc = Scenario::new("probe_checkcfg");
+    let text = sc.config_text().replace(
+        "[bitbucket]\n",
+        "[bitbucket]\nuser = \"no-such-user-bbwd\"\n",
+    );
+    let text = text.replacen(
+        &toml_str(&bbsim_bin().display().to_string()),
+        "\"/nonexistent/start-bitbucket.sh\"",
+        1,
+    );
+    sc.write_config_text(&text);
+    let out = sc.bbwd(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    let t = output_text(&out);
+    assert!(
+        t.contains("bitbucket.user") && t.contains("bitbucket.command"),
+        "{t}"
+    );
+    let out = sc.bbwd(&["ocf", "validate-all"]);
+    assert_eq!(out.status.code(), Some(5), "{}", output_text(&out));
+}
+
+/// Point 16: small ones: `status --json` on a bad config printed text; config errors lacked a
+/// newline; `maintenance on` without a reason overwrote the reason.
+#[test]
+fn small_cli_defects_json_on_bad_config_newlines_and_kept_reason() {
+    let sc = Scenario::new("probe_small");
+    sc.write_config_text("[node]\nbogus = 1\n");
+    let out = sc.bbwd(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON on a bad config");
+    assert_eq!(v["daemon"], "unknown");
+    for args in [&["maintenance", "on"][..], &["reset"], &["status"]] {
+        let out = sc.bbwd(args);
+        assert!(
+            out.stderr.ends_with(b"\n"),
+            "{args:?}: {}",
+            output_text(&out)
+        );
+    }
+    sc.write_config();
+    let mut d = Daemon::start(&sc);
+    d.wait_state(WAIT, "running");
+    let out = sc.bbwd(&["maintenance", "on", "--reason", "upgrade to 9.4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let out = sc.bbwd(&["maintenance", "on"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let (_, st) = sc.status_json();
+    assert_eq!(st["maintenance"]["reason"], "upgrade to 9.4", "{st:#}");
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// Point 4: `ocf monitor` said 7 (not running) while bbwd's own daemon ran Bitbucket here, and
+/// concurrent `ocf start`s started several processes.
+#[test]
+fn ocf_monitor_sees_the_daemons_bitbucket_and_concurrent_starts_start_one() {
+    let sc = Scenario::new("probe_ocf");
+    let mut d = Daemon::start(&sc);
+    d.wait_state(WAIT, "running");
+    let out = sc.bbwd(&["ocf", "monitor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("bbwd's daemon"),
+        "{}",
+        output_text(&out)
+    );
+    d.stop();
+    assert!(sc.sims_alive().is_empty());
+    let out = sc.bbwd(&["ocf", "monitor"]);
+    assert_eq!(out.status.code(), Some(7), "{}", output_text(&out));
+
+    // Five starts at once: one Bitbucket.
+    let config = sc.config_path();
+    let starts: Vec<_> = (0..5)
+        .map(|_| {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut cmd = Command::new(bbwd_bin());
+                cmd.args(["ocf", "start", "-c"])
+                    .arg(&config)
+                    .env("OCF_RESKEY_CRM_meta_timeout", "20000");
+                run_bounded(cmd, Duration::from_secs(30))
+            })
+        })
+        .collect();
+    let outs: Vec<_> = starts.into_iter().map(|t| t.join().unwrap()).collect();
+    for out in &outs {
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(out));
+    }
+    let all_starts = sc.sim_starts();
+    // The daemon's run started one earlier; the five OCF starts add exactly one.
+    assert_eq!(all_starts.len(), 2, "{all_starts:?}");
+    let out = sc.bbwd(&["ocf", "stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    sc.assert_never_two_sims();
+}
