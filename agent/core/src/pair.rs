@@ -724,6 +724,9 @@ impl Pair {
             } if now >= not_before => {
                 if self.witness_down() {
                     self.isolated(now, out);
+                } else if self.public_down_since.is_some() || !self.may_take_over(now) {
+                    // What held at the start of the wait no longer does.
+                    self.stand_by(out);
                 } else {
                     self.request_fence(now, attempt, out);
                 }
@@ -768,7 +771,7 @@ impl Pair {
             St::Active if !self.peer.alive && self.witness_down() => self.isolated(now, out),
             St::Active => {
                 if let Some(Some(at)) = self.active_fence {
-                    if now >= at && !self.peer.alive {
+                    if now >= at && !self.peer.alive && self.public_down_since.is_none() {
                         self.active_fence = Some(None);
                         self.fence(Goal::Off, out);
                     }
@@ -817,6 +820,18 @@ impl Pair {
         }
         if !v.alive {
             if let St::Active = self.st {
+                if was.alive && self.public_down_since.is_some() {
+                    // Cut off from both peer and clients: this node cannot serve and must not
+                    // fence a peer that may well serve; it releases (no hand-over: the peer is
+                    // not heard, it will fence this node).
+                    ev(
+                        out,
+                        Kind::Release,
+                        format_args!("public link down and peer lost: releasing, not fencing"),
+                    );
+                    self.release(now, ReleaseWhy::Isolated, out);
+                    return;
+                }
                 if was.alive && self.active_fence.is_none() && !self.witness_down() {
                     // We hold the service: fence at once, keep serving meanwhile.
                     ev(

@@ -944,3 +944,12 @@ fn random_inputs_keep_the_takeover_and_release_order() {
         }
     }
 }
+
+#[test]
+fn an_active_cut_off_from_peer_and_clients_releases_and_never_fences() {
+    let mut t = T::active();
+    t.step(Input::PublicLink { up: false });
+    let a = t.step(peer(false, Role::Standby));
+    assert!(!a.contains(&FENCE), "{a:?}");
+    assert!(a.contains(&Action::RemoveVip), "{a:?}");
+}
