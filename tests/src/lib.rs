@@ -799,7 +799,7 @@ pub fn pid_alive(pid: u32) -> bool {
     dir.exists() && !is_zombie(&dir)
 }
 
-pub(crate) fn kill_pid(pid: u32, signal: i32) {
+pub fn kill_pid(pid: u32, signal: i32) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };

@@ -549,3 +549,149 @@ fn active_cut_off_from_everything_releases_and_the_standby_fences_it_and_takes_o
     );
     finish(sampler);
 }
+
+/// The pid of `bbwd` running inside `node`'s namespace.
+fn bbwd_pid(lab: &PairLab, node: Node) -> u32 {
+    lab.pids_in(&lab.ns(node))
+        .into_iter()
+        .find(|p| {
+            std::fs::read(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.strip_suffix(b"\n").unwrap_or(&c) == b"bbwd")
+        })
+        .unwrap_or_else(|| panic!("no bbwd in {}\n{}", node.name(), diagnostics(lab)))
+}
+
+/// Kills `node`'s bbwd with `signal` and starts a new one in its namespace, as systemd does
+/// after a crash (`KillMode=process`: Bitbucket keeps running).
+fn restart_bbwd(lab: &PairLab, node: Node, signal: i32) {
+    let old = bbwd_pid(lab, node);
+    bbwd_tests::kill_pid(old, signal);
+    wait_for(lab, "the old bbwd to be gone", || {
+        !bbwd_tests::pid_alive(old)
+    });
+    let dir = lab.dir().join(node.name());
+    let out = lab.exec_in(
+        node,
+        &format!(
+            "RUST_LOG=info setsid {} run -c {} >> {}/bbwd.log 2>&1 < /dev/null &",
+            bbwd_bin().display(),
+            config_path(lab, node).display(),
+            dir.display()
+        ),
+    );
+    assert!(out.status.success(), "restart bbwd in {}", node.name());
+}
+
+#[test]
+fn agent_restart_on_the_non_preferred_active_never_runs_two_bitbuckets() {
+    // Regression (pair-safety issue, route 1), the operator's reproduction: after a failover
+    // the active node is the non-preferred one; its bbwd is killed and started again (systemd
+    // after a crash); Bitbucket keeps running. It ran on both nodes within seconds.
+    if !pairlab::available() {
+        return;
+    }
+    let _one = one_lab_at_a_time();
+    let (lab, sampler) = pair_up("agentrestart", "");
+    lab.power_off(Node::N1);
+    wait_role(&lab, Node::N2, "active/running");
+    lab.power_on(Node::N1);
+    wait_role(&lab, Node::N1, "standby/stopped");
+    let bb = status(&lab, Node::N2)["bitbucket"]["pid"].as_u64();
+    assert!(bb.is_some());
+
+    restart_bbwd(&lab, Node::N2, libc::SIGKILL);
+    wait_for(&lab, "n2's new bbwd to answer", || {
+        status(&lab, Node::N2)["daemon"] == "up"
+    });
+    std::thread::sleep(SETTLE);
+    let n1 = status(&lab, Node::N1);
+    let n2 = status(&lab, Node::N2);
+    let ctx = || format!("n1 {n1:#}\nn2 {n2:#}\n{}", diagnostics(&lab));
+    assert_eq!(role_of(&lab, Node::N2), "active/running", "{}", ctx());
+    assert_eq!(role_of(&lab, Node::N1), "standby/stopped", "{}", ctx());
+    assert_eq!(n2["bitbucket"]["pid"].as_u64(), bb, "re-adopted\n{}", ctx());
+    assert!(count_events(&n2, "resumed") >= 1, "{}", ctx());
+    assert!(answered_by(&lab, VIP, Node::N2), "{}", ctx());
+    finish(sampler);
+}
+
+#[test]
+fn reexec_on_the_active_costs_no_failover_and_no_restart() {
+    // The planned path of route 1: an agent upgrade (`systemctl reload bbwd`) re-executes bbwd
+    // in place; Bitbucket, the VIP and the role stay; the standby sees no failover.
+    if !pairlab::available() {
+        return;
+    }
+    let _one = one_lab_at_a_time();
+    let (lab, sampler) = pair_up("reexec", "");
+    let bb = status(&lab, Node::N1)["bitbucket"]["pid"].as_u64();
+    let probe = lab.probe(VIP, SIM_PORT, PROBE_MAX_ATTEMPTS, PROBE_MAX_FOR);
+    let pid = bbwd_pid(&lab, Node::N1);
+    let out = Command::new(bbwd_bin())
+        .args(["reexec", "-c"])
+        .arg(config_path(&lab, Node::N1))
+        .output()
+        .expect("bbwd reexec");
+    assert!(
+        out.status.success(),
+        "bbwd reexec: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(SETTLE);
+    let attempts = probe.finish();
+    let n1 = status(&lab, Node::N1);
+    let n2 = status(&lab, Node::N2);
+    let ctx = || format!("n1 {n1:#}\nn2 {n2:#}\n{}", diagnostics(&lab));
+    assert_eq!(bbwd_pid(&lab, Node::N1), pid, "same PID");
+    assert_eq!(n1["daemon_run"]["reexecuted"], true, "{}", ctx());
+    assert_eq!(role_of(&lab, Node::N1), "active/running", "{}", ctx());
+    assert_eq!(role_of(&lab, Node::N2), "standby/stopped", "{}", ctx());
+    assert_eq!(n1["bitbucket"]["pid"].as_u64(), bb, "{}", ctx());
+    for kind in ["fence", "fenced", "takeover_step", "release"] {
+        assert_eq!(count_events(&n2, kind), 0, "n2: {kind}\n{}", ctx());
+    }
+    assert_eq!(answered(&attempts, Node::N2), 0, "{}", ctx());
+    assert!(answered(&attempts, Node::N1) > 0, "{}", ctx());
+    finish(sampler);
+}
+
+#[test]
+fn a_release_whose_after_stop_hook_failed_is_fenced_not_handed_over() {
+    // Regression (route 3), seen on the lab: restarts exhausted on the active, its after_stop
+    // hook failed, and the standby ran its before_start hooks and served while the old active,
+    // still powered, held the storage.
+    if !pairlab::available() {
+        return;
+    }
+    let _one = one_lab_at_a_time();
+    let lab = PairLab::up("failedrelease");
+    let hooks = "\n[hooks]\nafter_stop = [[\"/bin/false\"]]\n";
+    for n in Node::BOTH {
+        set_up_node_with(&lab, n, hooks);
+        insert_config_line(&lab, n, "kill_timeout = \"2s\"", "max_restarts = 1");
+    }
+    let sampler = lab.sample_invariants(VIP);
+    lab.power_on(Node::N1);
+    lab.power_on(Node::N2);
+    wait_role(&lab, Node::N1, "active/running");
+    wait_role(&lab, Node::N2, "standby/stopped");
+    crash_bitbucket(&lab, Node::N1);
+    wait_for(&lab, "n1 to restart its Bitbucket", || {
+        let st = status(&lab, Node::N1);
+        count_events(&st, "restart") >= 1 && st["state"] == "running"
+    });
+    crash_bitbucket(&lab, Node::N1);
+    wait_role(&lab, Node::N2, "active/running");
+    let n2 = status(&lab, Node::N2);
+    let ctx = || format!("n2 {n2:#}\n{}", diagnostics(&lab));
+    assert!(
+        has_subsequence(&event_kinds(&n2), &["peer_lost", "fenced", "active"]),
+        "n2 fenced the silent n1 before serving\n{}",
+        ctx()
+    );
+    assert!(!lab.power_state(Node::N1), "n1 is off\n{}", ctx());
+    let log1 = std::fs::read_to_string(lab.dir().join("n1").join("bbwd.log")).unwrap_or_default();
+    assert!(log1.contains("self_fence"), "{}", ctx());
+    finish(sampler);
+}

@@ -530,7 +530,8 @@ fn forged_and_replayed_heartbeats_are_dropped_by_class_and_change_nothing() {
         *b = x as u8;
     }
     let mut bbhb_random = random.clone();
-    bbhb_random[..5].copy_from_slice(b"BBHB\x01");
+    // Magic and version right (a version-2-sized packet), the rest noise: only the tag fails.
+    bbhb_random[..5].copy_from_slice(b"BBHB\x02");
     let mut flipped = captured.clone();
     flipped[30] ^= 0x01; // inside the name field: the tag no longer verifies
     let old_run = Heartbeat {

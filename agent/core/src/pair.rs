@@ -1141,7 +1141,10 @@ impl Pair {
             ev(
                 out,
                 Kind::SwitchoverRefused,
-                format_args!("confirm-peer-down refused: the peer is heard, or this node serves"),
+                format_args!(
+                    "no takeover is waiting on a fence of a silent peer (the peer is heard, or \
+                     this node serves)"
+                ),
             );
         }
     }
