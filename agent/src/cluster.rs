@@ -167,7 +167,31 @@ impl Cluster {
         };
         let storage_record = cfg.node.state_dir.join(STORAGE_RECORD);
         let storage_held = match bbwd_platform::fs::read_optional(&storage_record) {
-            Ok(r) => r.is_some(),
+            Ok(None) => false,
+            Ok(Some(text)) => {
+                // Only a record of this kernel boot: after a reboot nothing the hooks did is in
+                // effect any more (mounts, DRBD roles), and resuming from an old record would
+                // start Bitbucket next to the peer that fenced this node (found by the model
+                // checker).
+                let text = String::from_utf8_lossy(&text);
+                let this_boot = bbwd_platform::process::boot_id();
+                let recorded = text
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|b| u128::from_str_radix(b, 16).ok());
+                if this_boot.is_some() && recorded == this_boot {
+                    true
+                } else {
+                    info!(
+                        "{}: from an earlier boot: the hooks' effects are gone with it",
+                        storage_record.display()
+                    );
+                    if let Err(e) = bbwd_platform::fs::remove_optional(&storage_record) {
+                        warn!("{e}");
+                    }
+                    false
+                }
+            }
             // Cannot tell: assume held (resuming is safe, forgetting is not).
             Err(e) => {
                 warn!("{e}: taking the storage as held");
@@ -502,8 +526,12 @@ impl Cluster {
         if phase == Hooks::BeforeStart {
             self.mark(name);
             // The record first: a restarted bbwd must know the storage may be in effect.
+            let record = format!(
+                "before_start {:032x}\n",
+                bbwd_platform::process::boot_id().unwrap_or(0)
+            );
             if let Err(e) =
-                bbwd_platform::fs::write_atomic(&self.storage_record, b"before_start\n", 0o640)
+                bbwd_platform::fs::write_atomic(&self.storage_record, record.as_bytes(), 0o640)
             {
                 self.push(Input::HooksDone {
                     phase,

@@ -597,7 +597,7 @@ impl Core {
         signals: &mut Signals,
     ) -> Result<(), Error> {
         let mut set = PollSet::new();
-        while !self.exit && !self.reexec_at.is_some_and(|t| clock::now() >= t) {
+        while !self.exit && self.reexec_at.is_none_or(|t| clock::now() < t) {
             let now = clock::now();
             set.clear();
             let t_sig = set.add(signals.fd(), Want::Read);
@@ -652,11 +652,14 @@ impl Core {
             let t_cluster = self.cluster.as_ref().map(|c| c.register(&mut set));
             let deadline = self.next_deadline(now, control);
             let timeout = deadline.map(|d| d.saturating_duration_since(now));
+            let planned_at = now;
             set.wait(timeout).map_err(Error::Loop)?;
 
             let now = clock::now();
             if let Some(d) = deadline {
-                self.pace_late(now.saturating_duration_since(d));
+                // Late against the moment it was to wake (a deadline already due when the wait
+                // began means "at once", not "late by its age").
+                self.pace_late(now.saturating_duration_since(d.max(planned_at)));
             }
             #[cfg(feature = "alloc-count")]
             let (allocs_before, events_before, checks_before) = (

@@ -612,6 +612,12 @@ fn agent_restart_on_the_non_preferred_active_never_runs_two_bitbuckets() {
     assert_eq!(n2["bitbucket"]["pid"].as_u64(), bb, "re-adopted\n{}", ctx());
     assert!(count_events(&n2, "resumed") >= 1, "{}", ctx());
     assert!(answered_by(&lab, VIP, Node::N2), "{}", ctx());
+    assert!(
+        sampler.violations().is_empty(),
+        "{:?}\n{}",
+        sampler.violations(),
+        ctx()
+    );
     finish(sampler);
 }
 

@@ -878,7 +878,8 @@ impl PeerTracker {
                         boot_id: hb.boot_id,
                         epoch: hb.epoch,
                     };
-                    self.last_fresh = hb.echo == self.mine;
+                    self.last_fresh = hb.echo == self.mine
+                        || crate::mutant::active(crate::mutant::Mutant::ReplayedHandover);
                     // The links it hears us on, from a packet that answers us (or while it is
                     // not alive anyway). A version-2 node's version-1 copy may have revived it
                     // first: its first version-2 packet, sent before it heard us, must not

@@ -13,6 +13,7 @@
 pub mod fence;
 pub mod heartbeat;
 pub mod machine;
+pub mod mutant;
 pub mod node;
 pub mod output;
 pub mod pair;

@@ -576,9 +576,9 @@ impl Pair {
         matches!(self.st, St::FenceBlocked { .. })
     }
 
-    /// A takeover failed and the next attempt waits: CRITICAL in status.
+    /// A takeover failed and no later one has succeeded yet: CRITICAL in status.
     pub fn takeover_blocked(&self) -> bool {
-        self.takeover_retry.is_some()
+        self.takeover_attempt > 0
     }
 
     /// The peer's BMC says off while the peer is heard: CRITICAL.
@@ -603,8 +603,10 @@ impl Pair {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
+        // Only deadlines that `evaluate` acts on when they come: a deadline left in the past
+        // would have the shell spin (found by the model checker).
         let st = match self.st {
-            St::Booting { until } => Some(until),
+            St::Booting { until } if !self.peer.alive => Some(until),
             St::Fencing {
                 not_before,
                 requested: false,
@@ -614,9 +616,16 @@ impl Pair {
             St::TakingOver { deadline, .. } | St::Releasing { deadline, .. } => Some(deadline),
             _ => None,
         };
-        let public = self.public_down_since.map(|t| t + self.s.link_hold);
-        let retry = self.active_fence.flatten();
-        let watch = (self.peer.alive && self.bmc_busy.is_none()).then_some(self.next_bmc_watch);
+        let serving = matches!(self.st, St::Active | St::TakingOver { .. });
+        let public = self
+            .public_down_since
+            .filter(|_| serving)
+            .map(|t| t + self.s.link_hold);
+        let retry = self.active_fence.flatten().filter(|_| {
+            self.st == St::Active && !self.peer.alive && self.public_down_since.is_none()
+        });
+        let watch = (self.peer.alive && self.bmc_busy.is_none() && self.st != St::SelfFenced)
+            .then_some(self.next_bmc_watch);
         [st, public, retry, watch, self.takeover_retry]
             .into_iter()
             .flatten()
@@ -625,6 +634,9 @@ impl Pair {
 
     /// This node is the one that serves when both are alive and neither serves.
     fn winner(&self) -> bool {
+        if crate::mutant::active(crate::mutant::Mutant::BothPreferred) {
+            return self.s.preferred_active;
+        }
         if self.peer.alive && self.peer.preferred != self.s.preferred_active {
             self.s.preferred_active
         } else if self.peer.alive {
@@ -635,7 +647,12 @@ impl Pair {
     }
 
     fn witness_down(&self) -> bool {
-        self.s.witness && self.witness_misses >= self.s.witness_misses.max(1)
+        let needed = if crate::mutant::active(crate::mutant::Mutant::WitnessOneMiss) {
+            1
+        } else {
+            self.s.witness_misses.max(1)
+        };
+        self.s.witness && self.witness_misses >= needed
     }
 
     fn public_lost(&self, now: Instant) -> bool {
@@ -707,6 +724,10 @@ impl Pair {
     /// What time and the standing conditions decide, after every input: timeouts, the isolated
     /// or cut-off active, a silent peer re-evaluated, the BMC watch.
     fn evaluate(&mut self, now: Instant, out: &mut Actions) {
+        if self.takeover_retry.is_some_and(|t| now >= t) {
+            // The wait is over (the attempts count stays, CRITICAL, until one succeeds).
+            self.takeover_retry = None;
+        }
         match self.st {
             St::Booting { until } if now >= until && !self.peer.alive => {
                 ev(
@@ -716,7 +737,12 @@ impl Pair {
                 );
                 self.begin_fence(now, true, out);
             }
-            St::Standby if !self.peer.alive => self.begin_fence(now, false, out),
+            St::Standby
+                if !self.peer.alive
+                    && !crate::mutant::active(crate::mutant::Mutant::WitnessOneMiss) =>
+            {
+                self.begin_fence(now, false, out)
+            }
             St::Fencing {
                 not_before,
                 requested: false,
@@ -1340,7 +1366,10 @@ impl Pair {
                 };
                 push(out, Action::RunHooks(Hooks::AfterStop));
             }
-            RelStep::Hooks if errors > 0 => {
+            RelStep::Hooks
+                if errors > 0
+                    && !crate::mutant::active(crate::mutant::Mutant::ReleaseFailedHandover) =>
+            {
                 ev(out, Kind::ReleaseError, format_args!("released ({why:?}) with {errors} failed step(s): this node cannot prove it stopped serving"));
                 self.self_fence(out);
             }
