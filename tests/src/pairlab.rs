@@ -552,9 +552,15 @@ impl PairLab {
             .collect()
     }
 
-    /// Starts the background sampler of "at most one VIP holder, at most one bbsim".
+    /// Starts the background sampler of "at most one VIP holder, at most one bbsim", every
+    /// [`SAMPLE_PERIOD`].
     pub fn sample_invariants(&self, vip: Ipv4Addr) -> InvariantSampler {
-        InvariantSampler::start([self.ns(Node::N1), self.ns(Node::N2)], vip)
+        self.sample_invariants_every(vip, SAMPLE_PERIOD)
+    }
+
+    /// Like [`PairLab::sample_invariants`], every `period` (a long soak samples less often).
+    pub fn sample_invariants_every(&self, vip: Ipv4Addr, period: Duration) -> InvariantSampler {
+        InvariantSampler::start([self.ns(Node::N1), self.ns(Node::N2)], vip, period)
     }
 
     /// One GET of `/status` from the client namespace (1 s timeout).
@@ -821,9 +827,26 @@ struct SamplerState {
     /// First few samples that broke "at most one" (for the failure message).
     violations: Vec<String>,
     errors: usize,
+    /// Runs of consecutive violating samples (a run ends at the first good sample).
+    episodes: usize,
+    /// Whether the last sample violated.
+    in_violation: bool,
+    /// The first sample of each episode not yet taken by [`InvariantSampler::take_new_episodes`]
+    /// (bounded: a soak drains it every 100 ms).
+    new_episodes: Vec<Violation>,
 }
 
-/// Every [`SAMPLE_PERIOD`], on its own thread: which of the two servers has the VIP configured
+/// The first sample of a run of samples that saw two VIP holders or two Bitbucket simulators.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub at: Instant,
+    /// Nodes holding the VIP (1, 2).
+    pub holders: Vec<usize>,
+    /// Live `bbsim` processes: (pid, node 1 or 2).
+    pub running: Vec<(u32, usize)>,
+}
+
+/// Every [`SAMPLE_PERIOD`] (or the period given), on its own thread: which of the two servers has the VIP configured
 /// (by `getifaddrs` inside each server's namespace) and which runs a `bbsim` (by /proc: the
 /// process's network namespace). Stops on drop.
 pub struct InvariantSampler {
@@ -833,9 +856,12 @@ pub struct InvariantSampler {
 }
 
 const MAX_VIOLATIONS_KEPT: usize = 20;
+/// Most episodes kept between two [`InvariantSampler::take_new_episodes`] (each is counted
+/// anyway).
+const MAX_NEW_EPISODES_KEPT: usize = 100;
 
 impl InvariantSampler {
-    fn start(namespaces: [String; 2], vip: Ipv4Addr) -> InvariantSampler {
+    fn start(namespaces: [String; 2], vip: Ipv4Addr, period: Duration) -> InvariantSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new(SamplerState::default()));
         let files: Vec<fs::File> = namespaces
@@ -876,16 +902,26 @@ impl InvariantSampler {
                         s.errors += errors;
                         s.max_holders = s.max_holders.max(holders.len());
                         s.max_running = s.max_running.max(running.len());
-                        if (holders.len() > 1 || running.len() > 1)
-                            && s.violations.len() < MAX_VIOLATIONS_KEPT
-                        {
+                        let bad = holders.len() > 1 || running.len() > 1;
+                        if bad && !s.in_violation {
+                            s.episodes += 1;
+                            if s.new_episodes.len() < MAX_NEW_EPISODES_KEPT {
+                                s.new_episodes.push(Violation {
+                                    at: Instant::now(),
+                                    holders: holders.clone(),
+                                    running: running.clone(),
+                                });
+                            }
+                        }
+                        s.in_violation = bad;
+                        if bad && s.violations.len() < MAX_VIOLATIONS_KEPT {
                             s.violations.push(format!(
                                 "t+{:?}: VIP {vip} on nodes {holders:?}, bbsim (pid, node) {running:?}",
                                 started.elapsed()
                             ));
                         }
                     }
-                    next += SAMPLE_PERIOD;
+                    next += period;
                     let now = Instant::now();
                     if next > now {
                         std::thread::sleep(next - now);
@@ -929,6 +965,27 @@ impl InvariantSampler {
     /// The first samples that saw two holders or two bbsims.
     pub fn violations(&self) -> Vec<String> {
         self.with(|s| s.violations.clone())
+    }
+
+    /// Runs of consecutive samples that saw two holders or two bbsims, so far.
+    pub fn episodes(&self) -> usize {
+        self.with(|s| s.episodes)
+    }
+
+    /// Whether the latest sample saw two holders or two bbsims.
+    pub fn in_violation(&self) -> bool {
+        self.with(|s| s.in_violation)
+    }
+
+    /// The episodes that began since the last call (their first samples), oldest first.
+    pub fn take_new_episodes(&self) -> Vec<Violation> {
+        std::mem::take(
+            &mut self
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .new_episodes,
+        )
     }
 
     /// Panics unless at most one node held the VIP and at most one bbsim ran in every sample,
