@@ -555,12 +555,18 @@ impl PairLab {
     /// Starts the background sampler of "at most one VIP holder, at most one bbsim", every
     /// [`SAMPLE_PERIOD`].
     pub fn sample_invariants(&self, vip: Ipv4Addr) -> InvariantSampler {
-        self.sample_invariants_every(vip, SAMPLE_PERIOD)
+        InvariantSampler::start([self.ns(Node::N1), self.ns(Node::N2)], vip)
     }
 
-    /// Like [`PairLab::sample_invariants`], every `period` (a long soak samples less often).
+    /// Like [`PairLab::sample_invariants`], every `period` (a long soak samples less often),
+    /// and counting the VIP only on a node that is powered and booted: a powered-off node's
+    /// namespace keeps the addresses its last life configured (see Power above) but no machine
+    /// answers for them, and its next boot flushes them first. Without this, a node fenced
+    /// while its bbwd was dead (so nothing removed the VIP before the power loss) would count
+    /// as a second holder once the survivor takes over.
     pub fn sample_invariants_every(&self, vip: Ipv4Addr, period: Duration) -> InvariantSampler {
-        InvariantSampler::start([self.ns(Node::N1), self.ns(Node::N2)], vip, period)
+        let events = Node::BOTH.map(|n| Some(self.bmc(n).dir.join("node.events")));
+        InvariantSampler::start_with([self.ns(Node::N1), self.ns(Node::N2)], vip, period, events)
     }
 
     /// One GET of `/status` from the client namespace (1 s timeout).
@@ -789,6 +795,18 @@ fn netns_inode(path: &str) -> Option<u64> {
     fs::metadata(path).ok().map(|m| m.ino())
 }
 
+/// Whether the node script's last event in `events` (`node.events`) is `BOOTED`.
+fn booted(events: &Path) -> bool {
+    fs::read_to_string(events)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .last()
+                .and_then(|l| l.split_whitespace().nth(1).map(|k| k == "BOOTED"))
+        })
+        .unwrap_or(false)
+}
+
 /// PIDs of live `bbsim` processes, with the inode of their network namespace.
 fn bbsims_with_netns() -> Vec<(u32, u64)> {
     let mut found = Vec::new();
@@ -861,7 +879,18 @@ const MAX_VIOLATIONS_KEPT: usize = 20;
 const MAX_NEW_EPISODES_KEPT: usize = 100;
 
 impl InvariantSampler {
-    fn start(namespaces: [String; 2], vip: Ipv4Addr, period: Duration) -> InvariantSampler {
+    fn start(namespaces: [String; 2], vip: Ipv4Addr) -> InvariantSampler {
+        InvariantSampler::start_with(namespaces, vip, SAMPLE_PERIOD, [None, None])
+    }
+
+    /// `power_events[i]`: node i's `node.events`; when given, node i counts as a VIP holder
+    /// only while its last event is `BOOTED` (after the boot's address flush, before `OFF`).
+    fn start_with(
+        namespaces: [String; 2],
+        vip: Ipv4Addr,
+        period: Duration,
+        power_events: [Option<PathBuf>; 2],
+    ) -> InvariantSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new(SamplerState::default()));
         let files: Vec<fs::File> = namespaces
@@ -885,6 +914,7 @@ impl InvariantSampler {
                     let mut errors = 0;
                     for (i, file) in files.iter().enumerate() {
                         match set_netns(file).and_then(|()| has_ipv4(vip)) {
+                            Ok(true) if power_events[i].as_deref().is_some_and(|p| !booted(p)) => {}
                             Ok(true) => holders.push(i + 1),
                             Ok(false) => {}
                             Err(_) => errors += 1,

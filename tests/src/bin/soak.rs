@@ -339,7 +339,8 @@ fn run(steps: &[Step], seed: u64) -> i32 {
     }
     // Episodes seen in the very last slice.
     let _ = panic::catch_unwind(AssertUnwindSafe(|| s.tick()));
-    s.summary(done_faults, seed, harness_errors);
+    // Faults injected (an interrupted step's count too, as in the table).
+    s.summary(s.history.len(), seed, harness_errors);
     let violations = s.violations;
     drop(s);
     drop(lab);
