@@ -44,6 +44,9 @@ pub mod haproxy;
 pub mod pairlab;
 pub mod pairnode;
 
+/// The pair fault soak's PRNG, fault kinds with their heals, and plan (`src/bin/soak.rs`).
+pub mod soak;
+
 /// Poll period of every wait in this harness.
 pub const POLL: Duration = Duration::from_millis(50);
 /// Upper bound for one CLI invocation (`bbwd status`, `bbwd check-config`, ...).

@@ -552,16 +552,22 @@ impl PairLab {
             .collect()
     }
 
-    /// Starts the background sampler of "at most one VIP holder, at most one bbsim".
+    /// Starts the background sampler of "at most one VIP holder, at most one bbsim", every
+    /// [`SAMPLE_PERIOD`], counting the VIP only on a powered, booted node (see
+    /// [`PairLab::sample_invariants_every`]).
     pub fn sample_invariants(&self, vip: Ipv4Addr) -> InvariantSampler {
-        InvariantSampler::start(
-            [self.ns(Node::N1), self.ns(Node::N2)],
-            [
-                self.bmc(Node::N1).dir.join("node.pid"),
-                self.bmc(Node::N2).dir.join("node.pid"),
-            ],
-            vip,
-        )
+        self.sample_invariants_every(vip, SAMPLE_PERIOD)
+    }
+
+    /// Like [`PairLab::sample_invariants`], every `period` (a long soak samples less often),
+    /// and counting the VIP only on a node that is powered and booted: a powered-off node's
+    /// namespace keeps the addresses its last life configured (see Power above) but no machine
+    /// answers for them, and its next boot flushes them first. Without this, a node fenced
+    /// while its bbwd was dead (so nothing removed the VIP before the power loss) would count
+    /// as a second holder once the survivor takes over.
+    pub fn sample_invariants_every(&self, vip: Ipv4Addr, period: Duration) -> InvariantSampler {
+        let events = Node::BOTH.map(|n| Some(self.bmc(n).dir.join("node.events")));
+        InvariantSampler::start_with([self.ns(Node::N1), self.ns(Node::N2)], vip, period, events)
     }
 
     /// One GET of `/status` from the client namespace (1 s timeout).
@@ -790,6 +796,18 @@ fn netns_inode(path: &str) -> Option<u64> {
     fs::metadata(path).ok().map(|m| m.ino())
 }
 
+/// Whether the node script's last event in `events` (`node.events`) is `BOOTED`.
+fn booted(events: &Path) -> bool {
+    fs::read_to_string(events)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .last()
+                .and_then(|l| l.split_whitespace().nth(1).map(|k| k == "BOOTED"))
+        })
+        .unwrap_or(false)
+}
+
 /// PIDs of live `bbsim` processes, with the inode of their network namespace.
 fn bbsims_with_netns() -> Vec<(u32, u64)> {
     let mut found = Vec::new();
@@ -828,13 +846,28 @@ struct SamplerState {
     /// First few samples that broke "at most one" (for the failure message).
     violations: Vec<String>,
     errors: usize,
+    /// Runs of consecutive violating samples (a run ends at the first good sample).
+    episodes: usize,
+    /// Whether the last sample violated.
+    in_violation: bool,
+    /// The first sample of each episode not yet taken by [`InvariantSampler::take_new_episodes`]
+    /// (bounded: a soak drains it every 100 ms).
+    new_episodes: Vec<Violation>,
 }
 
-/// Every [`SAMPLE_PERIOD`], on its own thread: which of the two *powered* servers has the VIP
-/// configured (by `getifaddrs` inside each server's namespace) and which runs a `bbsim` (by
-/// /proc: the process's network namespace). A powered-off server holds nothing, although its
-/// namespace keeps the addresses it had (as a dead machine's NIC configuration does): power is
-/// its node script's process, as ipmi_sim sees it. Stops on drop.
+/// The first sample of a run of samples that saw two VIP holders or two Bitbucket simulators.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub at: Instant,
+    /// Nodes holding the VIP (1, 2).
+    pub holders: Vec<usize>,
+    /// Live `bbsim` processes: (pid, node 1 or 2).
+    pub running: Vec<(u32, usize)>,
+}
+
+/// Every [`SAMPLE_PERIOD`] (or the period given), on its own thread: which of the two servers has the VIP configured
+/// (by `getifaddrs` inside each server's namespace) and which runs a `bbsim` (by /proc: the
+/// process's network namespace). Stops on drop.
 pub struct InvariantSampler {
     stop: Arc<AtomicBool>,
     state: Arc<Mutex<SamplerState>>,
@@ -842,9 +875,19 @@ pub struct InvariantSampler {
 }
 
 const MAX_VIOLATIONS_KEPT: usize = 20;
+/// Most episodes kept between two [`InvariantSampler::take_new_episodes`] (each is counted
+/// anyway).
+const MAX_NEW_EPISODES_KEPT: usize = 100;
 
 impl InvariantSampler {
-    fn start(namespaces: [String; 2], power: [PathBuf; 2], vip: Ipv4Addr) -> InvariantSampler {
+    /// `power_events[i]`: node i's `node.events`; when given, node i counts as a VIP holder
+    /// only while its last event is `BOOTED` (after the boot's address flush, before `OFF`).
+    fn start_with(
+        namespaces: [String; 2],
+        vip: Ipv4Addr,
+        period: Duration,
+        power_events: [Option<PathBuf>; 2],
+    ) -> InvariantSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new(SamplerState::default()));
         let files: Vec<fs::File> = namespaces
@@ -867,14 +910,8 @@ impl InvariantSampler {
                     let mut holders = Vec::new();
                     let mut errors = 0;
                     for (i, file) in files.iter().enumerate() {
-                        let powered = fs::read_to_string(&power[i])
-                            .ok()
-                            .and_then(|p| p.trim().parse::<u32>().ok())
-                            .is_some_and(pid_alive);
-                        if !powered {
-                            continue;
-                        }
                         match set_netns(file).and_then(|()| has_ipv4(vip)) {
+                            Ok(true) if power_events[i].as_deref().is_some_and(|p| !booted(p)) => {}
                             Ok(true) => holders.push(i + 1),
                             Ok(false) => {}
                             Err(_) => errors += 1,
@@ -892,16 +929,26 @@ impl InvariantSampler {
                         s.errors += errors;
                         s.max_holders = s.max_holders.max(holders.len());
                         s.max_running = s.max_running.max(running.len());
-                        if (holders.len() > 1 || running.len() > 1)
-                            && s.violations.len() < MAX_VIOLATIONS_KEPT
-                        {
+                        let bad = holders.len() > 1 || running.len() > 1;
+                        if bad && !s.in_violation {
+                            s.episodes += 1;
+                            if s.new_episodes.len() < MAX_NEW_EPISODES_KEPT {
+                                s.new_episodes.push(Violation {
+                                    at: Instant::now(),
+                                    holders: holders.clone(),
+                                    running: running.clone(),
+                                });
+                            }
+                        }
+                        s.in_violation = bad;
+                        if bad && s.violations.len() < MAX_VIOLATIONS_KEPT {
                             s.violations.push(format!(
                                 "t+{:?}: VIP {vip} on nodes {holders:?}, bbsim (pid, node) {running:?}",
                                 started.elapsed()
                             ));
                         }
                     }
-                    next += SAMPLE_PERIOD;
+                    next += period;
                     let now = Instant::now();
                     if next > now {
                         std::thread::sleep(next - now);
@@ -945,6 +992,27 @@ impl InvariantSampler {
     /// The first samples that saw two holders or two bbsims.
     pub fn violations(&self) -> Vec<String> {
         self.with(|s| s.violations.clone())
+    }
+
+    /// Runs of consecutive samples that saw two holders or two bbsims, so far.
+    pub fn episodes(&self) -> usize {
+        self.with(|s| s.episodes)
+    }
+
+    /// Whether the latest sample saw two holders or two bbsims.
+    pub fn in_violation(&self) -> bool {
+        self.with(|s| s.in_violation)
+    }
+
+    /// The episodes that began since the last call (their first samples), oldest first.
+    pub fn take_new_episodes(&self) -> Vec<Violation> {
+        std::mem::take(
+            &mut self
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .new_episodes,
+        )
     }
 
     /// Panics unless at most one node held the VIP and at most one bbsim ran in every sample,
