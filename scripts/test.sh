@@ -19,5 +19,12 @@ cargo build --workspace --bins --quiet
 echo "== tests"
 cargo test --workspace 2>&1 | tee target/test-output.txt
 
+echo "== model check (two real nodes, CI bound, every mutant)"
+bash scripts/model-check.sh --ci 2>/dev/null | tee target/model-check.txt
+
+echo "== pair fault soak (30 faults on the namespace lab with real BMCs)"
+bash scripts/soak.sh 30 2>&1 | tee target/soak.txt | grep -E '^(soak:|VIOLATION|  )' || true
+tail -1 target/soak.txt | grep -q '^soak: .* 0 violations,' || { echo "soak: violations (target/soak.txt)"; exit 1; }
+
 # One closing line for the whole run (cargo's last line is a doc-test section that may be empty).
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' target/test-output.txt
