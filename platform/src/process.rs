@@ -445,6 +445,11 @@ impl Supervised {
         if second.start_ticks != record.start_ticks {
             return Ok(None);
         }
+        if matches!(second.state, b'Z' | b'X') {
+            // Dead, not yet reaped (its parent, an earlier bbwd, died with it): nothing to
+            // adopt, and nothing that serves.
+            return Ok(None);
+        }
         if second.pgid != record.pgid {
             log::warn!(
                 "adopted pid {pid} is now in process group {} (pid file said {}); using the current one",

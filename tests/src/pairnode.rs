@@ -104,10 +104,11 @@ timeout = "10s"
         node,
         &format!(
             // A power-on is a new kernel boot for the node: what bbwd records in state_dir
-            // for one boot only (the storage record, tagged with the kernel's boot id) is void
-            // after it. The lab's nodes share the host's kernel (one boot id), so the node's
-            // boot removes that record, as a real reboot's new boot id voids it.
-            "rm -f {dir}/state/storage; RUST_LOG=info exec {} run -c {} >> {dir}/bbwd.log 2>&1",
+            // for one boot only (the storage record and the pid file, tagged with the kernel's
+            // boot id) is void after it. The lab's nodes share the host's kernel (one boot id),
+            // so the node's boot removes them, as a real reboot's new boot id voids them.
+            "rm -f {dir}/state/storage {dir}/state/bitbucket.pid; \
+             RUST_LOG=info exec {} run -c {} >> {dir}/bbwd.log 2>&1",
             bbwd_bin().display(),
             path.display(),
             dir = dir.display()

@@ -923,8 +923,37 @@ impl Pair {
                 if let Some(Some(_)) = self.active_fence {
                     self.active_fence = None;
                 }
+                self.on_both_serving(now, v, out);
             }
+            St::TakingOver { .. } => self.on_both_serving(now, v, out),
             _ => {}
+        }
+    }
+
+    /// Defence in depth: the peer says it serves while this node does too. The proofs rule this
+    /// out, but a node resuming from stale facts (a pid file or storage record that outlived
+    /// what it recorded) must not hold on: the node still taking over yields to an active peer,
+    /// and of two nodes in the same role the loser of the tie-break yields. Releasing is always
+    /// safe; the hand-over flag is not set (the peer already serves).
+    fn on_both_serving(&mut self, now: Instant, v: PeerView, out: &mut Actions) {
+        if !v.alive || !matches!(v.role, Role::Active | Role::TakingOver) {
+            return;
+        }
+        let yields = match self.st {
+            St::TakingOver { .. } => v.role == Role::Active || !self.winner(),
+            St::Active => v.role == Role::Active && !self.winner(),
+            _ => false,
+        };
+        if yields {
+            ev(
+                out,
+                Kind::Release,
+                format_args!(
+                    "the peer serves too ({}): this node yields and releases",
+                    v.role.as_str()
+                ),
+            );
+            self.release(now, ReleaseWhy::TakeoverFailed, out);
         }
     }
 

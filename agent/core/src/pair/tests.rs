@@ -953,3 +953,32 @@ fn an_active_cut_off_from_peer_and_clients_releases_and_never_fences() {
     assert!(!a.contains(&FENCE), "{a:?}");
     assert!(a.contains(&Action::RemoveVip), "{a:?}");
 }
+
+#[test]
+fn a_node_resuming_from_stale_facts_yields_to_an_active_peer() {
+    // Found on the lab: a node powered on again re-adopted a dead Bitbucket from a pid file
+    // that outlived it, resumed, and restarted Bitbucket next to the active peer.
+    let mut t = T::boot(settings(true), Some("Bitbucket still running"));
+    let a = t.step(peer(true, Role::Active));
+    assert!(a.contains(&Action::RemoveVip), "{a:?}");
+    assert_eq!(t.p.role(), Role::Releasing);
+    t.release_steps(true, true);
+    assert!(!t.p.handed_over(), "no hand-over: the peer already serves");
+}
+
+#[test]
+fn of_two_active_nodes_the_tie_break_loser_releases() {
+    let mut t = T::active();
+    // This node is the winner (preferred): it keeps the service.
+    t.step(peer(true, Role::Active));
+    assert_eq!(t.p.role(), Role::Active);
+    let mut s = settings(false);
+    s.name_first = false;
+    let mut u = T::new(s);
+    u.step(peer(true, Role::Booting));
+    u.step(Input::Peer(PeerView {
+        preferred: true,
+        ..view(true, Role::Standby)
+    }));
+    assert_eq!(u.p.role(), Role::Standby);
+}

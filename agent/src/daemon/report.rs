@@ -1,0 +1,144 @@
+//! The status report (`bbwd status --json`): the node's view, the cluster's and the watchdog's,
+//! assembled for the operator. Reads only.
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Core {
+    /// The status report.
+    pub(super) fn status(&mut self) -> status::Status {
+        let time_left = self.hw.as_mut().and_then(|h| h.dog.time_left());
+        let cluster_status = self
+            .cluster
+            .as_ref()
+            .map(|c| c.status(clock::now(), &self.node));
+        let v = self.node.machine().view();
+        let (bb_state, http_status) = match v.last_probe {
+            Some(ProbeOutcome::Reply { http_status, state }) => {
+                (state.map(|s| s.as_str().to_string()), Some(http_status))
+            }
+            _ => (None, None),
+        };
+        let device = match &self.cfg.watchdog.device {
+            WatchdogDevice::None => "none".to_string(),
+            WatchdogDevice::Device(p) => p.display().to_string(),
+            WatchdogDevice::Ipmi => "ipmi".to_string(),
+        };
+        status::Status {
+            node: self.cfg.node.name.clone(),
+            mode: match self.cfg.mode() {
+                Mode::Single => "single",
+                Mode::Pair => "pair",
+                Mode::Mirror => "mirror",
+            }
+            .into(),
+            role: match self.node.role() {
+                None => "none",
+                Some(crate::pair::Role::Active | crate::pair::Role::Releasing) => "active",
+                Some(_) => "standby",
+            }
+            .into(),
+            state: match self.node.role() {
+                Some(crate::pair::Role::Fencing) => "fencing",
+                Some(crate::pair::Role::TakingOver) => "taking_over",
+                Some(crate::pair::Role::Releasing) => "releasing",
+                _ => v.state.as_str(),
+            }
+            .into(),
+            daemon: "up".into(),
+            bitbucket: status::Bitbucket {
+                state: bb_state,
+                http_status,
+                pid: v.pid,
+                consecutive_failures: v.consecutive_failures,
+                last_check: v
+                    .last_probe
+                    .as_ref()
+                    .map(|p| machine::ProbeText(p).to_string()),
+            },
+            restarts: v.restarts,
+            peer: cluster_status.as_ref().map(|c| c.0.clone()),
+            vip: cluster_status.as_ref().map(|c| c.1.clone()),
+            fencing: cluster_status.map(|c| c.2),
+            watchdog: status::Watchdog {
+                device,
+                armed: self.hw.is_some(),
+                petting: v.petting,
+                systemd_interval_ms: self
+                    .sd_watchdog
+                    .as_ref()
+                    .map(|w| w.interval().as_millis() as u64),
+                timeout_ms: self
+                    .hw
+                    .as_ref()
+                    .map(|h| h.pacer.timeout().as_millis() as u64),
+                time_left_ms: time_left.map(|t| t.as_millis() as u64),
+                last_reset_by_watchdog: self
+                    .hw
+                    .as_ref()
+                    .and_then(|h| h.dog.last_reset_by_watchdog()),
+                realtime: self.realtime,
+                pets: self.hw.as_ref().map_or(0, |h| h.pacer.pets()),
+                pet_latency_us_last: self
+                    .hw
+                    .as_ref()
+                    .and_then(|h| h.latency_last)
+                    .map(|d| d.as_micros() as u64),
+                pet_latency_us_max: self
+                    .hw
+                    .as_ref()
+                    .and_then(|h| h.latency_max)
+                    .map(|d| d.as_micros() as u64),
+            },
+            database: self.cfg.database.as_ref().map(|d| status::Database {
+                address: d.address.clone(),
+                reachable: match v.db {
+                    machine::Db::Up => Some(true),
+                    machine::Db::Down => Some(false),
+                    _ => None,
+                },
+            }),
+            maintenance: v.maintenance.as_ref().map(|r| status::Maintenance {
+                reason: r.to_string(),
+                since: self.maintenance_since.clone(),
+            }),
+            failed: v.failed.map(|f| f.as_str().to_string()),
+            version: env!("CARGO_PKG_VERSION").into(),
+            events: self
+                .ring
+                .iter()
+                .map(|r| status::Event {
+                    at: clock::rfc3339(r.wall_ms).to_string(),
+                    kind: r.kind.into(),
+                    detail: r.detail.to_string(),
+                })
+                .collect(),
+            load_balancer: self.lb.as_ref().map(|l| {
+                // Decided afresh: the server takes the same line at the end of this pass,
+                // before it accepts another connection.
+                let (line, word) = self.lb_reply();
+                status::LoadBalancer {
+                    address: l.server.local_addr().to_string(),
+                    reply: line.to_string(),
+                    state: word.to_string(),
+                }
+            }),
+            clock: self.clock_watch.last().map(mirror::clock_report),
+            daemon_error: None,
+            loop_stats: Some({
+                let log = bbwd_platform::logger::stats();
+                status::LoopStats {
+                    log_dropped_lines: log.dropped_lines,
+                    log_dropped_bytes: log.dropped_bytes,
+                    log_written_bytes: log.written_bytes,
+                    ..self.pace.clone()
+                }
+            }),
+            daemon_run: Some(status::DaemonRun {
+                pid: std::process::id(),
+                started_at_ms: self.started_at_ms,
+                reexecuted: bbwd_platform::reexec::reexecuted(),
+            }),
+        }
+    }
+}
