@@ -283,7 +283,7 @@ impl Procedure {
             format_args!(
                 "BMC did not confirm {want} within {:?}{}{}",
                 self.timeout,
-                if self.last_error.is_some() {
+                if self.last_error.as_ref().is_some_and(|e| !e.is_empty()) {
                     ": last error: "
                 } else {
                     ""

@@ -1122,9 +1122,11 @@ impl Pair {
     }
 
     fn on_fenced(&mut self, now: Instant, r: FenceResult, out: &mut Actions) {
+        // One event per outcome, saying what follows from it.
+        let mut why = Detail::new();
         let confirmed = match &r {
             FenceResult::OffConfirmed(d) if self.bmc_mismatch => {
-                ev(out, Kind::FenceFailed, format_args!("{d}, but this BMC has reported the peer off while it heartbeated: not trusted; fix [fencing] or bbwd confirm-peer-down"));
+                let _ = core::fmt::Write::write_fmt(&mut why, format_args!("{d}, but this BMC has reported the peer off while it heartbeated: not trusted (fix [fencing] or bbwd confirm-peer-down)"));
                 false
             }
             FenceResult::OffConfirmed(d) => {
@@ -1140,15 +1142,16 @@ impl Pair {
                 false
             }
             FenceResult::Failed(d) | FenceResult::Power { detail: d, .. } => {
-                ev(out, Kind::FenceFailed, format_args!("{d}"));
+                let _ = core::fmt::Write::write_str(&mut why, d);
                 false
             }
         };
+        let failed = !confirmed && !matches!(r, FenceResult::Power { on: true, .. });
         match self.st {
             St::Fencing { attempt, .. } => {
                 if confirmed {
                     self.take_over(now, out);
-                } else if matches!(r, FenceResult::Power { on: true, .. }) {
+                } else if !failed {
                     // `ConfirmOff` (only a booting node asks for it) found the peer powered on
                     // meanwhile: it is booting too; wait for it as a booting node does.
                     self.st = St::Booting {
@@ -1156,7 +1159,7 @@ impl Pair {
                     };
                 } else {
                     let wait = backoff(attempt);
-                    ev(out, Kind::FenceFailed, format_args!("retry in {wait:?}; no takeover without a confirmed fence (bbwd confirm-peer-down)"));
+                    ev(out, Kind::FenceFailed, format_args!("{why}; retry in {wait:?}; no takeover without a confirmed fence (bbwd confirm-peer-down)"));
                     self.st = St::FenceBlocked {
                         retry_at: now + wait,
                         attempt: attempt + 1,
@@ -1171,8 +1174,14 @@ impl Pair {
                     let wait = backoff(self.active_fence_attempt);
                     self.active_fence_attempt += 1;
                     self.active_fence = Some(Some(now + wait));
+                    ev(
+                        out,
+                        Kind::FenceFailed,
+                        format_args!("{why}; still serving; retry in {wait:?}"),
+                    );
                 }
             }
+            _ if failed => ev(out, Kind::FenceFailed, format_args!("{why}")),
             _ => {}
         }
     }

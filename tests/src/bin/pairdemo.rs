@@ -441,6 +441,23 @@ fn bench(peer_timeout_ms: u64, runs: usize) {
         )
         .expect("write n1's node command");
         boot_pair(&lab, |s| eprintln!("pairdemo: {s}"));
+        // Pair-mode footprint in steady state: the active (n1) and the standby (n2).
+        let rss = |node: Node| {
+            lab.pids_in(&lab.ns(node))
+                .into_iter()
+                .find(|p| {
+                    std::fs::read(format!("/proc/{p}/comm"))
+                        .is_ok_and(|c| c.strip_suffix(b"\n").unwrap_or(&c) == b"bbwd")
+                })
+                .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+                .and_then(|st| {
+                    st.lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                })
+                .unwrap_or(0)
+        };
+        let (rss_active, rss_standby) = (rss(Node::N1), rss(Node::N2));
         let f = fail_over(&lab);
         let detect = f.step_ms("peer lost");
         let at = |step: &str| f.step_ms(step);
@@ -455,7 +472,8 @@ fn bench(peer_timeout_ms: u64, runs: usize) {
         let fence_end = at("fence confirmed").or(at("peer already off"));
         println!(
             "run {run} failover_ms {failover_ms} bmc_ms {} detect_ms {} delay_ms {} fence_ms {} \
-             start_ms {} vip_ms {} client_ms {} answers_from_dead_n1 {}",
+             start_ms {} vip_ms {} client_ms {} answers_from_dead_n1 {} rss_active_kib {} \
+             rss_standby_kib {}",
             f.bmc.as_millis(),
             diff(Some(0), detect),
             diff(detect, fence_start),
@@ -464,6 +482,8 @@ fn bench(peer_timeout_ms: u64, runs: usize) {
             diff(at("bitbucket healthy"), at("vip added")),
             diff(at("vip added"), Some(failover_ms)),
             f.answers_from_dead(),
+            rss_active,
+            rss_standby,
         );
         lab.power_off(Node::N2);
     }
