@@ -199,8 +199,11 @@ impl Status {
         }
     }
 
-    /// Pair mode: a standby without Bitbucket is normal; a blocked fence is CRITICAL; a lost
-    /// heartbeat link or a BMC session that is down (fencing would fail) is a WARNING.
+    /// Pair mode: a standby without Bitbucket is normal. CRITICAL: a blocked fence, a takeover
+    /// that keeps failing, a fencing BMC that reports the heard peer off (it is another
+    /// machine's), both nodes `preferred_active`, a node that self-fenced. WARNING: a lost
+    /// heartbeat link, a BMC session that is down (fencing would fail), failover paused by
+    /// maintenance, neither node preferred.
     fn pair_exit_code(&self) -> i32 {
         let fencing = |k: &str| {
             self.fencing
@@ -208,7 +211,17 @@ impl Status {
                 .and_then(|f| f.get(k))
                 .and_then(|v| v.as_bool())
         };
-        if fencing("blocked") == Some(true) || self.state == "failed" {
+        let conflict = self
+            .fencing
+            .as_ref()
+            .and_then(|f| f.get("preference_conflict"))
+            .and_then(|v| v.as_str());
+        if fencing("blocked") == Some(true)
+            || fencing("takeover_blocked") == Some(true)
+            || fencing("bmc_mismatch") == Some(true)
+            || conflict == Some("both")
+            || self.state == "failed"
+        {
             return CRITICAL;
         }
         let links = self.peer.as_ref().map(|p| {
@@ -219,7 +232,9 @@ impl Status {
             )
         });
         let degraded = links.is_some_and(|(up, total, alive)| up < total || !alive)
-            || fencing("session_up") == Some(false);
+            || fencing("session_up") == Some(false)
+            || fencing("failover_paused") == Some(true)
+            || conflict == Some("neither");
         let base = match (self.role.as_str(), self.state.as_str()) {
             ("standby", "stopped" | "starting") => OK,
             (_, "running") if self.bitbucket.consecutive_failures == 0 => OK,
@@ -313,6 +328,40 @@ impl Status {
                 "  fencing      {} {session}{blocked}",
                 f["bmc"].as_str().unwrap_or("?")
             );
+            let flag = |k: &str| f[k].as_bool() == Some(true);
+            if flag("takeover_blocked") {
+                let _ = writeln!(
+                    s,
+                    "  TAKEOVER FAILED: retried with backoff (see the events)"
+                );
+            }
+            if flag("bmc_mismatch") {
+                let _ = writeln!(
+                    s,
+                    "  FENCING BMC MISMATCH: it reports the heard peer off; [fencing] host points at another machine"
+                );
+            }
+            match f["preference_conflict"].as_str() {
+                Some("both") => {
+                    let _ = writeln!(
+                        s,
+                        "  BOTH NODES preferred_active: set it on exactly one (the first name wins meanwhile)"
+                    );
+                }
+                Some(_) => {
+                    let _ = writeln!(
+                        s,
+                        "  neither node preferred_active: set it on one (the first name wins meanwhile)"
+                    );
+                }
+                None => {}
+            }
+            if flag("failover_paused") {
+                let _ = writeln!(
+                    s,
+                    "  failover     PAUSED: maintenance on this node or the peer"
+                );
+            }
         }
         if self.bitbucket.consecutive_failures > 0 {
             let _ = writeln!(
@@ -488,6 +537,27 @@ mod tests {
         o.remove("load_balancer");
         let back: Status = serde_json::from_value(old).unwrap();
         assert_eq!(back.clock, None);
+    }
+
+    #[test]
+    #[test]
+    fn pair_conditions_that_need_an_operator_are_critical_and_pauses_are_warnings() {
+        let mut st = sample();
+        st.mode = "pair".into();
+        st.role = "standby".into();
+        st.state = "stopped".into();
+        st.peer = Some(serde_json::json!({"alive": true, "links_up": 2, "links_total": 2}));
+        let with = |k: &str, v: serde_json::Value| {
+            let mut s = st.clone();
+            s.fencing = Some(serde_json::json!({ "session_up": true, k: v }));
+            s.exit_code()
+        };
+        assert_eq!(with("blocked", false.into()), OK);
+        assert_eq!(with("takeover_blocked", true.into()), CRITICAL);
+        assert_eq!(with("bmc_mismatch", true.into()), CRITICAL);
+        assert_eq!(with("preference_conflict", "both".into()), CRITICAL);
+        assert_eq!(with("preference_conflict", "neither".into()), WARNING);
+        assert_eq!(with("failover_paused", true.into()), WARNING);
     }
 
     #[test]
