@@ -6,7 +6,7 @@
 //!
 //! # Theory of operation
 //! ```text
-//!   Off:  PowerOff ──ack──► wait POLL ─► Status ──off──► OffConfirmed
+//!   Off:  PowerOff ──ack──► Status (at once, then every POLL) ──off──► OffConfirmed
 //!           │ error            ▲            │ on / error
 //!           ▼                  └────────────┘
 //!         wait POLL ─► PowerOff again ...        (until `timeout`: Failed)
@@ -216,8 +216,11 @@ impl Procedure {
                 self.poll(now, Op::Status)
             }
             (Goal::Off, Op::PowerOff, _) => {
+                // Read back at once: a node already off (the common case: a dead peer) is
+                // confirmed by this first reading; one that is going down is polled.
                 self.acked = true;
-                self.poll(now, Op::Status)
+                self.step = Step::Waiting { op: Op::Status };
+                Next::Op(Op::Status)
             }
             (Goal::On, Op::PowerOn, Reply::Failed(_)) => self.poll(now, Op::PowerOn),
             (Goal::On, Op::PowerOn, _) => self.poll(now, Op::Status),
