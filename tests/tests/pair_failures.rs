@@ -218,6 +218,34 @@ fn active_bitbucket_crash_is_restarted_locally_without_failover() {
     finish(sampler);
 }
 
+/// Writes both configs with `hooks` (TOML appended) and `max_restarts = 1`, starts the sampler,
+/// powers both nodes on and waits for the steady state (n1 active, n2 standby, the VIP answering
+/// from n1).
+fn pair_up_exhaustible(lab: &PairLab, hooks: &str) -> InvariantSampler {
+    for n in Node::BOTH {
+        set_up_node_with(lab, n, hooks);
+        insert_config_line(lab, n, "kill_timeout = \"2s\"", "max_restarts = 1");
+    }
+    let sampler = lab.sample_invariants(VIP);
+    lab.power_on(Node::N1);
+    lab.power_on(Node::N2);
+    wait_role(lab, Node::N1, "active/running");
+    wait_role(lab, Node::N2, "standby/stopped");
+    wait_for(lab, "the VIP to answer from n1", || {
+        answered_by(lab, VIP, Node::N1)
+    });
+    sampler
+}
+
+/// The first crash of n1's Bitbucket: the one restart the budget allows.
+fn crash_and_restart_once(lab: &PairLab) {
+    crash_bitbucket(lab, Node::N1);
+    wait_for(lab, "n1 to restart its Bitbucket", || {
+        let st = status(lab, Node::N1);
+        count_events(&st, "restart") >= 1 && st["state"] == "running"
+    });
+}
+
 #[test]
 fn restarts_exhausted_release_in_order_and_hand_over_without_fencing() {
     if !pairlab::available() {
@@ -232,25 +260,10 @@ fn restarts_exhausted_release_in_order_and_hand_over_without_fencing() {
         hook_file.display(),
         hook_file.display()
     );
-    for n in Node::BOTH {
-        set_up_node_with(&lab, n, &hooks);
-        insert_config_line(&lab, n, "kill_timeout = \"2s\"", "max_restarts = 1");
-    }
-    let sampler = lab.sample_invariants(VIP);
-    lab.power_on(Node::N1);
-    lab.power_on(Node::N2);
-    wait_role(&lab, Node::N1, "active/running");
-    wait_role(&lab, Node::N2, "standby/stopped");
-    wait_for(&lab, "the VIP to answer from n1", || {
-        answered_by(&lab, VIP, Node::N1)
-    });
+    let sampler = pair_up_exhaustible(&lab, &hooks);
 
     // First crash: the one restart the budget allows.
-    crash_bitbucket(&lab, Node::N1);
-    wait_for(&lab, "n1 to restart its Bitbucket", || {
-        let st = status(&lab, Node::N1);
-        count_events(&st, "restart") >= 1 && st["state"] == "running"
-    });
+    crash_and_restart_once(&lab);
     wait_for(&lab, "the VIP to answer from n1 again", || {
         answered_by(&lab, VIP, Node::N1)
     });
@@ -672,21 +685,8 @@ fn a_release_whose_after_stop_hook_failed_is_fenced_not_handed_over() {
     }
     let _one = one_lab_at_a_time();
     let lab = PairLab::up("failedrelease");
-    let hooks = "\n[hooks]\nafter_stop = [[\"/bin/false\"]]\n";
-    for n in Node::BOTH {
-        set_up_node_with(&lab, n, hooks);
-        insert_config_line(&lab, n, "kill_timeout = \"2s\"", "max_restarts = 1");
-    }
-    let sampler = lab.sample_invariants(VIP);
-    lab.power_on(Node::N1);
-    lab.power_on(Node::N2);
-    wait_role(&lab, Node::N1, "active/running");
-    wait_role(&lab, Node::N2, "standby/stopped");
-    crash_bitbucket(&lab, Node::N1);
-    wait_for(&lab, "n1 to restart its Bitbucket", || {
-        let st = status(&lab, Node::N1);
-        count_events(&st, "restart") >= 1 && st["state"] == "running"
-    });
+    let sampler = pair_up_exhaustible(&lab, "\n[hooks]\nafter_stop = [[\"/bin/false\"]]\n");
+    crash_and_restart_once(&lab);
     crash_bitbucket(&lab, Node::N1);
     wait_role(&lab, Node::N2, "active/running");
     let n2 = status(&lab, Node::N2);
