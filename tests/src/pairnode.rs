@@ -106,9 +106,10 @@ timeout = "10s"
             // A power-on is a new kernel boot for the node: what bbwd records in state_dir
             // for one boot only (the storage record and the pid file, tagged with the kernel's
             // boot id) is void after it. The lab's nodes share the host's kernel (one boot id),
-            // so the node's boot removes them, as a real reboot's new boot id voids them.
-            "rm -f {dir}/state/storage {dir}/state/bitbucket.pid; \
-             RUST_LOG=info exec {} run -c {} >> {dir}/bbwd.log 2>&1",
+            // so the node's boot removes them, as a real reboot's new boot id voids them (only
+            // at a boot: the lab's node script sets LAB_BOOT; a restart of bbwd alone keeps them).
+            "[ -z \"$LAB_BOOT\" ] || rm -f {dir}/state/storage {dir}/state/bitbucket.pid; \
+             unset LAB_BOOT; RUST_LOG=info exec {} run -c {} >> {dir}/bbwd.log 2>&1",
             bbwd_bin().display(),
             path.display(),
             dir = dir.display()
