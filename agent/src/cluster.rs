@@ -260,6 +260,13 @@ impl Cluster {
                 cluster.vip
             );
         }
+        // The public link as it is now (the watch reports only changes from here on).
+        let mut cluster = cluster;
+        if let Some(l) = &cluster.link {
+            if !l.state().usable() {
+                cluster.push(Input::PublicLink { up: false });
+            }
+        }
         Ok(Setup {
             cluster,
             settings,
