@@ -1025,3 +1025,115 @@ fn status_chunked_keep_alive_and_extra_fields_are_healthy_and_the_loop_keeps_pac
     d.stop();
     sc.assert_never_two_sims();
 }
+
+// ---------------------------------------------------------------------------------------------
+// What is left of a crashed leader's group
+
+/// Starts the simulator's helper child (`/_sim/spawn-child?term=TERM`), waits until it runs,
+/// and returns its pid.
+fn spawn_helper(sc: &Scenario, term: &str) -> u32 {
+    let (code, body) = sim_admin(sc.port, &format!("/_sim/spawn-child?term={term}"));
+    assert_eq!(code, 200, "{body}");
+    let pid: u32 = body.trim().parse().unwrap();
+    wait_until(WAIT, "the helper is ready", || {
+        helper_signals(sc).iter().any(|l| l == "READY")
+    });
+    pid
+}
+
+/// The lines the helper child wrote: READY, then TERM per SIGTERM.
+fn helper_signals(sc: &Scenario) -> Vec<String> {
+    fs::read_to_string(sc.sim_dir().join("child-signals.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Point 6: when the leader exited, the rest of its group was SIGKILLed with no SIGTERM, no
+/// event and no log line. Now a helper left behind gets SIGTERM first, goes, no `kill` follows,
+/// and the log names the pids signalled and why.
+#[test]
+fn a_crashed_leaders_helper_gets_sigterm_first_and_a_log_line_naming_it() {
+    let sc = Scenario::new("probe_orphan").duration("stop_timeout", "3s");
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    let helper = spawn_helper(&sc, "exit");
+    let before = event_log(&sc).len();
+    sim_admin(sc.port, "/_sim/crash");
+    d.wait_for(WAIT, "restarted after the crash", |s| {
+        s["state"] == "running" && pid_of(s).is_some() && pid_of(s) != pid_of(&st)
+    });
+    assert_pace(&sc, &n, from, "a crash with a helper left in the group");
+    assert_eq!(helper_signals(&sc), ["READY", "TERM"], "one SIGTERM");
+    assert!(!pid_alive(helper), "the helper is gone");
+    let events = event_log(&sc).split_off(before);
+    let kinds: Vec<String> = events.iter().map(|(k, _)| k.clone()).collect();
+    assert!(
+        has_subsequence(&kinds, &["crash", "healthy"]),
+        "{events:#?}"
+    );
+    assert!(
+        !kinds.iter().any(|k| k == "kill"),
+        "no SIGKILL for a helper that went on SIGTERM: {events:#?}"
+    );
+    let log = fs::read_to_string(sc.bbwd_log()).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("to what is left of its process group"))
+        .unwrap_or_else(|| panic!("no log line names what is signalled\n{log}"));
+    assert!(
+        line.contains("Term") && line.contains(&helper.to_string()),
+        "{line}"
+    );
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// Point 6, the other half: a helper that ignores SIGTERM still gets it first, then SIGKILL
+/// once `stop_timeout` has passed, with a `kill` event saying why, and the restart follows.
+#[test]
+fn a_crashed_leaders_helper_ignoring_sigterm_is_killed_after_stop_timeout_with_an_event() {
+    let sc = Scenario::new("probe_orphan_kill").duration("stop_timeout", "1s");
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    let helper = spawn_helper(&sc, "ignore");
+    let before = event_log(&sc).len();
+    let crashed = Instant::now();
+    sim_admin(sc.port, "/_sim/crash");
+    wait_until(WAIT, "the helper gone", || !pid_alive(helper));
+    let gone_after = crashed.elapsed();
+    d.wait_for(WAIT, "restarted after the crash", |s| {
+        s["state"] == "running" && pid_of(s).is_some() && pid_of(s) != pid_of(&st)
+    });
+    assert_pace(&sc, &n, from, "a crash with a helper ignoring SIGTERM");
+    assert_eq!(helper_signals(&sc), ["READY", "TERM"], "SIGTERM first");
+    assert!(
+        gone_after >= Duration::from_secs(1),
+        "SIGKILL only after stop_timeout: gone {gone_after:?} after the crash"
+    );
+    let events = event_log(&sc).split_off(before);
+    let kinds: Vec<String> = events.iter().map(|(k, _)| k.clone()).collect();
+    assert!(
+        has_subsequence(&kinds, &["crash", "kill", "healthy"]),
+        "{events:#?}"
+    );
+    let (_, kill) = events.iter().find(|(k, _)| k == "kill").unwrap();
+    assert!(kill.contains("after it exited: SIGKILL"), "{kill}");
+    let log = fs::read_to_string(sc.bbwd_log()).unwrap();
+    for sig in ["Term", "Kill"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("to what is left of its process group")
+                    && l.contains(sig)
+                    && l.contains(&helper.to_string())),
+            "no log line says {sig} goes to pid {helper}\n{log}"
+        );
+    }
+    d.stop();
+    sc.assert_never_two_sims();
+}
