@@ -1137,3 +1137,193 @@ fn a_crashed_leaders_helper_ignoring_sigterm_is_killed_after_stop_timeout_with_a
     d.stop();
     sc.assert_never_two_sims();
 }
+
+// ---------------------------------------------------------------------------------------------
+// An unkillable group: frozen in a cgroup freezer
+
+/// Where the cgroup v1 freezer hierarchy is mounted (`/proc/self/mountinfo`), if anywhere.
+///
+/// The v1 freezer, not cgroup v2's `cgroup.freeze`: v2 lets fatal signals through (the kernel
+/// kills a frozen task on SIGKILL: Documentation/admin-guide/cgroup-v2.rst, "Processes in the
+/// frozen cgroup can be killed by a fatal signal"), so only v1 makes a group that SIGKILL cannot
+/// end (its tasks sit in `D`, the signal pending, until thawed).
+fn v1_freezer_mount() -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let mut after = after.split_whitespace();
+        let (fstype, _source, options) = (after.next()?, after.next()?, after.next()?);
+        if fstype == "cgroup" && options.split(',').any(|o| o == "freezer") {
+            before.split_whitespace().nth(4).map(PathBuf::from)
+        } else {
+            None
+        }
+    })
+}
+
+/// A cgroup of the test's own in the v1 freezer hierarchy (mounted in the test's directory if
+/// the host has none mounted). Drop thaws it, SIGKILLs what is still in it (only processes this
+/// test moved there), waits for it to empty, removes it and unmounts what it mounted.
+struct Freezer {
+    dir: PathBuf,
+    mounted: Option<PathBuf>,
+}
+
+impl Freezer {
+    /// `None` (with the reason) when no v1 freezer can be had here.
+    fn new(sc: &Scenario) -> Result<Freezer, String> {
+        let (root, mounted) = match v1_freezer_mount() {
+            Some(root) => (root, None),
+            None => {
+                let at = sc.dir.join("freezer");
+                fs::create_dir_all(&at).map_err(|e| e.to_string())?;
+                let out = Command::new("mount")
+                    .args(["-t", "cgroup", "-o", "freezer", "bbwd-probe"])
+                    .arg(&at)
+                    .output()
+                    .map_err(|e| format!("mount(8): {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "no cgroup v1 freezer mounted and mounting one failed: {}",
+                        output_text(&out).trim()
+                    ));
+                }
+                (at.clone(), Some(at))
+            }
+        };
+        let dir = root.join(format!(
+            "bbwd-probe-{}-{}",
+            std::process::id(),
+            sc.dir.path().file_name().unwrap().to_string_lossy()
+        ));
+        let mut f = Freezer { dir, mounted };
+        fs::create_dir(&f.dir).map_err(|e| {
+            let why = format!("mkdir {}: {e}", f.dir.display());
+            f.dir = PathBuf::new();
+            why
+        })?;
+        Ok(f)
+    }
+
+    fn write(&self, file: &str, value: &str) {
+        let path = self.dir.join(file);
+        fs::write(&path, value).unwrap_or_else(|e| panic!("write {value:?} to {path:?}: {e}"));
+    }
+
+    fn state(&self) -> String {
+        fs::read_to_string(self.dir.join("freezer.state"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    fn procs(&self) -> Vec<u32> {
+        fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Moves `pid` in and freezes the cgroup (returns once the kernel says FROZEN).
+    fn freeze(&self, pid: u32) {
+        self.write("cgroup.procs", &pid.to_string());
+        self.write("freezer.state", "FROZEN");
+        wait_until(WAIT, "the cgroup FROZEN", || self.state() == "FROZEN");
+    }
+
+    fn thaw(&self) {
+        self.write("freezer.state", "THAWED");
+    }
+}
+
+impl Drop for Freezer {
+    fn drop(&mut self) {
+        if self.dir.as_os_str().is_empty() {
+            return;
+        }
+        let _ = fs::write(self.dir.join("freezer.state"), "THAWED");
+        let until = Instant::now() + Duration::from_secs(10);
+        while !self.procs().is_empty() && Instant::now() < until {
+            for pid in self.procs() {
+                kill_pid(pid, libc::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = fs::remove_dir(&self.dir);
+        if let Some(at) = &self.mounted {
+            let _ = Command::new("umount").arg(at).output();
+        }
+    }
+}
+
+/// Point 13: with `[watchdog] device = "none"` an unkillable episode that ends left bbwd failed
+/// for good, and `bbwd reset` answered "the watchdog will do it" though there was no watchdog.
+/// Now: a Bitbucket frozen in a cgroup freezer (SIGTERM and SIGKILL stay pending) makes bbwd
+/// go `failed` (unkillable) at pace; reset is refused while the group is there, saying why;
+/// once the group is thawed and dies of its pending SIGKILL, reset starts a new Bitbucket.
+#[test]
+fn unkillable_frozen_group_fails_at_pace_and_reset_recovers_once_it_is_gone() {
+    if !root("a cgroup freezer") {
+        return;
+    }
+    let sc = Scenario::new("probe_frozen");
+    let freezer = match Freezer::new(&sc) {
+        Ok(f) => f,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "this probe needs the cgroup v1 freezer (cgroup v2's freezer lets SIGKILL \
+                 through, so it cannot make an unkillable group): {why}"
+            );
+            eprintln!("SKIPPED (not CI): {why}");
+            return;
+        }
+    };
+    sc.write_config_text(&format!(
+        "{}\n[watchdog]\ndevice = \"none\"\n",
+        sc.config_text()
+    ));
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    let pid = pid_of(&st).unwrap();
+    freezer.freeze(pid);
+
+    // Checks time out, the correction's SIGTERM and SIGKILL stay pending: unkillable.
+    let st = d.wait_state(WAIT, "failed");
+    assert_eq!(st["failed"], "unkillable", "{st:#}");
+    assert!(find_event(&st, "unkillable").is_some(), "{st:#}");
+    assert!(pid_alive(pid), "frozen, not dead");
+    let out = sc.bbwd(&["reset"]);
+    assert_ne!(out.status.code(), Some(0), "{}", output_text(&out));
+    let text = output_text(&out);
+    assert!(
+        text.contains("still there") && !text.contains("the watchdog will do it"),
+        "reset refused, saying why: {text}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_pace(&sc, &n, from, "an unkillable group");
+
+    // Thawed, it dies of the pending SIGKILL; bbwd stays failed until the operator's reset.
+    freezer.thaw();
+    wait_until(WAIT, "the thawed simulator dead", || !pid_alive(pid));
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, st) = sc.status_json();
+    assert_eq!(st["state"], "failed", "no start without reset: {st:#}");
+    assert_eq!(sc.sim_starts(), vec![pid], "nothing started meanwhile");
+    let mut out = sc.bbwd(&["reset"]);
+    let until = Instant::now() + Duration::from_secs(5);
+    while out.status.code() != Some(0) && Instant::now() < until {
+        // The group's exit may still be on its way to the loop.
+        std::thread::sleep(Duration::from_millis(200));
+        out = sc.bbwd(&["reset"]);
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let st = d.wait_state(WAIT, "running");
+    assert_ne!(pid_of(&st), Some(pid), "{st:#}");
+    assert_pace(&sc, &n, from, "an unkillable group, thawed, reset");
+    d.stop();
+    sc.assert_never_two_sims();
+}
