@@ -1327,3 +1327,66 @@ fn unkillable_frozen_group_fails_at_pace_and_reset_recovers_once_it_is_gone() {
     d.stop();
     sc.assert_never_two_sims();
 }
+
+// ---------------------------------------------------------------------------------------------
+// A daemonizing command
+
+/// `bitbucket.command` that daemonizes (forks a `setsid` copy and exits at once, as
+/// `start-bitbucket.sh` without `-fg` does): the leader's exit during start-up is a failed
+/// start, not a crash to restart; the daemonized copy still serving is never joined by a
+/// second one, not by a reset either (bbwd refuses, naming what answers), and the loop keeps
+/// its pace throughout.
+#[test]
+fn a_daemonizing_command_fails_the_start_and_is_never_started_twice() {
+    let sc = Scenario::new("probe_daemonize");
+    let mut argv = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        "setsid \"$@\" </dev/null >/dev/null 2>&1 & exit 0".to_string(),
+        "sh".to_string(),
+    ];
+    argv.extend(sc.sim_command());
+    let command: Vec<String> = argv.iter().map(|a| toml_str(a)).collect();
+    let text = sc.config_text().replace(
+        &format!(
+            "command = [{}]",
+            sc.sim_command()
+                .iter()
+                .map(|a| toml_str(a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        &format!("command = [{}]", command.join(", ")),
+    );
+    sc.write_config_text(&text);
+    let n = Notify::bind(&sc);
+    let from = Instant::now();
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "failed");
+    assert_eq!(st["failed"], "start_failed", "{st:#}");
+    wait_until(WAIT, "the daemonized copy serving", || {
+        http_get(sc.port, "/status").is_ok_and(|(code, _)| code == 200)
+    });
+    let daemonized = sc.sims_alive();
+    assert_eq!(daemonized.len(), 1, "the daemonized copy runs");
+    let out = sc.bbwd(&["reset"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let st = d.wait_for(WAIT, "the reset's start refused", |s| {
+        s["failed"] == "already_serving"
+    });
+    assert!(find_event(&st, "start_refused").is_some(), "{st:#}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sc.sim_starts().len(), 1, "one start only");
+    assert_pace(
+        &sc,
+        &n,
+        from + Duration::from_millis(300),
+        "a daemonizing command",
+    );
+    d.stop();
+    sc.assert_never_two_sims();
+    for pid in daemonized {
+        // SAFETY: kill(2) on the daemonized simulator this test's bbwd started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}
