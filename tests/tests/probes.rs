@@ -1390,3 +1390,65 @@ fn a_daemonizing_command_fails_the_start_and_is_never_started_twice() {
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Concurrent OCF actions
+
+/// Pacemaker never runs two actions on one resource at once, but an operator's `crm_resource
+/// --force-*` beside it can. Starts, stops and monitors racing each other, three rounds: never
+/// two Bitbuckets, every action answers within its timeout with an OCF code, and a final stop
+/// leaves nothing running (monitor: 7).
+#[test]
+fn concurrent_ocf_starts_stops_and_monitors_never_run_two_bitbuckets() {
+    let sc = Scenario::new("probe_ocf_race");
+    let config = sc.ensure_config();
+    let mut said = String::new();
+    for round in 0..3 {
+        let actions: Vec<_> = [
+            "start", "stop", "monitor", "start", "monitor", "stop", "start",
+        ]
+        .into_iter()
+        .map(|action| {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut cmd = Command::new(bbwd_bin());
+                cmd.args(["ocf", action, "-c"])
+                    .arg(&config)
+                    .env("OCF_RESKEY_CRM_meta_timeout", "20000");
+                (action, run_bounded(cmd, Duration::from_secs(30)))
+            })
+        })
+        .collect();
+        for t in actions {
+            let (action, out) = t.join().unwrap();
+            let code = out.status.code();
+            said.push_str(&format!(
+                "round {round} ocf {action}: exit {code:?}: {}\n",
+                output_text(&out).trim()
+            ));
+            let allowed: &[i32] = match action {
+                // 0 success; 1 generic error (a stop in the middle of a start; a monitor that
+                // catches a 503 STOPPING); monitor: 7 not running.
+                "monitor" => &[0, 1, 7],
+                _ => &[0, 1],
+            };
+            assert!(
+                code.is_some_and(|c| allowed.contains(&c)),
+                "round {round}: ocf {action} exit {code:?}: {}",
+                output_text(&out)
+            );
+        }
+        sc.assert_never_two_sims();
+    }
+    let out = sc.bbwd(&["ocf", "stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(
+        sc.sims_alive().is_empty(),
+        "ocf stop said done while {:?} runs: {}\n{said}",
+        sc.sims_alive(),
+        output_text(&out)
+    );
+    let out = sc.bbwd(&["ocf", "monitor"]);
+    assert_eq!(out.status.code(), Some(7), "{}", output_text(&out));
+    sc.assert_never_two_sims();
+}
