@@ -1452,3 +1452,62 @@ fn concurrent_ocf_starts_stops_and_monitors_never_run_two_bitbuckets() {
     assert_eq!(out.status.code(), Some(7), "{}", output_text(&out));
     sc.assert_never_two_sims();
 }
+
+// ---------------------------------------------------------------------------------------------
+// More corrupt state files
+
+/// A pid file turned to garbage while Bitbucket runs (bbwd killed, the file damaged, bbwd
+/// started again): the record is dropped with a warning, but the Bitbucket still answering is
+/// found before any start: no second one, `failed` (already serving), the first untouched.
+#[test]
+fn a_corrupt_pid_file_over_a_running_bitbucket_never_starts_a_second() {
+    let sc = Scenario::new("probe_corruptpid");
+    let mut d = Daemon::start(&sc);
+    let st = d.wait_state(WAIT, "running");
+    let pid = pid_of(&st).unwrap();
+    d.kill9();
+    fs::write(sc.state_dir().join("bitbucket.pid"), b"\x00\xffnot a pid\n").unwrap();
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "failed");
+    let from = Instant::now();
+    assert_eq!(st["failed"], "already_serving", "{st:#}");
+    assert!(find_event(&st, "start_refused").is_some(), "{st:#}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(sc.sim_starts(), vec![pid], "one start only");
+    assert!(pid_alive(pid), "the running Bitbucket untouched");
+    assert_pace(&sc, &n, from, "failed over a corrupt pid file");
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// A damaged maintenance file keeps the operator's intent: bbwd stays in maintenance (saying the
+/// file is unreadable) and starts nothing; `maintenance off` resumes and starts Bitbucket.
+#[test]
+fn a_corrupt_maintenance_file_stays_in_maintenance_and_starts_nothing() {
+    let sc = Scenario::new("probe_corruptmaint");
+    fs::create_dir_all(sc.state_dir()).unwrap();
+    fs::write(
+        sc.state_dir().join("maintenance"),
+        b"{\"reason\": \"upgr\xff",
+    )
+    .unwrap();
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "maintenance");
+    let from = Instant::now();
+    assert!(
+        st["maintenance"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("unreadable")),
+        "{st:#}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(sc.sim_starts().is_empty(), "nothing started in maintenance");
+    let out = sc.bbwd(&["maintenance", "off"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    d.wait_state(WAIT, "running");
+    assert_pace(&sc, &n, from, "maintenance from a corrupt file");
+    d.stop();
+    sc.assert_never_two_sims();
+}
