@@ -1511,3 +1511,41 @@ fn a_corrupt_maintenance_file_stays_in_maintenance_and_starts_nothing() {
     d.stop();
     sc.assert_never_two_sims();
 }
+
+/// Signals bbwd may get from a stray `kill` or a terminal: SIGHUP (reopen the event log),
+/// SIGPIPE, SIGWINCH, SIGURG, SIGCHLD, and the terminal stop signals SIGTSTP, SIGTTIN, SIGTTOU
+/// (stopping the loop would stop the keep-alives). None of them stops, kills or stalls bbwd, or
+/// touches Bitbucket.
+#[test]
+fn terminal_stop_signals_hup_and_pipe_neither_stop_nor_kill_bbwd() {
+    let sc = Scenario::new("probe_tstp");
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGPIPE,
+        libc::SIGWINCH,
+        libc::SIGURG,
+        libc::SIGCHLD,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+    ] {
+        d.signal(sig);
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(d.try_exit_status().is_none(), "bbwd died of signal {sig}");
+        let stat = fs::read_to_string(format!("/proc/{}/stat", d.pid())).unwrap();
+        let state = stat.rsplit_once(')').unwrap().1.trim_start().chars().next();
+        assert_ne!(state, Some('T'), "bbwd stopped by signal {sig}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, after) = sc.status_json();
+    assert_eq!(code, 0, "{after:#}");
+    assert_eq!(pid_of(&after), pid_of(&st), "Bitbucket untouched");
+    assert_pace(&sc, &n, from, "stray signals");
+    let exit = d.stop();
+    assert_eq!(exit.code(), Some(0));
+    sc.assert_never_two_sims();
+}
