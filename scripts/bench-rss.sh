@@ -2,7 +2,9 @@
 # RSS of `bbwd run` under a correction every 2 s (BENCHMARKS.md, "Single node: hardening").
 # The simulator is crashed every 2 s through its admin endpoint; bbwd restarts it each time
 # (max_restarts is high, the window short, so the budget never runs out). VmRSS of bbwd is
-# sampled at the start and every minute.
+# sampled at the start and every minute, with the restarts done so far (the simulator's START
+# lines less the first: bbwd's own events.log rotates at 1 MiB, so it undercounts over an hour).
+# Output: one line per minute on stdout, then a summary line starting "after".
 #
 # usage: scripts/bench-rss.sh [SECONDS]      (default 3600: the hour the issue asks for)
 # needs: cargo build (debug or release; BBWD_BIN / BBSIM_BIN override), curl.
@@ -36,6 +38,8 @@ RUST_LOG=info "$bbwd" run -c "$dir/bbwd.toml" > "$dir/bbwd.log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 rss() { awk '/^VmRSS/ {print $2}' /proc/$pid/status; }
+hwm() { awk '/^VmHWM/ {print $2}' /proc/$pid/status; }
+restarts() { s=$(grep -c ' START ' "$dir/sim/events.log" 2>/dev/null) || true; echo $(( ${s:-1} - 1 )); }
 sleep 3
 echo "bbwd $bbwd pid $pid; RSS at start: $(rss) KiB"
 start=$(date +%s)
@@ -45,8 +49,8 @@ while [ $(( $(date +%s) - start )) -lt "$secs" ]; do
     n=$((n + 1))
     sleep 2
     if [ $((n % 30)) -eq 0 ]; then
-        echo "$(( $(date +%s) - start )) s: $n corrections, RSS $(rss) KiB"
+        echo "$(( $(date +%s) - start )) s: $n crashes sent, $(restarts) restarts, RSS $(rss) KiB, VmHWM $(hwm) KiB"
     fi
 done
-restarts=$(grep -c '"kind":"restart"' "$dir/state/events.log" 2>/dev/null || echo 0)
-echo "after $secs s: $n crashes sent, $restarts restarts logged, RSS $(rss) KiB (VmHWM $(awk '/^VmHWM/ {print $2}' /proc/$pid/status) KiB)"
+sleep 3
+echo "after $secs s: $n crashes sent, $(restarts) restarts done, RSS $(rss) KiB (VmHWM $(hwm) KiB)"

@@ -57,6 +57,16 @@ pub const OUTPUT_NAME: &str = "ocf-bitbucket.out";
 const DAEMON_PIDFILE_NAME: &str = "bitbucket.pid";
 /// Held (flock) for the whole of a `start`, so that concurrent starts start one process.
 const START_LOCK_NAME: &str = "ocf-start.lock";
+/// Held (flock) briefly: by a `start` while it spawns and records Bitbucket, by a `stop` while it
+/// reads the record and while it removes it. So a stop never misses a process spawned but not
+/// yet recorded, and never removes a record it did not stop (a start racing a stop once had its
+/// fresh record removed: a Bitbucket that ran, unrecorded, with `monitor` saying 7).
+const PIDFILE_LOCK_NAME: &str = "ocf-pidfile.lock";
+/// How long to wait for the pid-file lock: its holders only spawn, read or write a small file.
+const PIDFILE_LOCK_WAIT: Duration = Duration::from_secs(10);
+/// A stop stops what the record names, again if a racing start recorded another meanwhile; so
+/// many rounds at most, then it gives up (a start loop beside it).
+const MAX_STOP_ROUNDS: usize = 4;
 
 /// Between two `/status` probes while waiting for a start. Bitbucket takes minutes to start;
 /// one probe a second costs nothing and ends the start soon after it is healthy.
@@ -664,6 +674,7 @@ impl Agent {
                         ),
                     ));
                 }
+                let _record = self.pidfile_lock(&cfg)?;
                 self.spawn(&cfg, &spec, &pidfile)?
             }
         };
@@ -779,16 +790,86 @@ impl Agent {
         }
     }
 
+    /// The pid-file lock (`PIDFILE_LOCK_NAME`); `Err` only when another action holds it past
+    /// `PIDFILE_LOCK_WAIT`. A lock file that cannot be opened (no `state_dir` yet, a read-only
+    /// one) is no lock, not a failure: nothing can be recorded there by a racing start either,
+    /// and a stop must not fail on it.
+    fn pidfile_lock(&self, cfg: &Config) -> Result<Option<fs::StateLock>, Outcome> {
+        match fs::StateLock::acquire(
+            &cfg.node.state_dir,
+            PIDFILE_LOCK_NAME,
+            Some(PIDFILE_LOCK_WAIT),
+        ) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(e @ fs::LockError::Held { .. }) => {
+                Err((OcfCode::ErrGeneric, format!("the pid file is busy: {e}")))
+            }
+            Err(fs::LockError::Io(e)) => {
+                if cfg.node.state_dir.is_dir() {
+                    self.log("WARN", &format!("going on without the pid-file lock: {e}"));
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Stops what the pid file names and removes the record, only if it still names what was
+    /// stopped; a start that recorded another process meanwhile gets that one stopped too.
     fn stop(&self) -> Result<Outcome, Outcome> {
         let (cfg, _) = self.load()?;
         let pidfile = cfg.node.state_dir.join(PIDFILE_NAME);
+        for _ in 0..MAX_STOP_ROUNDS {
+            let found = {
+                let _record = self.pidfile_lock(&cfg)?;
+                find(&pidfile)
+            };
+            let stopped = match &found {
+                Found::Nothing => return Ok((OcfCode::Success, String::new())),
+                Found::Proc(p) => p.record(),
+                Found::Stale(record) => *record,
+            };
+            self.stop_one(&cfg, found)?;
+            let _record = self.pidfile_lock(&cfg)?;
+            match process::read_pidfile(&pidfile) {
+                Ok(Some(now)) if now != stopped => {
+                    self.log(
+                        "INFO",
+                        &format!(
+                            "a start recorded Bitbucket pid {} meanwhile: stopping it too",
+                            now.pid
+                        ),
+                    );
+                    continue;
+                }
+                _ => {
+                    if let Err(e) = process::remove_pidfile(&pidfile) {
+                        self.log("WARN", &e.to_string());
+                    }
+                    return Ok((OcfCode::Success, "Bitbucket stopped".to_string()));
+                }
+            }
+        }
+        Err((
+            OcfCode::ErrGeneric,
+            format!(
+                "starts keep recording a new Bitbucket while this stop stops the last \
+                 ({MAX_STOP_ROUNDS} rounds)"
+            ),
+        ))
+    }
+
+    /// SIGTERM, `stop_timeout`, SIGKILL, `kill_timeout` (shortened to Pacemaker's budget left)
+    /// to what `find` found; `Err` if its group survives.
+    fn stop_one(&self, cfg: &Config, found: Found) -> Result<(), Outcome> {
         let plan = stop_plan(
             cfg.bitbucket.stop_timeout,
             cfg.bitbucket.kill_timeout,
-            self.env.timeout,
+            self.env
+                .timeout
+                .map(|t| t.saturating_sub(self.started.elapsed())),
         );
-        let gone = match find(&pidfile) {
-            Found::Nothing => return Ok((OcfCode::Success, String::new())),
+        let gone = match found {
+            Found::Nothing => true,
             Found::Stale(record) => {
                 if process::kill_stale_group(&record) {
                     self.log(
@@ -824,16 +905,14 @@ impl Agent {
                 }
             }
         };
-        if !gone {
-            return Err((
+        if gone {
+            Ok(())
+        } else {
+            Err((
                 OcfCode::ErrGeneric,
                 "Bitbucket's process group survives SIGKILL: this node cannot stop it".to_string(),
-            ));
+            ))
         }
-        if let Err(e) = process::remove_pidfile(&pidfile) {
-            self.log("WARN", &e.to_string());
-        }
-        Ok((OcfCode::Success, "Bitbucket stopped".to_string()))
     }
 }
 

@@ -147,8 +147,9 @@ pub struct Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
-/// The level named by `RUST_LOG` (`error`, `warn`, `info`, `debug`, `trace`, `off`; for
-/// env_logger-style `target=level` lists, the last bare level), else `info`.
+/// The level named by `RUST_LOG` (`error`, `warn`, `info`, `debug`, `trace`, `off`; for a
+/// `target=level` list as env_logger took it (no longer a dependency), the last bare level),
+/// else `info`.
 pub fn level_from_env(value: Option<&str>) -> log::LevelFilter {
     value
         .into_iter()

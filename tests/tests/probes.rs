@@ -1,7 +1,13 @@
 //! The adversarial probe suite: hostile children, filesystems, callers and signals against the
 //! real `bbwd run` on one node. Each test is named after the defect it found (the single-node
-//! hardening issue) and asserts the outcome; the ones that stress the loop also assert its pace
-//! (the gaps between `WATCHDOG=1` stay within 2x the interval).
+//! hardening issue) or after what it proves, and asserts the outcome and that the loop kept its
+//! pace (the gaps between `WATCHDOG=1` stay within 2x the interval: [`assert_pace`]); only the
+//! probes in which no daemon loop runs (`bbwd run` refusing to start, `check-config`) have no
+//! pace to assert.
+//!
+//! Hostile `/status` servers are modes of the simulator (`/_sim/hostile`), so that bbwd's
+//! correction ends them as it would end a misbehaving Bitbucket: a server that is not the
+//! supervised process would make bbwd refuse to start a second Bitbucket beside it.
 //!
 //! Root-only probes (mounts, another uid) run under `CI=true`, where missing root fails them;
 //! elsewhere they say SKIPPED. Every process a test starts is ended by PID; mounts are undone
@@ -88,6 +94,8 @@ struct Notify {
 impl Notify {
     fn bind(sc: &Scenario) -> Notify {
         let path = sc.dir.join("notify.sock");
+        // A collector of an earlier daemon in the same test may have left its socket.
+        let _ = fs::remove_file(&path);
         let sock = UnixDatagram::bind(&path).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
@@ -136,6 +144,7 @@ impl Drop for Notify {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -154,6 +163,32 @@ fn start_paced<'a>(sc: &'a Scenario, n: &Notify) -> Daemon<'a> {
             ("WATCHDOG_USEC", WATCHDOG_USEC),
         ],
     )
+}
+
+/// Asserts that the loop kept its pace from `from` to now: no gap between `WATCHDOG=1` (the
+/// window's ends included) longer than [`MAX_GAP`].
+fn assert_pace(sc: &Scenario, n: &Notify, from: Instant, what: &str) {
+    let gap = n.worst_gap(from, Instant::now());
+    assert!(
+        gap <= MAX_GAP,
+        "{what}: a {gap:?} gap between WATCHDOG=1 (at most {MAX_GAP:?})\n{}",
+        sc.diagnostics()
+    );
+}
+
+/// The event log as (kind, detail), in order.
+fn event_log(sc: &Scenario) -> Vec<(String, String)> {
+    let text = fs::read_to_string(sc.state_dir().join("events.log")).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("torn or odd event-log line {l:?}: {e}"));
+            (
+                v["kind"].as_str().unwrap_or("").to_string(),
+                v["detail"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
 }
 
 fn event_log_kinds(sc: &Scenario) -> Vec<String> {
@@ -196,8 +231,10 @@ fn unwritable_state_dir_refuses_to_start_bitbucket() {
 #[test]
 fn no_lock_on_state_dir_a_second_daemon_on_another_socket_is_refused() {
     let sc = Scenario::new("probe_lock");
-    let mut d = Daemon::start(&sc);
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
     let st = d.wait_state(WAIT, "running");
+    let from = Instant::now();
     let other = sc.config_text().replace(
         &format!("{}/control.sock", sc.dir.path().display()),
         &format!("{}/other.sock", sc.dir.path().display()),
@@ -210,6 +247,7 @@ fn no_lock_on_state_dir_a_second_daemon_on_another_socket_is_refused() {
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(output_text(&out).contains("already running"));
     assert_eq!(sc.sim_starts(), vec![pid_of(&st).unwrap()]);
+    assert_pace(&sc, &n, from, "a second daemon refused");
     d.stop();
     sc.assert_never_two_sims();
 }
@@ -239,9 +277,20 @@ fn a_child_that_escapes_the_process_group_is_never_started_twice() {
         &format!("command = [{}]", command.join(", ")),
     );
     sc.write_config_text(&text);
-    let mut d = Daemon::start(&sc);
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
     d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
     let exit = d.stop();
+    // Running, then the stop (SIGTERM, the check that finds the escaped copy), at pace.
+    assert_pace(
+        &sc,
+        &n,
+        from,
+        "running, then stopping with an escaped child",
+    );
+    drop(n);
     assert_eq!(exit.code(), Some(0));
     let escaped = sc.sims_alive();
     assert_eq!(escaped.len(), 1, "the escaped copy still runs");
@@ -252,10 +301,14 @@ fn a_child_that_escapes_the_process_group_is_never_started_twice() {
         "no false 'stopped': {kinds:?}"
     );
     // The next bbwd must not start a second one.
-    let mut d = Daemon::start(&sc);
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
     let st = d.wait_state(WAIT, "failed");
+    let from = Instant::now();
     assert_eq!(st["failed"], "already_serving", "{st:#}");
     assert!(find_event(&st, "start_refused").is_some(), "{st:#}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_pace(&sc, &n, from, "failed: already serving");
     d.stop();
     sc.assert_never_two_sims();
     for pid in escaped {
@@ -293,9 +346,19 @@ fn stale_pid_file_from_another_boot_never_kills_an_unrelated_group() {
     let (pgid, member) = unrelated_group();
     let stale = format!("{pgid} {pgid} 1 0123456789abcdef0123456789abcdef\n");
     fs::write(sc.state_dir().join("bitbucket.pid"), &stale).unwrap();
-    let mut d = Daemon::start(&sc);
+    let n = Notify::bind(&sc);
+    let from = Instant::now();
+    let mut d = start_paced(&sc, &n);
     d.wait_state(WAIT, "running");
     assert!(pid_alive(member), "bbwd run killed an unrelated group");
+    // From start-up on (the stale record is judged there) plus a second of running.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_pace(
+        &sc,
+        &n,
+        from + Duration::from_millis(300),
+        "a stale pid file",
+    );
     d.stop();
     // The OCF agent: stop and start with a stale record.
     fs::write(sc.state_dir().join("ocf-bitbucket.pid"), &stale).unwrap();
@@ -468,8 +531,10 @@ fn disk_full_maintenance_on_is_not_a_false_done_and_the_event_log_is_not_torn() 
     }
     let sc = Scenario::new("probe_diskfull");
     let _fsys = Tmpfs::mount(&sc.state_dir(), "size=256k,mode=0750");
-    let mut d = Daemon::start(&sc);
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
     d.wait_state(WAIT, "running");
+    let from = Instant::now();
     // Fill it up (the filler is written until ENOSPC).
     let filler = sc.state_dir().join("filler");
     {
@@ -495,6 +560,7 @@ fn disk_full_maintenance_on_is_not_a_false_done_and_the_event_log_is_not_torn() 
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert!(sc.state_dir().join("maintenance").exists());
     let _ = event_log_kinds(&sc);
+    assert_pace(&sc, &n, from, "a full state_dir");
     d.stop();
     sc.assert_never_two_sims();
 }
@@ -505,14 +571,17 @@ fn a_corrupt_failed_file_stays_failed_and_starts_nothing() {
     let sc = Scenario::new("probe_corrupt");
     fs::create_dir_all(sc.state_dir()).unwrap();
     fs::write(sc.state_dir().join("failed"), b"\xff\x00garbage").unwrap();
-    let mut d = Daemon::start(&sc);
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
     let st = d.wait_state(WAIT, "failed");
+    let from = Instant::now();
     assert_eq!(st["failed"], "unreadable_state", "{st:#}");
     std::thread::sleep(Duration::from_millis(500));
     assert!(sc.sim_starts().is_empty(), "nothing started");
     let out = sc.bbwd(&["reset"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     d.wait_state(WAIT, "running");
+    assert_pace(&sc, &n, from, "failed on a corrupt file, then reset");
     d.stop();
     sc.assert_never_two_sims();
 }
@@ -528,13 +597,17 @@ fn readopted_in_the_middle_of_a_start_status_is_starting_warning() {
         s["bitbucket"]["state"] == "STARTING"
     });
     d.kill9();
-    let mut d = Daemon::start(&sc);
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
     let st = d.wait_for(WAIT, "the adopted process checked", |s| {
         s["bitbucket"]["state"] == "STARTING" && find_event(s, "adopted").is_some()
     });
+    let from = Instant::now();
     let (code, st2) = sc.status_json();
     assert_eq!(st2["state"], "starting", "{st:#}");
     assert_eq!(code, 1, "WARNING while starting");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_pace(&sc, &n, from, "re-adopted while starting");
     d.stop();
     sc.assert_never_two_sims();
 }
@@ -543,8 +616,10 @@ fn readopted_in_the_middle_of_a_start_status_is_starting_warning() {
 #[test]
 fn a_line_merely_quoting_outofmemoryerror_is_counted_not_restarted() {
     let sc = Scenario::new("probe_oomequote");
-    let mut d = Daemon::start(&sc);
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
     let st = d.wait_state(WAIT, "running");
+    let from = Instant::now();
     sim_admin(
         sc.port,
         "/_sim/say?text=login+failed+for+user+%27java.lang.OutOfMemoryError%27",
@@ -557,6 +632,7 @@ fn a_line_merely_quoting_outofmemoryerror_is_counted_not_restarted() {
     assert_eq!(st3["restarts"], 0, "{st2:#}");
     assert_eq!(pid_of(&st3), pid_of(&st));
     assert!(find_event(&st3, "oome").is_none(), "{st3:#}");
+    assert_pace(&sc, &n, from, "an output line quoting an OOME");
     d.stop();
     sc.assert_never_two_sims();
 }
@@ -569,8 +645,10 @@ fn status_as_non_root_is_unknown_naming_permission_and_status_group_grants_it() 
     }
     let sc = Scenario::new("probe_nonroot");
     fs::set_permissions(sc.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let mut d = Daemon::start(&sc);
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
     d.wait_state(WAIT, "running");
+    let from = Instant::now();
     let as_nobody = |args: &[&str]| {
         let mut cmd = Command::new(bbwd_bin());
         cmd.args(args)
@@ -588,15 +666,19 @@ fn status_as_non_root_is_unknown_naming_permission_and_status_group_grants_it() 
         "{text}"
     );
     assert!(!text.contains("DOWN"), "{text}");
+    assert_pace(&sc, &n, from, "status as nobody");
     d.stop();
+    drop(n);
 
     // With [node] status_group = "nogroup": status works, mutations stay root's.
     let text = sc
         .config_text()
         .replace("[node]\n", "[node]\nstatus_group = \"nogroup\"\n");
     sc.write_config_text(&text);
-    let mut d = Daemon::start(&sc);
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
     d.wait_state(WAIT, "running");
+    let from = Instant::now();
     let out = as_nobody(&["status"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let out = as_nobody(&["maintenance", "on"]);
@@ -610,6 +692,8 @@ fn status_as_non_root_is_unknown_naming_permission_and_status_group_grants_it() 
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let out = sc.bbwd(&["status"]);
+    // Every control slot held by a silent client: the loop keeps its pace all the same.
+    assert_pace(&sc, &n, from, "control slots exhausted");
     drop(held);
     assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
     assert!(output_text(&out).contains("busy"), "{}", output_text(&out));
@@ -661,14 +745,17 @@ fn small_cli_defects_json_on_bad_config_newlines_and_kept_reason() {
         );
     }
     sc.write_config();
-    let mut d = Daemon::start(&sc);
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
     d.wait_state(WAIT, "running");
+    let from = Instant::now();
     let out = sc.bbwd(&["maintenance", "on", "--reason", "upgrade to 9.4"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let out = sc.bbwd(&["maintenance", "on"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let (_, st) = sc.status_json();
     assert_eq!(st["maintenance"]["reason"], "upgrade to 9.4", "{st:#}");
+    assert_pace(&sc, &n, from, "maintenance on, twice");
     d.stop();
     sc.assert_never_two_sims();
 }
@@ -678,8 +765,10 @@ fn small_cli_defects_json_on_bad_config_newlines_and_kept_reason() {
 #[test]
 fn ocf_monitor_sees_the_daemons_bitbucket_and_concurrent_starts_start_one() {
     let sc = Scenario::new("probe_ocf");
-    let mut d = Daemon::start(&sc);
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
     d.wait_state(WAIT, "running");
+    let from = Instant::now();
     let out = sc.bbwd(&["ocf", "monitor"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert!(
@@ -687,6 +776,7 @@ fn ocf_monitor_sees_the_daemons_bitbucket_and_concurrent_starts_start_one() {
         "{}",
         output_text(&out)
     );
+    assert_pace(&sc, &n, from, "ocf monitor beside the daemon");
     d.stop();
     assert!(sc.sims_alive().is_empty());
     let out = sc.bbwd(&["ocf", "monitor"]);
@@ -715,5 +805,747 @@ fn ocf_monitor_sees_the_daemons_bitbucket_and_concurrent_starts_start_one() {
     assert_eq!(all_starts.len(), 2, "{all_starts:?}");
     let out = sc.bbwd(&["ocf", "stop"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    sc.assert_never_two_sims();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile /status servers (the simulator's `/_sim/hostile` modes)
+
+/// A scenario for the hostile-server probes: room for a correction per mode.
+fn hostile_scenario(name: &str) -> Scenario {
+    Scenario::new(name).bitbucket("max_restarts", "20")
+}
+
+/// Turns the running simulator hostile (`/_sim/hostile?QUERY`) and asserts SPEC's failure
+/// table: `failures_before_action` (2) failed checks, each naming `why`, then a correction,
+/// after which the restarted (polite) simulator is running again.
+fn hostile_is_a_failed_check(sc: &Scenario, d: &mut Daemon, query: &str, why: &str) {
+    let st = d.wait_state(WAIT, "running");
+    let pid = pid_of(&st);
+    let before = event_log(sc).len();
+    sim_admin(sc.port, &format!("/_sim/hostile?{query}"));
+    d.wait_for(
+        WAIT,
+        &format!("a correction of {query:?}, running again"),
+        |s| s["state"] == "running" && pid_of(s).is_some() && pid_of(s) != pid,
+    );
+    let events: Vec<(String, String)> = event_log(sc).split_off(before);
+    let kinds: Vec<String> = events.iter().map(|(k, _)| k.clone()).collect();
+    assert!(
+        has_subsequence(
+            &kinds,
+            &[
+                "check_failed",
+                "check_failed",
+                "correcting",
+                "stop",
+                "healthy"
+            ]
+        ),
+        "{query}: {events:#?}"
+    );
+    let failed: Vec<&String> = events
+        .iter()
+        .take_while(|(k, _)| k != "correcting")
+        .filter(|(k, _)| k == "check_failed")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(failed.len(), 2, "{query}: {events:#?}");
+    for detail in failed {
+        assert!(
+            detail.contains(why),
+            "{query}: {detail:?} should say {why:?}"
+        );
+    }
+}
+
+/// Turns the running simulator to `/_sim/hostile?QUERY` for a few checks and asserts that it
+/// stays healthy: no failed check, same pid; then back to normal.
+fn hostile_is_healthy(sc: &Scenario, d: &mut Daemon, query: &str) {
+    let st = d.wait_state(WAIT, "running");
+    let before = event_log(sc).len();
+    sim_admin(sc.port, &format!("/_sim/hostile?{query}"));
+    // Six checks at the 200 ms interval.
+    std::thread::sleep(Duration::from_millis(1200));
+    let (code, st2) = sc.status_json();
+    let events: Vec<(String, String)> = event_log(sc).split_off(before);
+    assert_eq!(code, 0, "{query}: {st2:#}");
+    assert_eq!(st2["state"], "running", "{query}: {st2:#}");
+    assert_eq!(pid_of(&st2), pid_of(&st), "{query}: untouched");
+    assert_eq!(st2["bitbucket"]["http_status"], 200, "{query}: {st2:#}");
+    assert!(events.is_empty(), "{query}: no event at all: {events:#?}");
+    sim_admin(sc.port, "/_sim/reset");
+}
+
+/// A `/status` that never answers, trickles a byte every 100 ms, or holds a keep-alive
+/// connection with no length (the body never ends) is a failed check ("no reply within
+/// monitor_timeout"), corrected after two, and the loop never waits for it.
+#[test]
+fn status_that_hangs_trickles_or_never_ends_is_a_failed_check_and_the_loop_keeps_pace() {
+    let sc = hostile_scenario("probe_hang");
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    for mode in ["hang", "trickle", "keep-alive-no-length"] {
+        hostile_is_a_failed_check(
+            &sc,
+            &mut d,
+            &format!("mode={mode}"),
+            "no reply within monitor_timeout",
+        );
+    }
+    assert_pace(&sc, &n, from, "hanging and trickling /status");
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// A `/status` answering 100 MiB (with or without `Content-Length`) is "reply too large"
+/// without reading it all, and broken chunked framing is "malformed": failed checks, corrected,
+/// at pace.
+#[test]
+fn status_huge_or_badly_chunked_is_a_failed_check_and_the_loop_keeps_pace() {
+    let sc = hostile_scenario("probe_huge");
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    hostile_is_a_failed_check(&sc, &mut d, "mode=huge", "reply too large");
+    hostile_is_a_failed_check(&sc, &mut d, "mode=huge-close", "reply too large");
+    hostile_is_a_failed_check(&sc, &mut d, "mode=chunked-bad", "malformed reply");
+    assert_pace(&sc, &n, from, "huge and malformed /status replies");
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// 301 to itself and 302 to another server are failed checks ("HTTP 301 without a state");
+/// the redirect is never followed (the other server is never connected to).
+#[test]
+fn status_redirects_are_failed_checks_and_never_followed() {
+    let sc = hostile_scenario("probe_redirect");
+    // The "elsewhere" of the 302: a listener nobody accepts on; a followed redirect would
+    // leave a connection in its queue.
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = elsewhere.local_addr().unwrap().port();
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    hostile_is_a_failed_check(
+        &sc,
+        &mut d,
+        "mode=redirect&code=301&location=%2Fstatus",
+        "HTTP 301 without a state",
+    );
+    hostile_is_a_failed_check(
+        &sc,
+        &mut d,
+        &format!("mode=redirect&code=302&location=http%3A%2F%2F127.0.0.1%3A{other}%2Fstatus"),
+        "HTTP 302 without a state",
+    );
+    assert_pace(&sc, &n, from, "redirecting /status");
+    d.stop();
+    elsewhere.set_nonblocking(true).unwrap();
+    assert!(
+        matches!(elsewhere.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "bbwd followed the redirect to 127.0.0.1:{other}"
+    );
+    sc.assert_never_two_sims();
+}
+
+/// Odd JSON in a 200: duplicate `state` keys, `state` nested in an object, a non-UTF-8 state,
+/// `state` a number, no body at all. Healthy is only a 200 whose top-level `state` is the
+/// string RUNNING, MAINTENANCE or FIRST_RUN; each of these is a failed check.
+#[test]
+fn status_odd_json_is_a_failed_check_unless_state_is_a_healthy_string() {
+    let sc = hostile_scenario("probe_json");
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    for (body, why) in [
+        // {"state":"RUNNING","state":"ERROR"}
+        (
+            "%7B%22state%22%3A%22RUNNING%22%2C%22state%22%3A%22ERROR%22%7D",
+            "HTTP 200 without a state",
+        ),
+        // {"state":{"state":"RUNNING"}}
+        (
+            "%7B%22state%22%3A%7B%22state%22%3A%22RUNNING%22%7D%7D",
+            "HTTP 200 without a state",
+        ),
+        // {"state":"RUNN\xffING"}
+        ("%7B%22state%22%3A%22RUNN%FFING%22%7D", "HTTP 200 OTHER"),
+        // {"state":1}
+        ("%7B%22state%22%3A1%7D", "HTTP 200 without a state"),
+        // [{"state":"RUNNING"}]
+        (
+            "%5B%7B%22state%22%3A%22RUNNING%22%7D%5D",
+            "HTTP 200 without a state",
+        ),
+        // no body
+        ("", "HTTP 200 without a state"),
+    ] {
+        hostile_is_a_failed_check(&sc, &mut d, &format!("mode=body&code=200&body={body}"), why);
+    }
+    assert_pace(&sc, &n, from, "odd JSON from /status");
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// The other side of the table: valid chunked encoding (with a trailer), a keep-alive reply
+/// that is complete by its `Content-Length` but left open, nested fields beside a top-level
+/// RUNNING, MAINTENANCE and FIRST_RUN are all healthy: no failed check, nothing restarted.
+#[test]
+fn status_chunked_keep_alive_and_extra_fields_are_healthy_and_the_loop_keeps_pace() {
+    let sc = hostile_scenario("probe_healthy");
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    hostile_is_healthy(&sc, &mut d, "mode=chunked");
+    hostile_is_healthy(&sc, &mut d, "mode=keep-alive");
+    // {"progress":{"state":"ERROR","n":[1,{"x":"]"}]},"state":"RUNNING"}
+    hostile_is_healthy(
+        &sc,
+        &mut d,
+        "mode=body&code=200&body=%7B%22progress%22%3A%7B%22state%22%3A%22ERROR%22%2C%22n%22%3A%5B1%2C%7B%22x%22%3A%22%5D%22%7D%5D%7D%2C%22state%22%3A%22RUNNING%22%7D",
+    );
+    hostile_is_healthy(
+        &sc,
+        &mut d,
+        "mode=body&code=200&body=%7B%22state%22%3A%22MAINTENANCE%22%7D",
+    );
+    hostile_is_healthy(
+        &sc,
+        &mut d,
+        "mode=body&code=200&body=%7B%22state%22%3A%22FIRST_RUN%22%7D",
+    );
+    assert_pace(&sc, &n, from, "unusual but valid /status replies");
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is left of a crashed leader's group
+
+/// Starts the simulator's helper child (`/_sim/spawn-child?term=TERM`), waits until it runs,
+/// and returns its pid.
+fn spawn_helper(sc: &Scenario, term: &str) -> u32 {
+    let (code, body) = sim_admin(sc.port, &format!("/_sim/spawn-child?term={term}"));
+    assert_eq!(code, 200, "{body}");
+    let pid: u32 = body.trim().parse().unwrap();
+    wait_until(WAIT, "the helper is ready", || {
+        helper_signals(sc).iter().any(|l| l == "READY")
+    });
+    pid
+}
+
+/// The lines the helper child wrote: READY, then TERM per SIGTERM.
+fn helper_signals(sc: &Scenario) -> Vec<String> {
+    fs::read_to_string(sc.sim_dir().join("child-signals.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Point 6: when the leader exited, the rest of its group was SIGKILLed with no SIGTERM, no
+/// event and no log line. Now a helper left behind gets SIGTERM first, goes, no `kill` follows,
+/// and the log names the pids signalled and why.
+#[test]
+fn a_crashed_leaders_helper_gets_sigterm_first_and_a_log_line_naming_it() {
+    let sc = Scenario::new("probe_orphan").duration("stop_timeout", "3s");
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    let helper = spawn_helper(&sc, "exit");
+    let before = event_log(&sc).len();
+    sim_admin(sc.port, "/_sim/crash");
+    d.wait_for(WAIT, "restarted after the crash", |s| {
+        s["state"] == "running" && pid_of(s).is_some() && pid_of(s) != pid_of(&st)
+    });
+    assert_pace(&sc, &n, from, "a crash with a helper left in the group");
+    assert_eq!(helper_signals(&sc), ["READY", "TERM"], "one SIGTERM");
+    assert!(!pid_alive(helper), "the helper is gone");
+    let events = event_log(&sc).split_off(before);
+    let kinds: Vec<String> = events.iter().map(|(k, _)| k.clone()).collect();
+    assert!(
+        has_subsequence(&kinds, &["crash", "healthy"]),
+        "{events:#?}"
+    );
+    assert!(
+        !kinds.iter().any(|k| k == "kill"),
+        "no SIGKILL for a helper that went on SIGTERM: {events:#?}"
+    );
+    let log = fs::read_to_string(sc.bbwd_log()).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("to what is left of its process group"))
+        .unwrap_or_else(|| panic!("no log line names what is signalled\n{log}"));
+    assert!(
+        line.contains("Term") && line.contains(&helper.to_string()),
+        "{line}"
+    );
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// Point 6, the other half: a helper that ignores SIGTERM still gets it first, then SIGKILL
+/// once `stop_timeout` has passed, with a `kill` event saying why, and the restart follows.
+#[test]
+fn a_crashed_leaders_helper_ignoring_sigterm_is_killed_after_stop_timeout_with_an_event() {
+    let sc = Scenario::new("probe_orphan_kill").duration("stop_timeout", "1s");
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    let helper = spawn_helper(&sc, "ignore");
+    let before = event_log(&sc).len();
+    let crashed = Instant::now();
+    sim_admin(sc.port, "/_sim/crash");
+    wait_until(WAIT, "the helper gone", || !pid_alive(helper));
+    let gone_after = crashed.elapsed();
+    d.wait_for(WAIT, "restarted after the crash", |s| {
+        s["state"] == "running" && pid_of(s).is_some() && pid_of(s) != pid_of(&st)
+    });
+    assert_pace(&sc, &n, from, "a crash with a helper ignoring SIGTERM");
+    assert_eq!(helper_signals(&sc), ["READY", "TERM"], "SIGTERM first");
+    assert!(
+        gone_after >= Duration::from_secs(1),
+        "SIGKILL only after stop_timeout: gone {gone_after:?} after the crash"
+    );
+    let events = event_log(&sc).split_off(before);
+    let kinds: Vec<String> = events.iter().map(|(k, _)| k.clone()).collect();
+    assert!(
+        has_subsequence(&kinds, &["crash", "kill", "healthy"]),
+        "{events:#?}"
+    );
+    let (_, kill) = events.iter().find(|(k, _)| k == "kill").unwrap();
+    assert!(kill.contains("after it exited: SIGKILL"), "{kill}");
+    let log = fs::read_to_string(sc.bbwd_log()).unwrap();
+    for sig in ["Term", "Kill"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("to what is left of its process group")
+                    && l.contains(sig)
+                    && l.contains(&helper.to_string())),
+            "no log line says {sig} goes to pid {helper}\n{log}"
+        );
+    }
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+// ---------------------------------------------------------------------------------------------
+// An unkillable group: frozen in a cgroup freezer
+
+/// Where the cgroup v1 freezer hierarchy is mounted (`/proc/self/mountinfo`), if anywhere.
+///
+/// The v1 freezer, not cgroup v2's `cgroup.freeze`: v2 lets fatal signals through (the kernel
+/// kills a frozen task on SIGKILL: Documentation/admin-guide/cgroup-v2.rst, "Processes in the
+/// frozen cgroup can be killed by a fatal signal"), so only v1 makes a group that SIGKILL cannot
+/// end (its tasks sit in `D`, the signal pending, until thawed).
+fn v1_freezer_mount() -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let mut after = after.split_whitespace();
+        let (fstype, _source, options) = (after.next()?, after.next()?, after.next()?);
+        if fstype == "cgroup" && options.split(',').any(|o| o == "freezer") {
+            before.split_whitespace().nth(4).map(PathBuf::from)
+        } else {
+            None
+        }
+    })
+}
+
+/// A cgroup of the test's own in the v1 freezer hierarchy (mounted in the test's directory if
+/// the host has none mounted). Drop thaws it, SIGKILLs what is still in it (only processes this
+/// test moved there), waits for it to empty, removes it and unmounts what it mounted.
+struct Freezer {
+    dir: PathBuf,
+    mounted: Option<PathBuf>,
+}
+
+impl Freezer {
+    /// `None` (with the reason) when no v1 freezer can be had here.
+    fn new(sc: &Scenario) -> Result<Freezer, String> {
+        let (root, mounted) = match v1_freezer_mount() {
+            Some(root) => (root, None),
+            None => {
+                let at = sc.dir.join("freezer");
+                fs::create_dir_all(&at).map_err(|e| e.to_string())?;
+                let out = Command::new("mount")
+                    .args(["-t", "cgroup", "-o", "freezer", "bbwd-probe"])
+                    .arg(&at)
+                    .output()
+                    .map_err(|e| format!("mount(8): {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "no cgroup v1 freezer mounted and mounting one failed: {}",
+                        output_text(&out).trim()
+                    ));
+                }
+                (at.clone(), Some(at))
+            }
+        };
+        let dir = root.join(format!(
+            "bbwd-probe-{}-{}",
+            std::process::id(),
+            sc.dir.path().file_name().unwrap().to_string_lossy()
+        ));
+        let mut f = Freezer { dir, mounted };
+        fs::create_dir(&f.dir).map_err(|e| {
+            let why = format!("mkdir {}: {e}", f.dir.display());
+            f.dir = PathBuf::new();
+            why
+        })?;
+        Ok(f)
+    }
+
+    fn write(&self, file: &str, value: &str) {
+        let path = self.dir.join(file);
+        fs::write(&path, value).unwrap_or_else(|e| panic!("write {value:?} to {path:?}: {e}"));
+    }
+
+    fn state(&self) -> String {
+        fs::read_to_string(self.dir.join("freezer.state"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    fn procs(&self) -> Vec<u32> {
+        fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Moves `pid` in and freezes the cgroup (returns once the kernel says FROZEN).
+    fn freeze(&self, pid: u32) {
+        self.write("cgroup.procs", &pid.to_string());
+        self.write("freezer.state", "FROZEN");
+        wait_until(WAIT, "the cgroup FROZEN", || self.state() == "FROZEN");
+    }
+
+    fn thaw(&self) {
+        self.write("freezer.state", "THAWED");
+    }
+}
+
+impl Drop for Freezer {
+    fn drop(&mut self) {
+        if self.dir.as_os_str().is_empty() {
+            return;
+        }
+        let _ = fs::write(self.dir.join("freezer.state"), "THAWED");
+        let until = Instant::now() + Duration::from_secs(10);
+        while !self.procs().is_empty() && Instant::now() < until {
+            for pid in self.procs() {
+                kill_pid(pid, libc::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = fs::remove_dir(&self.dir);
+        if let Some(at) = &self.mounted {
+            let _ = Command::new("umount").arg(at).output();
+        }
+    }
+}
+
+/// Point 13: with `[watchdog] device = "none"` an unkillable episode that ends left bbwd failed
+/// for good, and `bbwd reset` answered "the watchdog will do it" though there was no watchdog.
+/// Now: a Bitbucket frozen in a cgroup freezer (SIGTERM and SIGKILL stay pending) makes bbwd
+/// go `failed` (unkillable) at pace; reset is refused while the group is there, saying why;
+/// once the group is thawed and dies of its pending SIGKILL, reset starts a new Bitbucket.
+#[test]
+fn unkillable_frozen_group_fails_at_pace_and_reset_recovers_once_it_is_gone() {
+    if !root("a cgroup freezer") {
+        return;
+    }
+    let sc = Scenario::new("probe_frozen");
+    let freezer = match Freezer::new(&sc) {
+        Ok(f) => f,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "this probe needs the cgroup v1 freezer (cgroup v2's freezer lets SIGKILL \
+                 through, so it cannot make an unkillable group): {why}"
+            );
+            eprintln!("SKIPPED (not CI): {why}");
+            return;
+        }
+    };
+    sc.write_config_text(&format!(
+        "{}\n[watchdog]\ndevice = \"none\"\n",
+        sc.config_text()
+    ));
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    let pid = pid_of(&st).unwrap();
+    freezer.freeze(pid);
+
+    // Checks time out, the correction's SIGTERM and SIGKILL stay pending: unkillable.
+    let st = d.wait_state(WAIT, "failed");
+    assert_eq!(st["failed"], "unkillable", "{st:#}");
+    assert!(find_event(&st, "unkillable").is_some(), "{st:#}");
+    assert!(pid_alive(pid), "frozen, not dead");
+    let out = sc.bbwd(&["reset"]);
+    assert_ne!(out.status.code(), Some(0), "{}", output_text(&out));
+    let text = output_text(&out);
+    assert!(
+        text.contains("still there") && !text.contains("the watchdog will do it"),
+        "reset refused, saying why: {text}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_pace(&sc, &n, from, "an unkillable group");
+
+    // Thawed, it dies of the pending SIGKILL; bbwd stays failed until the operator's reset.
+    freezer.thaw();
+    wait_until(WAIT, "the thawed simulator dead", || !pid_alive(pid));
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, st) = sc.status_json();
+    assert_eq!(st["state"], "failed", "no start without reset: {st:#}");
+    assert_eq!(sc.sim_starts(), vec![pid], "nothing started meanwhile");
+    let mut out = sc.bbwd(&["reset"]);
+    let until = Instant::now() + Duration::from_secs(5);
+    while out.status.code() != Some(0) && Instant::now() < until {
+        // The group's exit may still be on its way to the loop.
+        std::thread::sleep(Duration::from_millis(200));
+        out = sc.bbwd(&["reset"]);
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let st = d.wait_state(WAIT, "running");
+    assert_ne!(pid_of(&st), Some(pid), "{st:#}");
+    assert_pace(&sc, &n, from, "an unkillable group, thawed, reset");
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+// ---------------------------------------------------------------------------------------------
+// A daemonizing command
+
+/// `bitbucket.command` that daemonizes (forks a `setsid` copy and exits at once, as
+/// `start-bitbucket.sh` without `-fg` does): the leader's exit during start-up is a failed
+/// start, not a crash to restart; the daemonized copy still serving is never joined by a
+/// second one, not by a reset either (bbwd refuses, naming what answers), and the loop keeps
+/// its pace throughout.
+#[test]
+fn a_daemonizing_command_fails_the_start_and_is_never_started_twice() {
+    let sc = Scenario::new("probe_daemonize");
+    let mut argv = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        "setsid \"$@\" </dev/null >/dev/null 2>&1 & exit 0".to_string(),
+        "sh".to_string(),
+    ];
+    argv.extend(sc.sim_command());
+    let command: Vec<String> = argv.iter().map(|a| toml_str(a)).collect();
+    let text = sc.config_text().replace(
+        &format!(
+            "command = [{}]",
+            sc.sim_command()
+                .iter()
+                .map(|a| toml_str(a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        &format!("command = [{}]", command.join(", ")),
+    );
+    sc.write_config_text(&text);
+    let n = Notify::bind(&sc);
+    let from = Instant::now();
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "failed");
+    assert_eq!(st["failed"], "start_failed", "{st:#}");
+    wait_until(WAIT, "the daemonized copy serving", || {
+        http_get(sc.port, "/status").is_ok_and(|(code, _)| code == 200)
+    });
+    let daemonized = sc.sims_alive();
+    assert_eq!(daemonized.len(), 1, "the daemonized copy runs");
+    let out = sc.bbwd(&["reset"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let st = d.wait_for(WAIT, "the reset's start refused", |s| {
+        s["failed"] == "already_serving"
+    });
+    assert!(find_event(&st, "start_refused").is_some(), "{st:#}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sc.sim_starts().len(), 1, "one start only");
+    assert_pace(
+        &sc,
+        &n,
+        from + Duration::from_millis(300),
+        "a daemonizing command",
+    );
+    d.stop();
+    sc.assert_never_two_sims();
+    for pid in daemonized {
+        // SAFETY: kill(2) on the daemonized simulator this test's bbwd started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrent OCF actions
+
+/// Pacemaker never runs two actions on one resource at once, but an operator's `crm_resource
+/// --force-*` beside it can. Starts, stops and monitors racing each other, three rounds: never
+/// two Bitbuckets, every action answers within its timeout with an OCF code, and a final stop
+/// leaves nothing running (monitor: 7).
+#[test]
+fn concurrent_ocf_starts_stops_and_monitors_never_run_two_bitbuckets() {
+    let sc = Scenario::new("probe_ocf_race");
+    let config = sc.ensure_config();
+    let mut said = String::new();
+    for round in 0..3 {
+        let actions: Vec<_> = [
+            "start", "stop", "monitor", "start", "monitor", "stop", "start",
+        ]
+        .into_iter()
+        .map(|action| {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut cmd = Command::new(bbwd_bin());
+                cmd.args(["ocf", action, "-c"])
+                    .arg(&config)
+                    .env("OCF_RESKEY_CRM_meta_timeout", "20000");
+                (action, run_bounded(cmd, Duration::from_secs(30)))
+            })
+        })
+        .collect();
+        for t in actions {
+            let (action, out) = t.join().unwrap();
+            let code = out.status.code();
+            said.push_str(&format!(
+                "round {round} ocf {action}: exit {code:?}: {}\n",
+                output_text(&out).trim()
+            ));
+            let allowed: &[i32] = match action {
+                // 0 success; 1 generic error (a stop in the middle of a start; a monitor that
+                // catches a 503 STOPPING); monitor: 7 not running.
+                "monitor" => &[0, 1, 7],
+                _ => &[0, 1],
+            };
+            assert!(
+                code.is_some_and(|c| allowed.contains(&c)),
+                "round {round}: ocf {action} exit {code:?}: {}",
+                output_text(&out)
+            );
+        }
+        sc.assert_never_two_sims();
+    }
+    let out = sc.bbwd(&["ocf", "stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(
+        sc.sims_alive().is_empty(),
+        "ocf stop said done while {:?} runs: {}\n{said}",
+        sc.sims_alive(),
+        output_text(&out)
+    );
+    let out = sc.bbwd(&["ocf", "monitor"]);
+    assert_eq!(out.status.code(), Some(7), "{}", output_text(&out));
+    sc.assert_never_two_sims();
+}
+
+// ---------------------------------------------------------------------------------------------
+// More corrupt state files
+
+/// A pid file turned to garbage while Bitbucket runs (bbwd killed, the file damaged, bbwd
+/// started again): the record is dropped with a warning, but the Bitbucket still answering is
+/// found before any start: no second one, `failed` (already serving), the first untouched.
+#[test]
+fn a_corrupt_pid_file_over_a_running_bitbucket_never_starts_a_second() {
+    let sc = Scenario::new("probe_corruptpid");
+    let mut d = Daemon::start(&sc);
+    let st = d.wait_state(WAIT, "running");
+    let pid = pid_of(&st).unwrap();
+    d.kill9();
+    fs::write(sc.state_dir().join("bitbucket.pid"), b"\x00\xffnot a pid\n").unwrap();
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "failed");
+    let from = Instant::now();
+    assert_eq!(st["failed"], "already_serving", "{st:#}");
+    assert!(find_event(&st, "start_refused").is_some(), "{st:#}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(sc.sim_starts(), vec![pid], "one start only");
+    assert!(pid_alive(pid), "the running Bitbucket untouched");
+    assert_pace(&sc, &n, from, "failed over a corrupt pid file");
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// A damaged maintenance file keeps the operator's intent: bbwd stays in maintenance (saying the
+/// file is unreadable) and starts nothing; `maintenance off` resumes and starts Bitbucket.
+#[test]
+fn a_corrupt_maintenance_file_stays_in_maintenance_and_starts_nothing() {
+    let sc = Scenario::new("probe_corruptmaint");
+    fs::create_dir_all(sc.state_dir()).unwrap();
+    fs::write(
+        sc.state_dir().join("maintenance"),
+        b"{\"reason\": \"upgr\xff",
+    )
+    .unwrap();
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "maintenance");
+    let from = Instant::now();
+    assert!(
+        st["maintenance"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("unreadable")),
+        "{st:#}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(sc.sim_starts().is_empty(), "nothing started in maintenance");
+    let out = sc.bbwd(&["maintenance", "off"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    d.wait_state(WAIT, "running");
+    assert_pace(&sc, &n, from, "maintenance from a corrupt file");
+    d.stop();
+    sc.assert_never_two_sims();
+}
+
+/// Signals bbwd may get from a stray `kill` or a terminal: SIGHUP (reopen the event log),
+/// SIGPIPE, SIGWINCH, SIGURG, SIGCHLD, and the terminal stop signals SIGTSTP, SIGTTIN, SIGTTOU
+/// (stopping the loop would stop the keep-alives). None of them stops, kills or stalls bbwd, or
+/// touches Bitbucket.
+#[test]
+fn terminal_stop_signals_hup_and_pipe_neither_stop_nor_kill_bbwd() {
+    let sc = Scenario::new("probe_tstp");
+    let n = Notify::bind(&sc);
+    let mut d = start_paced(&sc, &n);
+    let st = d.wait_state(WAIT, "running");
+    let from = Instant::now();
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGPIPE,
+        libc::SIGWINCH,
+        libc::SIGURG,
+        libc::SIGCHLD,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+    ] {
+        d.signal(sig);
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(d.try_exit_status().is_none(), "bbwd died of signal {sig}");
+        let stat = fs::read_to_string(format!("/proc/{}/stat", d.pid())).unwrap();
+        let state = stat.rsplit_once(')').unwrap().1.trim_start().chars().next();
+        assert_ne!(state, Some('T'), "bbwd stopped by signal {sig}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, after) = sc.status_json();
+    assert_eq!(code, 0, "{after:#}");
+    assert_eq!(pid_of(&after), pid_of(&st), "Bitbucket untouched");
+    assert_pace(&sc, &n, from, "stray signals");
+    let exit = d.stop();
+    assert_eq!(exit.code(), Some(0));
     sc.assert_never_two_sims();
 }

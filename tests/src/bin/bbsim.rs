@@ -26,11 +26,25 @@
 //!   `/status` reply (empty `state` => an HTML body); `/_sim/garbage` answer `/status` with
 //!   non-HTTP bytes; `/_sim/reset` back to normal. Admin requests are answered `200 ok` before
 //!   the action.
+//! * `/_sim/hostile?mode=M` answers every later `/status` the way a hostile server would (the
+//!   probe suite, `tests/tests/probes.rs`); the process stays healthy otherwise, so bbwd's
+//!   correction (stop, restart) ends it: `hang` (read, never answer, hold the connection),
+//!   `trickle` (a healthy reply, one byte every 100 ms), `huge` (200 with a 100 MiB body and its
+//!   `Content-Length`), `huge-close` (100 MiB, no length, ended by closing), `chunked` (a healthy
+//!   body in valid chunks with a trailer), `chunked-bad` (broken chunk framing), `keep-alive`
+//!   (complete with `Content-Length`, then held open), `keep-alive-no-length` (no length, held
+//!   open: the body never ends), `redirect&code=301|302&location=URL` (empty body), and
+//!   `body&code=N&body=B` (B percent-decoded to raw bytes, non-UTF-8 allowed; empty = no body).
+//!   Slow and held connections are served beside the others, never blocking the accept loop.
+//! * `/_sim/spawn-child?term=exit|ignore` starts `/bin/sh` in bbsim's own process group (a helper
+//!   the JVM would start); it appends `READY` and then `TERM` for each SIGTERM it gets to
+//!   `DIR/child-signals.log`, and exits on SIGTERM (`exit`) or keeps running (`ignore`). The
+//!   reply body is the child's pid.
 //!
 //! `events.log` lines: `<unix seconds>.<nanoseconds> <KIND> pid=<pid>[ code=<exit code>]` with
 //! KIND in START, TERM, HANG, EXIT; each line is one `write(2)` to an `O_APPEND` file.
 //!
-//! Must not: spawn anything, or touch files outside `--dir`. It is a test tool: it is allowed
+//! Must not: spawn anything but the `/_sim/spawn-child` helper, or touch files outside `--dir`. It is a test tool: it is allowed
 //! to exit with a message on a bad command line.
 
 use std::fs::{self, OpenOptions};
@@ -84,6 +98,40 @@ enum StatusOverride {
     Fixed { code: u16, state: String },
     /// Bytes that are not HTTP at all.
     Garbage,
+    /// `/_sim/hostile`: a hostile server's answer.
+    Hostile(Hostile),
+}
+
+/// The hostile answers of `/_sim/hostile` (module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Hostile {
+    Hang,
+    Trickle,
+    Huge,
+    HugeClose,
+    Chunked,
+    ChunkedBad,
+    KeepAlive,
+    KeepAliveNoLength,
+    Redirect { code: u16, location: String },
+    Body { code: u16, body: Vec<u8> },
+}
+
+/// Size of the `huge` replies: 100 MiB.
+const HUGE_BYTES: usize = 100 << 20;
+/// What `trickle` waits between two bytes.
+const TRICKLE_EVERY: Duration = Duration::from_millis(100);
+/// Most connections held open (`hang`, `keep-alive`) at once; the oldest is closed beyond.
+const MAX_HELD: usize = 64;
+/// The healthy body.
+const RUNNING_BODY: &[u8] = br#"{"state":"RUNNING"}"#;
+
+/// A reply being written one byte at a time (`trickle`).
+struct Slow {
+    stream: TcpStream,
+    bytes: Vec<u8>,
+    sent: usize,
+    next: Instant,
 }
 
 struct Sim {
@@ -95,6 +143,10 @@ struct Sim {
     /// `--fail-start hang` (or the file): STARTING forever.
     hang_starting: bool,
     status: StatusOverride,
+    /// Connections held open without (more) answer.
+    held: Vec<TcpStream>,
+    /// Replies being trickled.
+    slow: Vec<Slow>,
 }
 
 fn main() {
@@ -146,6 +198,8 @@ fn main() {
         stopping_since: None,
         hang_starting: fail_start == Some(FailStart::Hang),
         status: StatusOverride::None,
+        held: Vec::new(),
+        slow: Vec::new(),
     };
     sim.serve(&listener);
 }
@@ -162,6 +216,7 @@ impl Sim {
                     exit_logged(&self.events, 0);
                 }
             }
+            self.trickle();
             if !wait_readable(listener.as_raw_fd(), POLL_SLICE_MS) {
                 continue;
             }
@@ -205,7 +260,13 @@ impl Sim {
         }
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         match path {
-            "/status" => self.answer_status(&mut stream, version),
+            "/status" => match &self.status {
+                StatusOverride::Hostile(h) if self.stopping_since.is_none() => {
+                    let h = h.clone();
+                    self.answer_hostile(stream, &h);
+                }
+                _ => self.answer_status(&mut stream, version),
+            },
             "/_sim/crash" => {
                 ok(&mut stream, version);
                 exit_logged(&self.events, 1);
@@ -248,17 +309,137 @@ impl Sim {
                     ),
                 }
             }
+            "/_sim/hostile" => match parse_hostile(query) {
+                Some(h) => {
+                    self.status = StatusOverride::Hostile(h);
+                    ok(&mut stream, version);
+                }
+                None => respond(&mut stream, version, 400, "text/plain", b"bad mode\n"),
+            },
+            "/_sim/spawn-child" => {
+                let ignore = query_param(query, "term") == Some("ignore");
+                match spawn_child(&self.args.dir, ignore) {
+                    Ok(pid) => respond(
+                        &mut stream,
+                        version,
+                        200,
+                        "text/plain",
+                        pid.to_string().as_bytes(),
+                    ),
+                    Err(e) => respond(
+                        &mut stream,
+                        version,
+                        500,
+                        "text/plain",
+                        format!("spawn: {e}\n").as_bytes(),
+                    ),
+                }
+            }
             "/_sim/garbage" => {
                 self.status = StatusOverride::Garbage;
                 ok(&mut stream, version);
             }
             "/_sim/reset" => {
                 self.status = StatusOverride::None;
+                self.held.clear();
+                self.slow.clear();
                 self.hang_starting = false;
                 ok(&mut stream, version);
             }
             _ => respond(&mut stream, version, 404, "text/plain", b"not found\n"),
         }
+    }
+
+    /// A hostile answer to `/status`: written now (blocking, bounded by the write timeout), or
+    /// handed to the held or slow lists that the accept loop serves.
+    fn answer_hostile(&mut self, mut stream: TcpStream, h: &Hostile) {
+        match h {
+            Hostile::Hang => self.hold(stream),
+            Hostile::Trickle => self.slow.push(Slow {
+                stream,
+                bytes: raw_reply(200, &["Connection: close"], RUNNING_BODY, true),
+                sent: 0,
+                next: Instant::now(),
+            }),
+            Hostile::Huge | Hostile::HugeClose => {
+                let length = format!("Content-Length: {HUGE_BYTES}");
+                let headers: &[&str] = if *h == Hostile::Huge {
+                    &[&length, "Connection: close"]
+                } else {
+                    &["Connection: close"]
+                };
+                let mut head = raw_reply(200, headers, b"", false);
+                head.extend_from_slice(b"{\"state\":\"RUNNING\",\"pad\":\"");
+                if stream.write_all(&head).is_err() {
+                    return;
+                }
+                let chunk = vec![b'x'; 64 * 1024];
+                let mut sent = head.len();
+                // Ends when bbwd stops reading and closes (EPIPE), or after 100 MiB.
+                while sent < HUGE_BYTES && stream.write_all(&chunk).is_ok() {
+                    sent += chunk.len();
+                }
+            }
+            Hostile::Chunked => {
+                let mut r = raw_reply(200, &["Transfer-Encoding: chunked"], b"", false);
+                for piece in RUNNING_BODY.chunks(3) {
+                    r.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                    r.extend_from_slice(piece);
+                    r.extend_from_slice(b"\r\n");
+                }
+                r.extend_from_slice(b"0\r\nX-Trailer: yes\r\n\r\n");
+                let _ = stream.write_all(&r);
+            }
+            Hostile::ChunkedBad => {
+                let mut r = raw_reply(200, &["Transfer-Encoding: chunked"], b"", false);
+                r.extend_from_slice(b"3\r\n{\"state\":\"RUNNING\"}\r\nzz\r\n0\r\n\r\n");
+                let _ = stream.write_all(&r);
+            }
+            Hostile::KeepAlive => {
+                let r = raw_reply(200, &["Connection: keep-alive"], RUNNING_BODY, true);
+                if stream.write_all(&r).is_ok() {
+                    self.hold(stream);
+                }
+            }
+            Hostile::KeepAliveNoLength => {
+                let mut r = raw_reply(200, &["Connection: keep-alive"], b"", false);
+                r.extend_from_slice(RUNNING_BODY);
+                if stream.write_all(&r).is_ok() {
+                    self.hold(stream);
+                }
+            }
+            Hostile::Redirect { code, location } => {
+                let location = format!("Location: {location}");
+                let r = raw_reply(*code, &[&location, "Connection: close"], b"", true);
+                let _ = stream.write_all(&r);
+            }
+            Hostile::Body { code, body } => {
+                let _ = stream.write_all(&raw_reply(*code, &["Connection: close"], body, true));
+            }
+        }
+    }
+
+    fn hold(&mut self, stream: TcpStream) {
+        if self.held.len() >= MAX_HELD {
+            self.held.remove(0);
+        }
+        self.held.push(stream);
+    }
+
+    /// Writes the next byte of every trickled reply that is due.
+    fn trickle(&mut self) {
+        let now = Instant::now();
+        self.slow.retain_mut(|s| {
+            if now < s.next {
+                return true;
+            }
+            s.next = now + TRICKLE_EVERY;
+            if s.stream.write_all(&s.bytes[s.sent..s.sent + 1]).is_err() {
+                return false;
+            }
+            s.sent += 1;
+            s.sent < s.bytes.len()
+        });
     }
 
     fn answer_status(&self, stream: &mut TcpStream, version: &str) {
@@ -325,6 +506,71 @@ fn respond(stream: &mut TcpStream, version: &str, code: u16, content_type: &str,
     reply.extend_from_slice(body);
     let _ = stream.write_all(&reply);
     let _ = stream.flush();
+}
+
+/// An `HTTP/1.1` reply with these headers (and `Content-Length` when `with_length`), then `body`.
+fn raw_reply(code: u16, headers: &[&str], body: &[u8], with_length: bool) -> Vec<u8> {
+    let mut r =
+        format!("HTTP/1.1 {code} Hostile\r\nServer: bbsim\r\nContent-Type: application/json\r\n");
+    for h in headers {
+        r.push_str(h);
+        r.push_str("\r\n");
+    }
+    if with_length {
+        r.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    r.push_str("\r\n");
+    let mut r = r.into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+fn parse_hostile(query: &str) -> Option<Hostile> {
+    let code = || {
+        query_param(query, "code")
+            .and_then(|c| c.parse::<u16>().ok())
+            .filter(|c| (100..=999).contains(c))
+    };
+    Some(match query_param(query, "mode")? {
+        "hang" => Hostile::Hang,
+        "trickle" => Hostile::Trickle,
+        "huge" => Hostile::Huge,
+        "huge-close" => Hostile::HugeClose,
+        "chunked" => Hostile::Chunked,
+        "chunked-bad" => Hostile::ChunkedBad,
+        "keep-alive" => Hostile::KeepAlive,
+        "keep-alive-no-length" => Hostile::KeepAliveNoLength,
+        "redirect" => Hostile::Redirect {
+            code: code()?,
+            location: percent_decode(query_param(query, "location")?),
+        },
+        "body" => Hostile::Body {
+            code: code().unwrap_or(200),
+            body: percent_decode_bytes(query_param(query, "body").unwrap_or("")),
+        },
+        _ => return None,
+    })
+}
+
+/// `/_sim/spawn-child`: `/bin/sh` in our process group recording its SIGTERMs (module docs).
+fn spawn_child(dir: &Path, ignore_term: bool) -> std::io::Result<u32> {
+    let on_term = if ignore_term {
+        r#"echo TERM >> "$0""#
+    } else {
+        r#"echo TERM >> "$0"; exit 0"#
+    };
+    let script =
+        format!("trap '{on_term}' TERM; echo READY >> \"$0\"; while :; do sleep 0.05; done");
+    let child = process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .arg(dir.join("child-signals.log"))
+        .stdin(process::Stdio::null())
+        .stdout(process::Stdio::null())
+        .stderr(process::Stdio::null())
+        .spawn()?;
+    // Never waited for: the child outlives us on purpose (a crashed JVM's helper).
+    Ok(child.id())
 }
 
 /// Reads up to the blank line ending the request head; `None` on timeout, EOF or overflow.
@@ -513,6 +759,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// `%XX` and `+` decoding for `/_sim/say`.
 fn percent_decode(s: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(s)).into_owned()
+}
+
+/// `%XX` and `+` decoding to raw bytes (a `/_sim/hostile` body may be non-UTF-8).
+fn percent_decode_bytes(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -532,5 +783,5 @@ fn percent_decode(s: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
