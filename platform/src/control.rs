@@ -15,7 +15,7 @@
 //!    │           │  └─ MAX_REQUEST bytes, no '\n' ─────> {"error":"request too large"} ─┘
 //!    │           │  └─ '\n' from another uid ─────────> {"error":"permission denied"} ──┘
 //!    │           └─ EOF / error ───────────────────────────────────────────────────────────────> closed
-//!    └─ all MAX_CLIENTS slots busy ──> closed at once           (any state) now >= deadline ──> closed
+//!    └─ all MAX_CLIENTS slots busy ──> {"error":"busy: ..."}, closed (any state) now >= deadline ──> closed
 //! ```
 //! The daemon's event loop polls `poll_items()` until `deadline()` and then calls
 //! `service(now, handler)`; `now` is passed in so tests drive expiry exactly.
@@ -918,7 +918,7 @@ mod tests {
             let mut reply = Vec::new();
             match client.read_to_end(&mut reply) {
                 Ok(_) if reply == format!("echo:client {i}\n").into_bytes() => served += 1,
-                Ok(_) if reply.is_empty() => refused += 1,
+                Ok(_) if reply.is_empty() || reply == REPLY_BUSY => refused += 1,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset && reply.is_empty() => {
                     refused += 1
                 }
@@ -955,6 +955,14 @@ mod tests {
             thread::sleep(Duration::from_millis(5));
         }
         match handle.join().unwrap() {
+            // The busy reply, the clear error (`bbwd status` says UNKNOWN, not "down").
+            Ok(reply) => assert_eq!(
+                reply,
+                REPLY_BUSY.strip_suffix(b"\n").unwrap_or(REPLY_BUSY),
+                "{}",
+                String::from_utf8_lossy(&reply)
+            ),
+            // Or, if the reply could not be written at once, a closed connection.
             Err(Error::Io(e)) => assert!(
                 matches!(
                     e.kind(),
@@ -962,7 +970,7 @@ mod tests {
                 ),
                 "{e}"
             ),
-            other => panic!("expected a closed connection, got {other:?}"),
+            other => panic!("expected the busy reply or a closed connection, got {other:?}"),
         }
         drop(hogs);
     }
