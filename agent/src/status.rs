@@ -540,7 +540,6 @@ mod tests {
     }
 
     #[test]
-    #[test]
     fn pair_conditions_that_need_an_operator_are_critical_and_pauses_are_warnings() {
         let mut st = sample();
         st.mode = "pair".into();
