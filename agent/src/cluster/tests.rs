@@ -537,3 +537,43 @@ fn heartbeats_go_out_once_per_link_per_version() {
     );
     assert_eq!(calls.len(), 4, "{calls:?}");
 }
+
+/// Carries out `acts` and every action they lead to, ticking 100 ms when nothing answers, for
+/// 20 s of node time (hooks succeed; the supervisor's actions go nowhere).
+fn drive(t: &mut T, acts: impl IntoIterator<Item = Action>) {
+    let mut todo: Vec<Action> = acts.into_iter().collect();
+    for _ in 0..200 {
+        for a in std::mem::take(&mut todo) {
+            t.apply(a);
+        }
+        t.world.borrow_mut().hooks_outcome = Some(outcome(true));
+        t.service();
+        let inputs = t.inputs();
+        if inputs.is_empty() {
+            t.now += Duration::from_millis(100);
+            todo.extend(t.node.step(t.now, Input::Tick));
+        }
+        for i in inputs {
+            todo.extend(t.node.step(t.now, i));
+        }
+    }
+}
+
+#[test]
+fn a_silent_node_sends_no_heartbeat() {
+    // A resumed node told to shut down whose Bitbucket is never confirmed gone within the
+    // release deadline cannot prove it stopped serving: it self-fences.
+    let mut t = T::with_boot(node::Boot {
+        storage_held: true,
+        ..node::Boot::default()
+    });
+    let acts = t.node.step(t.now, Input::Shutdown);
+    drive(&mut t, acts);
+    assert!(t.node.self_fenced(), "the scenario must end self-fenced");
+    assert!(
+        !sends(&t.take_calls()).is_empty(),
+        "it sent heartbeats before"
+    );
+    t.apply(Action::SendHeartbeats);
+    assert_eq!(sends(&t.effects()), []);
+}
