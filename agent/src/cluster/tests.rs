@@ -255,6 +255,43 @@ fn a_refused_submit_answers_failed_at_once() {
     assert_eq!(t.inputs(), []);
 }
 
+#[test]
+fn a_bmc_session_going_down_and_up_is_reported_once_each() {
+    let mut t = T::new();
+    t.service();
+    assert_eq!(
+        t.cluster.next_event(),
+        None,
+        "unknown before the first session attempt"
+    );
+    t.world.borrow_mut().bmc_health = ipmi::Health {
+        up: false,
+        last_error: Some(ipmi::Error {
+            bmc: "BMC peer-bmc:623".into(),
+            op: "open session",
+            failure: Failure::BadCredentials,
+        }),
+        ..ipmi::Health::default()
+    };
+    t.service();
+    t.service();
+    match t.cluster.next_event() {
+        Some(("fencing_bmc_down", d, true)) => assert!(d.contains("bad credentials"), "{d}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(t.cluster.next_event(), None, "once per change");
+    t.world.borrow_mut().bmc_health = ipmi::Health {
+        up: true,
+        sessions_opened: 1,
+        ..ipmi::Health::default()
+    };
+    t.service();
+    assert!(matches!(
+        t.cluster.next_event(),
+        Some(("fencing_bmc_up", _, false))
+    ));
+}
+
 // ---- hooks and the storage record ------------------------------------------------------------
 
 #[test]
@@ -354,6 +391,26 @@ fn after_stop_failure_keeps_the_record() {
         other => panic!("{other:?}"),
     }
     assert!(!t.effects().contains(&Call::RecordRemove));
+    assert!(t.world.borrow().record.is_some());
+}
+
+#[test]
+fn after_stop_success_whose_record_cannot_be_removed_still_answers_ok_and_keeps_it() {
+    let mut t = T::new();
+    t.world.borrow_mut().record = Some(b"before_start 0\n".to_vec());
+    t.world.borrow_mut().record_fail = vec!["remove"];
+    t.apply(Action::RunHooks(Hooks::AfterStop));
+    t.world.borrow_mut().hooks_outcome = Some(outcome(true));
+    t.service();
+    assert!(matches!(
+        t.inputs().as_slice(),
+        [Input::HooksDone {
+            phase: Hooks::AfterStop,
+            ok: true,
+            ..
+        }]
+    ));
+    // The next start resumes from it: safe.
     assert!(t.world.borrow().record.is_some());
 }
 
