@@ -8,6 +8,10 @@
 //! confirmed fence, what the heartbeats say and when they go out, whether a node found serving
 //! resumes: all of that is the node's.
 //!
+//! The platform objects sit behind the narrow traits of `io.rs` (`Bmc`, `VipOps`,
+//! `HeartbeatIo`, `HookRunner`, `RecordStore`), so the translation is unit-tested with the
+//! recording fakes of `fake.rs` (`tests.rs`); the daemon uses `Cluster<Real>`, spelled `Cluster`.
+//!
 //! # Invariants
 //! * Every operation is non-blocking with a deadline: BMC operations run on the IPMI client's
 //!   worker, the VIP probe and the hooks are polled, heartbeats are datagrams.
@@ -15,19 +19,18 @@
 //!   failure to write it fails the hooks) and removed only after `after_stop` hooks succeeded.
 //! * No allocation per heartbeat: the send and receive buffers are fixed.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bbwd_core::fence;
 use bbwd_core::node::{Action, Input, Node, PairSettings};
 use bbwd_core::timing;
 use bbwd_platform::clock;
-use bbwd_platform::command::{Sequence, SequenceMode};
+use bbwd_platform::command::SequenceMode;
 use bbwd_platform::heartbeat::Links;
 use bbwd_platform::ipmi::{IpmiClient, Op, Power, PowerAction, Reply};
 use bbwd_platform::linkwatch::LinkWatch;
 use bbwd_platform::poll::{PollSet, Token, Want};
-use bbwd_platform::vip::{AddressWatch, ProbeOutcome, Vip};
+use bbwd_platform::vip::{AddressWatch, ProbeOutcome, Vip, VipError};
 use bbwd_platform::witness::Witness;
 use log::{error, info, warn};
 
@@ -36,6 +39,17 @@ use crate::fence as fence_cli;
 use crate::heartbeat as hb;
 use crate::machine::Detail;
 use crate::pair::{self, Hooks};
+
+mod io;
+pub use io::{
+    Bmc, HeartbeatIo, HookRun, HookRunner, Platform, Real, RecordStore, Spawner, StorageFile,
+    VipOps,
+};
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
 
 /// How long the ARP probe listens before the VIP is added.
 pub const PROBE_WINDOW: Duration = Duration::from_millis(100);
@@ -87,27 +101,47 @@ pub struct Setup {
     pub storage_held: bool,
 }
 
-/// Pair mode's platform side. See the module doc.
-pub struct Cluster {
+/// What a [`Cluster`] is built from: the platform objects and the settings it passes on.
+pub struct Parts<P: Platform> {
+    pub node_name: String,
+    pub peer_name: String,
+    pub before_start: Vec<Vec<String>>,
+    pub after_stop: Vec<Vec<String>>,
+    pub garp_count: u32,
+    pub garp_interval: Duration,
+    pub links: P::Links,
+    pub fencer: P::Bmc,
+    pub vip: P::Vip,
+    pub vip_watch: Option<AddressWatch>,
+    pub hook_runner: P::Hooks,
+    pub storage: P::Storage,
+    pub witness: Option<Witness>,
+    pub link: Option<LinkWatch>,
+}
+
+/// Pair mode's platform side. See the module doc. `P` is [`Real`] in the daemon, the
+/// recording fakes in the unit tests.
+pub struct Cluster<P: Platform = Real> {
     node_name: String,
     peer_name: String,
     before_start: Vec<Vec<String>>,
     after_stop: Vec<Vec<String>>,
     garp_count: u32,
     garp_interval: Duration,
-    links: Links,
+    links: P::Links,
     packet: [u8; hb::PACKET_BYTES],
     recv_buf: [u8; hb::RECV_BUFFER_BYTES],
-    fencer: IpmiClient,
+    fencer: P::Bmc,
     /// The BMC operation outstanding.
     bmc_op: Option<fence::Op>,
     /// The fencing BMC's session health as last reported (an event on every change).
     bmc_up: Option<bool>,
-    vip: Vip,
+    vip: P::Vip,
     vip_watch: Option<AddressWatch>,
     vip_phase: VipPhase,
-    hooks: Option<(Hooks, Sequence)>,
-    storage_record: PathBuf,
+    hook_runner: P::Hooks,
+    hooks: Option<(Hooks, <P::Hooks as HookRunner>::Run)>,
+    storage: P::Storage,
     witness: Option<Witness>,
     next_witness: Instant,
     link: Option<LinkWatch>,
@@ -126,7 +160,7 @@ pub struct Cluster {
 /// Why pair mode cannot start.
 pub type SetupError = String;
 
-impl Cluster {
+impl Cluster<Real> {
     /// Opens everything pair mode needs; any failure names the key it comes from.
     pub fn open(cfg: &Config) -> Result<Setup, SetupError> {
         let c = cfg.cluster.as_ref().ok_or("[cluster] missing")?;
@@ -165,39 +199,8 @@ impl Cluster {
             Ok(held) => held,
             Err(e) => return Err(format!("vip: cannot tell whether the VIP is held: {e}")),
         };
-        let storage_record = cfg.node.state_dir.join(STORAGE_RECORD);
-        let storage_held = match bbwd_platform::fs::read_optional(&storage_record) {
-            Ok(None) => false,
-            Ok(Some(text)) => {
-                // Only a record of this kernel boot: after a reboot nothing the hooks did is in
-                // effect any more (mounts, DRBD roles), and resuming from an old record would
-                // start Bitbucket next to the peer that fenced this node (found by the model
-                // checker).
-                let text = String::from_utf8_lossy(&text);
-                let this_boot = bbwd_platform::process::boot_id();
-                let recorded = text
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|b| u128::from_str_radix(b, 16).ok());
-                if this_boot.is_some() && recorded == this_boot {
-                    true
-                } else {
-                    info!(
-                        "{}: from an earlier boot: the hooks' effects are gone with it",
-                        storage_record.display()
-                    );
-                    if let Err(e) = bbwd_platform::fs::remove_optional(&storage_record) {
-                        warn!("{e}");
-                    }
-                    false
-                }
-            }
-            // Cannot tell: assume held (resuming is safe, forgetting is not).
-            Err(e) => {
-                warn!("{e}: taking the storage as held");
-                true
-            }
-        };
+        let mut storage = StorageFile(cfg.node.state_dir.join(STORAGE_RECORD));
+        let storage_held = storage_held_at_open(&mut storage);
         let settings = PairSettings {
             pair: pair::Settings {
                 peer_timeout: c.peer_timeout,
@@ -226,34 +229,25 @@ impl Cluster {
             fence_cycle: f.action == FenceAction::Cycle,
             preferred: c.preferred_active,
         };
-        let now = clock::now();
-        let cluster = Cluster {
-            node_name: cfg.node.name.clone(),
-            peer_name: c.peer.clone(),
-            before_start: cfg.hooks.before_start.clone(),
-            after_stop: cfg.hooks.after_stop.clone(),
-            garp_count: v.garp_count,
-            garp_interval: v.garp_interval,
-            links,
-            packet: [0; hb::PACKET_BYTES],
-            recv_buf: [0; hb::RECV_BUFFER_BYTES],
-            fencer,
-            bmc_op: None,
-            bmc_up: None,
-            vip,
-            vip_watch,
-            vip_phase: VipPhase::Idle,
-            hooks: None,
-            storage_record,
-            witness,
-            next_witness: now,
-            link: Some(link),
-            timeline: heapless::Vec::new(),
-            timeline_open: false,
-            peer_lost_ms: None,
-            pending: heapless::Deque::new(),
-            events: heapless::Deque::new(),
-        };
+        let cluster = Cluster::new(
+            Parts {
+                node_name: cfg.node.name.clone(),
+                peer_name: c.peer.clone(),
+                before_start: cfg.hooks.before_start.clone(),
+                after_stop: cfg.hooks.after_stop.clone(),
+                garp_count: v.garp_count,
+                garp_interval: v.garp_interval,
+                links,
+                fencer,
+                vip,
+                vip_watch,
+                hook_runner: Spawner,
+                storage,
+                witness,
+                link: Some(link),
+            },
+            clock::now(),
+        );
         if vip_held {
             warn!(
                 "vip {}: configured on this node at start: the node resumes serving",
@@ -274,14 +268,101 @@ impl Cluster {
             storage_held,
         })
     }
+}
+
+/// Whether the storage record says `before_start` hooks may be in effect. A record of an
+/// earlier kernel boot is removed and does not count; an unreadable one counts.
+fn storage_held_at_open(storage: &mut impl RecordStore) -> bool {
+    match storage.read() {
+        Ok(None) => false,
+        Ok(Some(text)) => {
+            // Only a record of this kernel boot: after a reboot nothing the hooks did is in
+            // effect any more (mounts, DRBD roles), and resuming from an old record would
+            // start Bitbucket next to the peer that fenced this node (found by the model
+            // checker).
+            let text = String::from_utf8_lossy(&text);
+            let this_boot = storage.boot_id();
+            let recorded = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|b| u128::from_str_radix(b, 16).ok());
+            if this_boot.is_some() && recorded == this_boot {
+                true
+            } else {
+                info!(
+                    "{}: from an earlier boot: the hooks' effects are gone with it",
+                    storage.path().display()
+                );
+                if let Err(e) = storage.remove() {
+                    warn!("{e}");
+                }
+                false
+            }
+        }
+        // Cannot tell: assume held (resuming is safe, forgetting is not).
+        Err(e) => {
+            warn!("{e}: taking the storage as held");
+            true
+        }
+    }
+}
+
+impl<P: Platform> Cluster<P> {
+    /// A cluster of `parts`, nothing in progress.
+    pub fn new(parts: Parts<P>, now: Instant) -> Cluster<P> {
+        let Parts {
+            node_name,
+            peer_name,
+            before_start,
+            after_stop,
+            garp_count,
+            garp_interval,
+            links,
+            fencer,
+            vip,
+            vip_watch,
+            hook_runner,
+            storage,
+            witness,
+            link,
+        } = parts;
+        Cluster {
+            node_name,
+            peer_name,
+            before_start,
+            after_stop,
+            garp_count,
+            garp_interval,
+            links,
+            packet: [0; hb::PACKET_BYTES],
+            recv_buf: [0; hb::RECV_BUFFER_BYTES],
+            fencer,
+            bmc_op: None,
+            bmc_up: None,
+            vip,
+            vip_watch,
+            vip_phase: VipPhase::Idle,
+            hook_runner,
+            hooks: None,
+            storage,
+            witness,
+            next_witness: now,
+            link,
+            timeline: heapless::Vec::new(),
+            timeline_open: false,
+            peer_lost_ms: None,
+            pending: heapless::Deque::new(),
+            events: heapless::Deque::new(),
+        }
+    }
 
     /// Registers every fd of this pass.
     pub fn register(&self, set: &mut PollSet) -> Tokens {
         let mut t = Tokens::default();
-        for fd in self.links.fds() {
+        for fd in (0..self.links.len()).filter_map(|i| self.links.fd(i)) {
             let _ = t.links.push(set.add(fd, Want::Read));
         }
-        t.fence = set.add(self.fencer.fd(), Want::Read);
+        t.fence = self.fencer.fd().and_then(|fd| set.add(fd, Want::Read));
         t.probe = self.vip.probe_fd().and_then(|fd| set.add(fd, Want::Read));
         t.watch = self
             .vip_watch
@@ -334,9 +415,9 @@ impl Cluster {
             self.receive(now, node, out);
         }
         if self.bmc_op.is_some() {
-            if let Some(done) = self.fencer.try_result(now) {
+            if let Some(result) = self.fencer.try_result(now) {
                 self.bmc_op = None;
-                let reply = match done.result {
+                let reply = match result {
                     Ok(Reply::Power(p)) => fence::Reply::Power { on: p == Power::On },
                     Ok(Reply::Done) => fence::Reply::Done,
                     Ok(other) => fence::Reply::Failed(text(&format!(
@@ -381,7 +462,7 @@ impl Cluster {
                 let ok = outcome.succeeded();
                 let detail = text(&outcome.to_string());
                 if phase == Hooks::AfterStop && ok {
-                    if let Err(e) = bbwd_platform::fs::remove_optional(&self.storage_record) {
+                    if let Err(e) = self.storage.remove() {
                         // The record stays: the next start resumes (safe), an operator is told.
                         error!("{e}");
                     }
@@ -535,11 +616,9 @@ impl Cluster {
             // The record first: a restarted bbwd must know the storage may be in effect.
             let record = format!(
                 "before_start {:032x}\n",
-                bbwd_platform::process::boot_id().unwrap_or(0)
+                self.storage.boot_id().unwrap_or(0)
             );
-            if let Err(e) =
-                bbwd_platform::fs::write_atomic(&self.storage_record, record.as_bytes(), 0o640)
-            {
+            if let Err(e) = self.storage.write(record.as_bytes()) {
                 self.push(Input::HooksDone {
                     phase,
                     ok: false,
@@ -548,9 +627,10 @@ impl Cluster {
                 return;
             }
         }
-        let mut seq = Sequence::new(name, &self.node_name, steps, STEP_TIMEOUT, mode);
-        seq.start(now);
-        self.hooks = Some((phase, seq));
+        let run = self
+            .hook_runner
+            .start(name, &self.node_name, steps, STEP_TIMEOUT, mode, now);
+        self.hooks = Some((phase, run));
     }
 
     fn receive(&mut self, now: Instant, node: &mut Node, out: &mut Vec<Action>) {
@@ -663,7 +743,7 @@ impl Cluster {
         }
     }
 
-    fn after_probe(&mut self, now: Instant, r: Result<ProbeOutcome, bbwd_platform::vip::VipError>) {
+    fn after_probe(&mut self, now: Instant, r: Result<ProbeOutcome, VipError>) {
         self.vip_phase = VipPhase::Idle;
         let input = match r {
             Ok(ProbeOutcome::Conflict { mac }) => Input::VipAdded {
