@@ -1,6 +1,7 @@
 //! The Debian package: `scripts/build-deb.sh` builds it (reusing the release build when it is
 //! up to date), `dpkg -i` installs it on this machine, the installed `bbwd check-config`
-//! accepts the installed example config, the files, conffile, OCF symlink and man page are
+//! finds nothing wrong with the installed example but the Bitbucket installation this machine
+//! lacks, the files, conffile, OCF symlink and man page are
 //! where a Debian admin expects them, the unit is installed but neither enabled nor started,
 //! lintian finds nothing, and `dpkg --purge` leaves no file, unit link or state behind.
 //!
@@ -177,13 +178,30 @@ fn package_installs_checks_its_config_and_purges_cleanly() {
         PathBuf::from("/usr/sbin/bbwd")
     );
 
-    // The installed binary accepts the installed example (user atlbitbucket need not exist).
+    // The installed example is valid but for what only this node can provide: check-config
+    // (which agrees with `run`) names exactly the Bitbucket installation that is not here, the
+    // program and its user, and nothing else; exit 2, as `run` would refuse it.
     let check = run(
         "/usr/sbin/bbwd",
         &["check-config", "-c", "/etc/bbwd/bbwd.toml"],
         CLI_TIMEOUT,
     );
-    ok(&check, "bbwd check-config on the installed example");
+    let problems = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(
+        check.status.code(),
+        Some(2),
+        "check-config on the example without Bitbucket installed: {problems}"
+    );
+    let lines: Vec<&str> = problems.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        !lines.is_empty()
+            && lines.iter().all(|l| {
+                (l.contains("bitbucket.command") && l.contains("start-bitbucket.sh"))
+                    || (l.contains("bitbucket.user") && l.contains("atlbitbucket"))
+                    || l.contains("warning")
+            }),
+        "only the missing Bitbucket installation may be reported: {problems}"
+    );
     let version_out = ok(
         &run("/usr/sbin/bbwd", &["version"], CLI_TIMEOUT),
         "bbwd version",
