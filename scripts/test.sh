@@ -17,7 +17,7 @@ echo "== build"
 cargo build --workspace --bins --quiet
 
 echo "== tests"
-cargo test --workspace 2>&1 | tee target/test-output.txt
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 
 echo "== model check (two real nodes, CI bound, every mutant)"
 bash scripts/model-check.sh --ci 2>/dev/null | tee target/model-check.txt

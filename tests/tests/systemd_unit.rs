@@ -44,11 +44,14 @@ fn unit_passes_systemd_analyze_verify_without_warnings() {
     let bbwd = bbwd_bin();
     let text = unit_text();
     let exec_start = format!("ExecStart={} run", bbwd.display());
+    let exec_reload = format!("ExecReload={} reexec", bbwd.display());
     let patched: String = text
         .lines()
         .map(|l| {
             if l.starts_with("ExecStart=") {
                 exec_start.clone()
+            } else if l.starts_with("ExecReload=") {
+                exec_reload.clone()
             } else {
                 l.to_string()
             }
@@ -57,6 +60,10 @@ fn unit_passes_systemd_analyze_verify_without_warnings() {
         .join("\n")
         + "\n";
     assert!(patched.contains(&exec_start), "unit has an ExecStart= line");
+    assert!(
+        patched.contains(&exec_reload),
+        "unit has ExecReload= (bbwd reexec: upgrades without a failover)"
+    );
     let unit = dir.join("bbwd.service");
     std::fs::write(&unit, patched).unwrap();
 
