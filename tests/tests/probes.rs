@@ -252,31 +252,36 @@ fn no_lock_on_state_dir_a_second_daemon_on_another_socket_is_refused() {
     sc.assert_never_two_sims();
 }
 
+/// Writes `sc`'s config with `bitbucket.command` run through `/bin/sh -c SHELL sh <simulator
+/// command...>` (`"$@"` in SHELL is the simulator's command line): a start script that forks,
+/// daemonizes or wraps Bitbucket.
+fn wrap_command(sc: &Scenario, shell: &str) {
+    let quoted = |argv: &[String]| {
+        argv.iter()
+            .map(|a| toml_str(a))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut argv = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        shell.to_string(),
+        "sh".to_string(),
+    ];
+    argv.extend(sc.sim_command());
+    let text = sc.config_text().replace(
+        &format!("command = [{}]", quoted(&sc.sim_command())),
+        &format!("command = [{}]", quoted(&argv)),
+    );
+    sc.write_config_text(&text);
+}
+
 /// Point 3: a child that left the process group (setsid) still answered /status after "stopped",
 /// and the next bbwd started a second copy.
 #[test]
 fn a_child_that_escapes_the_process_group_is_never_started_twice() {
     let sc = Scenario::new("probe_setsid");
-    let mut argv = vec![
-        "/bin/sh".to_string(),
-        "-c".to_string(),
-        "setsid \"$@\" & wait".to_string(),
-        "sh".to_string(),
-    ];
-    argv.extend(sc.sim_command());
-    let command: Vec<String> = argv.iter().map(|a| toml_str(a)).collect();
-    let text = sc.config_text().replace(
-        &format!(
-            "command = [{}]",
-            sc.sim_command()
-                .iter()
-                .map(|a| toml_str(a))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        &format!("command = [{}]", command.join(", ")),
-    );
-    sc.write_config_text(&text);
+    wrap_command(&sc, "setsid \"$@\" & wait");
     let n = Notify::bind(&sc);
     let mut d = start_paced(&sc, &n);
     d.wait_state(WAIT, "running");
@@ -1339,26 +1344,7 @@ fn unkillable_frozen_group_fails_at_pace_and_reset_recovers_once_it_is_gone() {
 #[test]
 fn a_daemonizing_command_fails_the_start_and_is_never_started_twice() {
     let sc = Scenario::new("probe_daemonize");
-    let mut argv = vec![
-        "/bin/sh".to_string(),
-        "-c".to_string(),
-        "setsid \"$@\" </dev/null >/dev/null 2>&1 & exit 0".to_string(),
-        "sh".to_string(),
-    ];
-    argv.extend(sc.sim_command());
-    let command: Vec<String> = argv.iter().map(|a| toml_str(a)).collect();
-    let text = sc.config_text().replace(
-        &format!(
-            "command = [{}]",
-            sc.sim_command()
-                .iter()
-                .map(|a| toml_str(a))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        &format!("command = [{}]", command.join(", ")),
-    );
-    sc.write_config_text(&text);
+    wrap_command(&sc, "setsid \"$@\" </dev/null >/dev/null 2>&1 & exit 0");
     let n = Notify::bind(&sc);
     let from = Instant::now();
     let mut d = start_paced(&sc, &n);
