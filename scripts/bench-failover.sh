@@ -25,7 +25,12 @@ RUNS=${BENCH_FAILOVER_RUNS:-7}
 for t in ipmi_sim ipmitool ip; do
   command -v "$t" >/dev/null || { echo "bench-failover: $t missing (scripts/setup.sh)" >&2; exit 1; }
 done
-cargo build --release --quiet -p bbwd -p bbwd-tests --bin bbwd --bin pairdemo --bin bbsim
+. scripts/lib/release.sh
+if [ -z "${BBWD_BIN:-}" ]; then
+  bbwd_release_build   # the nodes run the bbwd that ships
+  export BBWD_BIN=$PWD/$BBWD_RELEASE_BIN
+fi
+cargo build --release --quiet -p bbwd-tests --bin pairdemo --bin bbsim
 B=$PWD/target/release/pairdemo
 
 DIR=$(mktemp -d /tmp/bbwd-bench-failover-XXXXXX)

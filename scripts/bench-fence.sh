@@ -12,8 +12,9 @@
 set -euo pipefail
 RUNS=${1:-7}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-if [ -z "${BBWD_BIN:-}" ]; then (cd "$HERE" && cargo build --release -q -p bbwd); fi
-BBWD=${BBWD_BIN:-$HERE/target/release/bbwd}
+. "$HERE/scripts/lib/release.sh"
+if [ -z "${BBWD_BIN:-}" ]; then (cd "$HERE" && bbwd_release_build); fi
+BBWD=${BBWD_BIN:-$HERE/$BBWD_RELEASE_BIN}
 "$HERE/scripts/setup.sh"   # openipmi, ipmitool
 # fence_ipmilan, the baseline: only this benchmark needs it (a large package), so not setup.sh.
 if ! command -v fence_ipmilan >/dev/null; then

@@ -11,7 +11,8 @@
 set -eu
 secs=${1:-3600}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bbwd=${BBWD_BIN:-$root/target/release/bbwd}
+. "$root/scripts/lib/release.sh"
+bbwd=${BBWD_BIN:-$root/$BBWD_RELEASE_BIN}
 bbsim=${BBSIM_BIN:-$root/target/release/bbsim}
 [ -x "$bbwd" ] || bbwd=$root/target/debug/bbwd
 [ -x "$bbsim" ] || bbsim=$root/target/debug/bbsim

@@ -13,8 +13,10 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${BENCH_SECONDS:-20}
 DEVICE=${BENCH_WATCHDOG_DEVICE:-/dev/watchdog}
 
-cargo build --release --quiet -p bbwd -p bbwd-tests
-BBWD=$PWD/target/release/bbwd
+. scripts/lib/release.sh
+bbwd_release_build   # the bbwd that ships
+cargo build --release --quiet -p bbwd-tests
+BBWD=$PWD/$BBWD_RELEASE_BIN
 SIM=$PWD/target/release/bbsim
 
 DIR=$(mktemp -d /tmp/bbwd-benchwd-XXXXXX)

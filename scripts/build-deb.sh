@@ -4,9 +4,9 @@
 #
 #   scripts/build-deb.sh [--binary PATH] [--out DIR]
 #
-#   --binary PATH  package this bbwd binary instead of building the release one (tests use the
-#                  binary they already built); default: cargo build --release -p bbwd, which
-#                  reuses an up-to-date release build.
+#   --binary PATH  package this bbwd binary instead of building the shipped one; default: the
+#                  static musl release build of scripts/lib/release.sh, which reuses an
+#                  up-to-date build.
 #   --out DIR      where the .deb goes (default target/debian). The staging tree is DIR/root.
 #
 # Contents: /usr/sbin/bbwd; /lib/systemd/system/bbwd.service (installed disabled and stopped:
@@ -38,8 +38,9 @@ arch=$(dpkg --print-architecture)
 maintainer=${DEB_MAINTAINER:-"bbwd maintainers <maintainers@users.noreply.r-seed-0fcfba31.example>"}
 
 if [ -z "$binary" ]; then
-  cargo build --release -p bbwd --quiet
-  binary=target/release/bbwd
+  . scripts/lib/release.sh
+  bbwd_release_build
+  binary=$BBWD_RELEASE_BIN
 fi
 [ -x "$binary" ] || { echo "build-deb: $binary is not an executable" >&2; exit 1; }
 
@@ -81,9 +82,12 @@ for script in postinst prerm postrm; do
 done
 echo "/etc/bbwd/bbwd.toml" > "$root/DEBIAN/conffiles"
 
-# The C library version the binary needs.
+# The C library version the binary needs: none for the shipped static build (no dynamic section).
 depends=""
-if command -v dpkg-shlibdeps >/dev/null; then
+static=false
+if ! objdump -p "$root/usr/sbin/bbwd" | grep -q 'NEEDED'; then
+  static=true
+elif command -v dpkg-shlibdeps >/dev/null; then
   shl=$(mktemp -d)
   mkdir -p "$shl/debian"
   printf 'Source: bbwd\n\nPackage: bbwd\nArchitecture: any\n' > "$shl/debian/control"
@@ -91,7 +95,7 @@ if command -v dpkg-shlibdeps >/dev/null; then
   depends=$(cd "$shl" && dpkg-shlibdeps -O "$abs_bin" 2>/dev/null | sed -n 's/^shlibs:Depends=//p') || depends=""
   rm -rf "$shl"
 fi
-if [ -z "$depends" ]; then
+if [ -z "$depends" ] && ! $static; then
   glibc=$(objdump -T "$root/usr/sbin/bbwd" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
   depends="libc6 (>= ${glibc:-2.34})"
   if objdump -p "$root/usr/sbin/bbwd" | grep -q 'NEEDED *libgcc_s'; then
@@ -110,7 +114,7 @@ Version: $version
 Architecture: $arch
 Maintainer: $maintainer
 Installed-Size: $installed_kb
-Depends: $depends, init-system-helpers (>= 1.54~)
+Depends: ${depends:+$depends, }init-system-helpers (>= 1.54~)
 Suggests: pacemaker, resource-agents
 Section: admin
 Priority: optional

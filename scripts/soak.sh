@@ -10,12 +10,16 @@
 # What each fault does and how it is healed: tests/src/soak.rs; the cycle, the counting and
 # the quiet period: tests/src/bin/soak.rs.
 #
-# bbwd is built in release: the soak is about timing (200 ms heartbeats, 1 s peer_timeout on a
+# bbwd is the shipped build (static musl release): the soak is about timing (200 ms heartbeats, 1 s peer_timeout on a
 # shared 2-core machine) and the package ships a release build; a debug bbwd spends more CPU per
 # heartbeat and would make the soak find debug-build stalls instead of the agent's behaviour.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-cargo build --release --quiet -p bbwd -p bbwd-tests --bins
+# The lab nodes run the bbwd that ships (scripts/lib/release.sh): static, musl, release.
+. scripts/lib/release.sh
+bbwd_release_build
+export BBWD_BIN="$PWD/$BBWD_RELEASE_BIN"
+cargo build --release --quiet -p bbwd-tests --bins
 exec target/release/soak "$@"

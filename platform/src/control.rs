@@ -69,6 +69,11 @@ pub struct Peer {
 pub fn group_id(name: &str) -> Result<u32, String> {
     match nix::unistd::Group::from_name(name) {
         Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) if cfg!(target_env = "musl") => Err(format!(
+            "no group named {name:?} on this node (this bbwd is linked statically with musl: \
+             groups come from /etc/group, or nscd if it runs, never from NSS modules such as \
+             sssd or LDAP)"
+        )),
         Ok(None) => Err(format!("no group named {name:?} on this node")),
         Err(e) => Err(format!("cannot look up group {name:?}: {e}")),
     }

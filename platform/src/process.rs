@@ -200,6 +200,11 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::Spawn { program, source } => write!(f, "cannot start {program}: {source}"),
+            Error::UnknownUser(user) if cfg!(target_env = "musl") => write!(
+                f,
+                "unknown user {user:?} (this bbwd is linked statically with musl: users come from \
+                 /etc/passwd, or nscd if it runs, never from NSS modules such as sssd or LDAP)"
+            ),
             Error::UnknownUser(user) => write!(f, "unknown user {user:?}"),
             Error::UserLookup { user, source } => {
                 write!(f, "cannot look up user {user:?}: {source}")

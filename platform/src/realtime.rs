@@ -100,16 +100,38 @@ pub fn unlock_memory() {
     unsafe { libc::munlockall() };
 }
 
+/// A `sched_param` with `priority` and every other field zero (musl's has more fields than
+/// glibc's: the sporadic-server ones, unused by Linux).
+fn sched_param(priority: i32) -> libc::sched_param {
+    // SAFETY: `sched_param` is a plain C struct of integers (and, on musl, timespecs): all
+    // zeroes is a valid value of it.
+    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
+    param.sched_priority = priority;
+    param
+}
+
+/// `sched_setscheduler(2)` as the system call. glibc's wrapper is the system call; musl's
+/// returns ENOSYS on purpose (POSIX calls it per process, Linux per thread), so the call goes
+/// to the kernel directly on both.
+///
+/// # Safety
+/// `param` must point to a live `sched_param`.
+unsafe fn sched_setscheduler(
+    pid: libc::pid_t,
+    policy: libc::c_int,
+    param: *const libc::sched_param,
+) -> libc::c_int {
+    // SAFETY: the caller passes a live `sched_param`; the kernel only reads it.
+    unsafe { libc::syscall(libc::SYS_sched_setscheduler, pid, policy, param) as libc::c_int }
+}
+
 /// Runs the calling thread under `SCHED_FIFO` at `priority`, with `SCHED_RESET_ON_FORK`.
 pub fn set_fifo(priority: i32) -> Result<(), Error> {
-    let param = libc::sched_param {
-        sched_priority: priority,
-    };
+    let param = sched_param(priority);
     // SAFETY: pid 0 is the calling thread; `param` is a live, initialised `sched_param` that the
     // kernel only reads.
-    let ret = unsafe {
-        libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
-    };
+    let ret =
+        unsafe { sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param) };
     if ret != 0 {
         return Err(Error::SetScheduler {
             priority,
@@ -121,9 +143,9 @@ pub fn set_fifo(priority: i32) -> Result<(), Error> {
 
 /// Puts the calling thread back on `SCHED_OTHER` (tests; a daemon that gives up hardening).
 pub fn set_normal() -> Result<(), Error> {
-    let param = libc::sched_param { sched_priority: 0 };
+    let param = sched_param(0);
     // SAFETY: as in `set_fifo`.
-    let ret = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+    let ret = unsafe { sched_setscheduler(0, libc::SCHED_OTHER, &param) };
     if ret != 0 {
         return Err(Error::SetScheduler {
             priority: 0,
@@ -136,7 +158,7 @@ pub fn set_normal() -> Result<(), Error> {
 /// The scheduling policy of `pid` (a thread id; 0 = the calling thread).
 pub fn policy_of(pid: i32) -> Result<Policy, Error> {
     // SAFETY: sched_getscheduler takes a pid and returns a policy or -1; no memory is passed.
-    let ret = unsafe { libc::sched_getscheduler(pid) };
+    let ret = unsafe { libc::syscall(libc::SYS_sched_getscheduler, pid) } as libc::c_int;
     if ret < 0 {
         return Err(Error::GetScheduler {
             pid,
@@ -157,10 +179,10 @@ pub(crate) fn reset_before_exec(cmd: &mut Command) {
     // state shared with other threads.
     unsafe {
         cmd.pre_exec(|| {
-            let current = libc::sched_getscheduler(0);
+            let current = libc::syscall(libc::SYS_sched_getscheduler, 0) as libc::c_int;
             if current >= 0 && current & !libc::SCHED_RESET_ON_FORK != libc::SCHED_OTHER {
-                let param = libc::sched_param { sched_priority: 0 };
-                if libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) != 0 {
+                let param = sched_param(0);
+                if sched_setscheduler(0, libc::SCHED_OTHER, &param) != 0 {
                     return Err(io::Error::last_os_error());
                 }
             }
