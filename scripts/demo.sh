@@ -4,12 +4,17 @@
 # removed at the end; only processes this script started are stopped. Then the pair (part 2, at
 # the end): two nodes in network namespaces, the active one powered off through its BMC.
 set -euo pipefail
+. "$(dirname "$0")/lib/root.sh"
+bbwd_become_root "$0" "$@"
 cd "$(dirname "$0")/.."
 
-bash scripts/setup.sh
+bash scripts/setup.sh demo
 echo "== building bbwd and the Bitbucket simulator (release)"
-cargo build --release --quiet -p bbwd -p bbwd-tests
-BBWD=$PWD/target/release/bbwd
+. scripts/lib/release.sh
+bbwd_release_build
+cargo build --release --quiet -p bbwd-tests
+BBWD=$PWD/$BBWD_RELEASE_BIN
+export BBWD_BIN=$BBWD   # the pair part's nodes run it too
 SIM=$PWD/target/release/bbsim
 
 DIR=$(mktemp -d /tmp/bbwd-demo-XXXXXX)

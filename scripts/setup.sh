@@ -1,24 +1,37 @@
 #!/usr/bin/env bash
-# Installs what bbwd's demo and tests need on a fresh Debian machine, idempotently: Debian
-# packages only when missing, and a check for the Rust toolchain. Run as root.
+# Installs what bbwd's demo or tests need on a fresh Debian machine, idempotently: Debian
+# packages only when missing, the Rust target of the shipped build, and a check for the Rust
+# toolchain. Run as root (scripts/demo.sh and scripts/test.sh become root themselves first).
+#
+#   scripts/setup.sh demo    what scripts/demo.sh needs, nothing more
+#   scripts/setup.sh [test]  everything the test suite and the benchmarks need (the default)
 set -euo pipefail
+profile=${1:-test}
+case "$profile" in
+  demo|test) ;;
+  *) echo "setup: unknown profile $profile (demo or test)" >&2; exit 2 ;;
+esac
 
-# Debian packages the tests and demo use (each named for what needs it).
-PACKAGES=(
+# Debian packages the demo uses (each named for what needs it); the tests use them too.
+DEMO_PACKAGES=(
+  gcc           # the linker cargo calls (cc); IPMI tests also build tests/ipmi/wdfix.c with it
+  libc6-dev     # the C runtime objects that link needs; the wdfix shim's headers
   curl          # the demo pokes the Bitbucket simulator's fault endpoints
   procps        # ps/pgrep for the demo's process listing
+  openipmi      # the pair demo and the IPMI tests (tests/src/ipmisim.rs): ipmi_sim, a real BMC per node over RMCP+
+  ipmitool      # the pair demo powers nodes through their BMCs; an independent client in the IPMI tests
+  iproute2      # the pair demo and the network tests: ip netns/link/addr/neigh build and inspect the namespaces
+)
+
+# Debian packages only the tests and benchmarks use (each named for what needs it).
+PACKAGES=(
   systemd       # systemd-analyze verify of systemd/bbwd.service
   qemu-system-x86  # VM tests (tests/src/vm.rs): the i6300esb watchdog guest and the systemd guest, under TCG
   mmdebstrap    # VM tests: builds the Debian rootfs with systemd as PID 1 (cached in /var/cache/bbwd-vm)
   e2fsprogs     # VM tests: mke2fs -d turns that rootfs into an ext4 image without mounting it
   xz-utils      # VM tests: unpacks the uncompressed vmlinux from Debian's bzImage (boots faster by PVH)
   kmod          # VM tests: depmod indexes the Debian kernel's modules for the guest's modprobe
-  openipmi      # IPMI tests (tests/src/ipmisim.rs): ipmi_sim, a real BMC over RMCP+ for fencing and the BMC watchdog
-  ipmitool      # IPMI tests: an independent client (no session leak: it can still log in) and the fence baseline
-  gcc           # IPMI tests: builds tests/ipmi/wdfix.c, the LD_PRELOAD fix for ipmi_sim's watchdog reset bug
-  libc6-dev     # IPMI tests: headers for that shim
   libopenipmi-dev  # IPMI tests: OpenIPMI's os_handler.h, the struct that shim patches
-  iproute2      # VIP tests (tests/tests/vip_netns.rs): ip netns/link/addr/neigh build and inspect the namespaces
   arping        # scripts/bench-vip.sh: Habets' arping -U, the baseline GARP bbwd's own is measured against
   keepalived    # scripts/bench-keepalived.sh: the VRRP failover baseline on the pair lab (tests/src/pairlab.rs)
   haproxy       # mirror-farm tests (tests/tests/mirror_haproxy.rs): the real load balancer bbwd's agent check answers
@@ -30,8 +43,10 @@ PACKAGES=(
   man-db        # package test: `man -l` renders the packaged bbwd(8) without warnings
 )
 
+wanted=("${DEMO_PACKAGES[@]}")
+[ "$profile" = test ] && wanted+=("${PACKAGES[@]}")
 missing=()
-for p in "${PACKAGES[@]}"; do
+for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -47,4 +62,12 @@ fi
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found: install the Rust toolchain (rustup) first" >&2
   exit 1
+fi
+
+# The shipped bbwd is linked statically against musl (scripts/lib/release.sh says why): the Rust
+# standard library for that target comes from rustup, once.
+. "$(dirname "$0")/lib/release.sh"
+if ! rustup target list --installed 2>/dev/null | grep -qx "$BBWD_RELEASE_TARGET"; then
+  echo "setup: adding the Rust target $BBWD_RELEASE_TARGET (the shipped static build)"
+  rustup target add "$BBWD_RELEASE_TARGET" >/dev/null
 fi

@@ -3,9 +3,11 @@
 # repository: installs what it needs, checks formatting and lints, builds, and runs every test
 # (unit, property, end-to-end against the Bitbucket simulator, systemd unit verification).
 set -euo pipefail
+. "$(dirname "$0")/lib/root.sh"
+bbwd_become_root "$0" "$@"
 cd "$(dirname "$0")/.."
 
-bash scripts/setup.sh
+bash scripts/setup.sh test
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -15,6 +17,12 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== build"
 cargo build --workspace --bins --quiet
+# The end-to-end tests run the bbwd that ships (scripts/lib/release.sh: static musl release), not
+# the debug build: what is tested is what the package installs. Unit tests stay debug builds.
+. scripts/lib/release.sh
+bbwd_release_build
+export BBWD_BIN="$PWD/$BBWD_RELEASE_BIN"
+echo "end-to-end tests run $BBWD_BIN"
 
 echo "== tests"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
