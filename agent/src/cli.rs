@@ -14,6 +14,7 @@ use bbwd_platform::poll::{PollSet, Want};
 
 use crate::config::{self, Config};
 use crate::daemon;
+use crate::hostcheck;
 use crate::machine::ProbeText;
 use crate::mirror::MaintMode;
 use crate::status::{self, Status};
@@ -199,15 +200,25 @@ pub fn main() -> i32 {
         }
         Command::CheckConfig => match config::load(&path) {
             Ok(cfg) => {
-                let problems = node_problems(&cfg);
-                if !problems.is_empty() {
-                    for p in &problems {
-                        eprintln!("{}: {p}", path.display());
+                let found = hostcheck::check(&cfg);
+                let errors: Vec<_> = found
+                    .iter()
+                    .filter(|f| f.severity == hostcheck::Severity::Error)
+                    .collect();
+                if !errors.is_empty() {
+                    for f in errors {
+                        eprintln!("{}: {f}", path.display());
                     }
                     return 2;
                 }
                 for w in config::warnings(&cfg) {
                     eprintln!("{}: warning: {w}", path.display());
+                }
+                for f in found
+                    .iter()
+                    .filter(|f| f.severity == hostcheck::Severity::Warning)
+                {
+                    eprintln!("{}: warning: {f}", path.display());
                 }
                 println!(
                     "{}: valid ({} node `{}`)",
@@ -246,6 +257,24 @@ pub fn main() -> i32 {
                 log::error!("refusing to start: the timing rules do not hold");
                 return 2;
             }
+            // The same host checks as check-config: what check-config calls an error, run
+            // refuses (exit 2) before it touches anything.
+            let found = hostcheck::check(&cfg);
+            let mut refused = false;
+            for f in &found {
+                match f.severity {
+                    hostcheck::Severity::Error => {
+                        log::error!("{}: {f}", path.display());
+                        refused = true;
+                    }
+                    hostcheck::Severity::Warning => log::warn!("{}: {f}", path.display()),
+                }
+            }
+            if refused {
+                log::error!("refusing to start: the config does not fit this node (bbwd check-config lists the same)");
+                bbwd_platform::logger::flush_for(Duration::from_secs(1));
+                return 2;
+            }
             for w in config::warnings(&cfg) {
                 log::warn!("{}: {w}", path.display());
             }
@@ -253,7 +282,7 @@ pub fn main() -> i32 {
                 Ok(()) => 0,
                 Err(e) => {
                     log::error!("{e}");
-                    1
+                    e.exit_code()
                 }
             };
             // The last lines (bounded: a stalled reader must not hold the exit).
@@ -300,36 +329,6 @@ fn print_config_error(p: &dyn std::fmt::Display) {
 
 /// What the config names but this node lacks, as `run` and `ocf validate-all` would find it:
 /// each problem on one line naming its key.
-fn node_problems(cfg: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    let program = cfg.bitbucket.command.first().cloned().unwrap_or_default();
-    if !crate::ocf::program_installed(&program) {
-        out.push(format!(
-            "bitbucket.command: {program:?} is not an executable file on this node"
-        ));
-    }
-    if let Some(user) = &cfg.bitbucket.user {
-        if let Err(e) = bbwd_platform::process::RunAs::lookup(user) {
-            out.push(format!("bitbucket.user: {e}"));
-        }
-    }
-    if let Some(group) = &cfg.node.status_group {
-        if let Err(e) = bbwd_platform::control::group_id(group) {
-            out.push(format!("node.status_group: {e}"));
-        }
-    }
-    // Only where it can tell without creating anything: an existing state_dir must take a file.
-    let dir = &cfg.node.state_dir;
-    if dir.is_dir() {
-        if let Err(e) = bbwd_platform::fs::check_writable(dir) {
-            out.push(format!(
-                "node.state_dir: not writable ({e}); bbwd refuses to start Bitbucket without a pid file"
-            ));
-        }
-    }
-    out
-}
-
 fn mode_word(cfg: &Config) -> &'static str {
     match cfg.mode() {
         config::Mode::Single => "single",

@@ -1196,12 +1196,23 @@ impl Checker<'_> {
                     );
                 }
             }
-        } else if root.get("fencing").is_none() {
-            self.report(
-                "fencing",
-                header("cluster"),
-                "pair mode needs [fencing]: the standby takes over only after the peer's BMC has confirmed it is off",
-            );
+        } else {
+            if root.get("fencing").is_none() {
+                self.report(
+                    "fencing",
+                    header("cluster"),
+                    "pair mode needs [fencing]: the standby takes over only after the peer's BMC has confirmed it is off",
+                );
+            }
+            // `bbwd run` cannot serve a pair without an address to move (clients would not
+            // follow a takeover): refused here, so that check-config agrees with run.
+            if root.get("vip").is_none() {
+                self.report(
+                    "vip",
+                    header("cluster"),
+                    "pair mode needs [vip]: the virtual IP clients use moves to the node that serves",
+                );
+            }
         }
         if let (Some(node), Some(Some(cluster))) = (node, cluster) {
             if node.name == cluster.peer {
@@ -2040,77 +2051,11 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks `http://HOST[:PORT]/PATH` without resolving HOST (that happens at start-up).
+/// Checks `http://HOST[:PORT]/PATH` without resolving HOST (that happens at start-up; the
+/// host check phase, `crate::hostcheck`, warns about a name that does not resolve now). The one
+/// parser of the URL is `bbwd_core::status_url`, which the probe uses too.
 fn check_status_url(url: &str) -> Result<(), String> {
-    const FORM: &str = "expected http://HOST[:PORT]/PATH, e.g. http://127.0.0.1:7990/status";
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("https://") {
-        return Err(
-            "https is not supported: bbwd probes Bitbucket's own plain-HTTP connector on this \
-                    node, e.g. http://127.0.0.1:7990/status (not the TLS proxy in front of it)"
-                .to_string(),
-        );
-    }
-    if !lower.starts_with("http://") {
-        return Err(FORM.to_string());
-    }
-    let rest = &url["http://".len()..];
-    if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("contains spaces or control characters".to_string());
-    }
-    let Some(slash) = rest.find('/') else {
-        return Err(format!("missing path: {FORM}"));
-    };
-    let (authority, path) = rest.split_at(slash);
-    if path.contains('#') {
-        return Err("a fragment (#...) means nothing to the server: remove it".to_string());
-    }
-    if authority.contains('@') {
-        return Err("user@ in the URL is not supported: /status needs no login".to_string());
-    }
-    let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
-        let Some((ip, after)) = inner.split_once(']') else {
-            return Err(format!("unclosed '[' in the host: {FORM}"));
-        };
-        if ip.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("\"{ip}\" is not an IPv6 address"));
-        }
-        match after {
-            "" => (ip, None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => (ip, Some(port)),
-                None => return Err(FORM.to_string()),
-            },
-        }
-    } else {
-        match authority.split_once(':') {
-            Some((_, port)) if port.contains(':') => {
-                return Err(
-                    "an IPv6 host must be in brackets, e.g. http://[::1]:7990/status".to_string(),
-                )
-            }
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(format!("missing host: {FORM}"));
-    }
-    if !authority.starts_with('[')
-        && (host.starts_with('-')
-            || !host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.')))
-    {
-        return Err(format!("\"{host}\" is not a host name or IP address"));
-    }
-    if let Some(port) = port {
-        match port.parse::<u16>() {
-            Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => {}
-            _ => return Err(format!("\"{port}\" is not a port (1-65535)")),
-        }
-    }
-    Ok(())
+    bbwd_core::status_url::StatusUrl::parse(url).map(|_| ())
 }
 
 /// `IP/PREFIX`, prefix 1..=32 (IPv4) or 1..=128 (IPv6).
@@ -2997,11 +2942,17 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
         );
     }
 
-    /// A valid pair config, with `extra` lines added to `[cluster]`, and `sections` appended.
+    /// A valid pair config, with `extra` lines added to `[cluster]`, and `sections` appended
+    /// (then a `[vip]` at the end, which pair mode needs, unless `sections` has one).
     fn pair(dir: &TempDir, cluster_extra: &str, sections: &str) -> String {
+        let vip = if sections.contains("[vip]") {
+            ""
+        } else {
+            "\n[vip]\naddress = \"10.0.0.50/24\"\ninterface = \"eth0\"\n"
+        };
         format!(
             "[node]\nname = \"bb1\"\n[cluster]\npeer = \"bb2\"\nkey_file = \"{}\"\n{cluster_extra}\
-             [fencing]\nhost = \"10.0.1.2\"\nusername = \"fence\"\npassword_file = \"{}\"\n{sections}",
+             [fencing]\nhost = \"10.0.1.2\"\nusername = \"fence\"\npassword_file = \"{}\"\n{sections}{vip}",
             dir.secret("cluster.key", 0o600),
             dir.secret("peer.pass", 0o600)
         )
@@ -3103,7 +3054,8 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
         let text = format!(
             "[node]\nname = \"bb1\"\n[fencing]\nhost = \"10.0.1.2\"\nusername = \"fence\"\n\
              password_file = \"{}\"\ntimeout = \"20s\"\n[cluster]\npeer = \"bb2\"\nkey_file = \"{}\"\n\
-             {LINKS}peer_timeout = \"3s\"\nboot_wait = \"1m\"\n",
+             {LINKS}peer_timeout = \"3s\"\nboot_wait = \"1m\"\n\
+             [vip]\naddress = \"10.0.0.50/24\"\ninterface = \"eth0\"\n",
             dir.secret("p", 0o600),
             dir.secret("k", 0o600)
         );
@@ -3426,10 +3378,18 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
         );
         let dir = TempDir::new("needs-fencing");
         let text = format!(
-            "[node]\nname = \"bb1\"\n[cluster]\npeer = \"bb2\"\n{LINKS}key_file = \"{}\"\n",
+            "[node]\nname = \"bb1\"\n[cluster]\npeer = \"bb2\"\n{LINKS}key_file = \"{}\"\n\
+             [vip]\naddress = \"10.0.0.50/24\"\ninterface = \"eth0\"\n",
             dir.secret("k", 0o600)
         );
         one_problem(&text, "fencing", Some(3), "pair mode needs [fencing]");
+        // And [vip]: `bbwd run` cannot serve a pair without an address to move, so check-config
+        // refuses it too (it once said valid, and run exited 1).
+        let text = pair(&dir, LINKS, "[watchdog]\n").replace(
+            "\n[vip]\naddress = \"10.0.0.50/24\"\ninterface = \"eth0\"\n",
+            "",
+        );
+        one_problem(&text, "vip", Some(3), "pair mode needs [vip]");
     }
 
     #[test]

@@ -474,12 +474,25 @@ impl Agent {
                 format!("bitbucket.status_url: {}", e.0),
             )
         })?;
-        let program = cfg.bitbucket.command.first().cloned().unwrap_or_default();
-        if !program_installed(&program) {
-            return Err((
-                OcfCode::ErrInstalled,
-                format!("bitbucket.command: {program:?} is not an executable file on this node"),
-            ));
+        // The same host checks as check-config and run: something not installed here is
+        // OCF_ERR_INSTALLED, a config that does not fit this node OCF_ERR_CONFIGURED.
+        let found = crate::hostcheck::check(&cfg);
+        let mut first_error = None;
+        for f in &found {
+            match f.severity {
+                crate::hostcheck::Severity::Error => {
+                    self.log("ERROR", &f.to_string());
+                    first_error.get_or_insert(f);
+                }
+                crate::hostcheck::Severity::Warning => self.log("WARN", &f.to_string()),
+            }
+        }
+        if let Some(f) = first_error {
+            let code = match f.kind {
+                crate::hostcheck::Kind::Missing => OcfCode::ErrInstalled,
+                crate::hostcheck::Kind::Mismatch => OcfCode::ErrConfigured,
+            };
+            return Err((code, f.to_string()));
         }
         let user = match &cfg.bitbucket.user {
             Some(name) => Some(RunAs::lookup(name).map_err(|e| match e {

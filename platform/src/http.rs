@@ -31,7 +31,9 @@
 //! * At most one socket is open; it is closed when the outcome is returned, on `cancel`, and
 //!   when `start` begins a new probe.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use bbwd_core::status_url::{Host, StatusUrl};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -66,109 +68,25 @@ impl std::fmt::Display for UrlError {
 impl std::error::Error for UrlError {}
 
 impl StatusTarget {
-    /// Parses `http://HOST[:PORT]/PATH` (HOST an IP literal, `[v6]`, or a name resolved now,
-    /// blocking, at start-up). `https` is refused with a clear message.
-    ///
-    /// The port defaults to 80 and the path to `/`; a query string is kept, a `#fragment`
-    /// dropped. User info (`user@`), spaces, control and non-ASCII characters are refused
-    /// (the path is sent as written: percent-encode it in the config). A name is resolved once,
-    /// here; the first address the resolver gives is probed from then on.
+    /// Parses `http://HOST[:PORT]/PATH` with the one parser of the URL
+    /// ([`bbwd_core::status_url`]: its rules and reasons), then resolves a host name once, here,
+    /// blocking, at start-up: the first address the resolver gives is probed from then on.
     pub fn parse(url: &str) -> Result<StatusTarget, UrlError> {
         let err = |why: &str| UrlError(format!("status_url {url:?}: {why}"));
-        let Some(rest) = strip_prefix_ignore_case(url, "http://") else {
-            if strip_prefix_ignore_case(url, "https://").is_some() {
-                return Err(err(
-                    "https is not supported: bbwd probes the local plain-HTTP connector \
-                     (e.g. http://127.0.0.1:7990/status), not the TLS front end",
-                ));
-            }
-            return Err(err("must start with http://"));
-        };
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(authority_end);
-        if authority.contains('@') {
-            return Err(err("user info (user@host) is not supported"));
-        }
-
-        // Host and optional port; an IPv6 literal must be bracketed.
-        let (host, bracketed, port) = if let Some(inner) = authority.strip_prefix('[') {
-            let Some(close) = inner.find(']') else {
-                return Err(err("unterminated [ in the host"));
-            };
-            let after = &inner[close + 1..];
-            let port = match after.strip_prefix(':') {
-                Some(port) => Some(port),
-                None if after.is_empty() => None,
-                None => return Err(err("unexpected characters after ]")),
-            };
-            (&inner[..close], true, port)
-        } else {
-            match authority.split_once(':') {
-                Some((host, port)) => (host, false, Some(port)),
-                None => (authority, false, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(err("no host"));
-        }
-        let port = match port {
-            None | Some("") => 80,
-            Some(digits) => match digits.parse::<u16>() {
-                Ok(port) if port != 0 && digits.bytes().all(|b| b.is_ascii_digit()) => port,
-                _ => return Err(err("port must be a number from 1 to 65535")),
-            },
-        };
-
-        let ip = if bracketed {
-            match host.parse::<Ipv6Addr>() {
-                Ok(v6) => IpAddr::V6(v6),
-                Err(_) => return Err(err("not an IPv6 address between [ ]")),
-            }
-        } else if let Ok(ip) = host.parse::<IpAddr>() {
-            ip
-        } else if host.contains(':') {
-            return Err(err(
-                "an IPv6 address must be written in brackets: http://[::1]:7990/status",
-            ));
-        } else if !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
-        {
-            return Err(err("the host name has characters a host name cannot have"));
-        } else {
-            match (host, port).to_socket_addrs() {
+        let parsed = StatusUrl::parse(url).map_err(|why| err(&why))?;
+        let ip = match &parsed.host {
+            Host::Ip(ip) => *ip,
+            Host::Name(host) => match (host.as_str(), parsed.port).to_socket_addrs() {
                 Ok(mut addrs) => match addrs.next() {
                     Some(addr) => addr.ip(),
                     None => return Err(err(&format!("host {host} resolves to no address"))),
                 },
                 Err(e) => return Err(err(&format!("cannot resolve host {host}: {e}"))),
-            }
+            },
         };
-
-        let path = path.split('#').next().unwrap_or("");
-        if let Some(bad) = path.bytes().find(|&b| b <= b' ' || b >= 0x7f) {
-            return Err(err(&format!(
-                "the path has a space, control or non-ASCII character (byte 0x{bad:02x}): percent-encode it"
-            )));
-        }
-        let path_prefix = if path.starts_with('/') { "" } else { "/" };
-        let host_header = if bracketed {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        let request = format!(
-            "GET {path_prefix}{path} HTTP/1.0\r\nHost: {host_header}\r\nUser-Agent: bbwd\r\n\
-             Accept: application/json\r\nConnection: close\r\n\r\n"
-        );
-        if request.len() > REPLY_CAPACITY {
-            return Err(err(&format!(
-                "too long (the request must fit in {REPLY_CAPACITY} bytes)"
-            )));
-        }
         Ok(StatusTarget {
-            addr: SocketAddr::new(ip, port),
-            request: request.into_bytes().into_boxed_slice(),
+            addr: SocketAddr::new(ip, parsed.port),
+            request: parsed.request().into_bytes().into_boxed_slice(),
         })
     }
 
@@ -176,12 +94,6 @@ impl StatusTarget {
     pub fn request(&self) -> &[u8] {
         &self.request
     }
-}
-
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
 }
 
 pub use bbwd_core::probe::{BbState, ProbeFailure, ProbeOutcome};
@@ -753,14 +665,12 @@ mod tests {
     }
 
     #[test]
-    fn url_defaults_port_80_and_path_slash() {
-        let t = StatusTarget::parse("http://10.1.2.3").unwrap();
+    fn url_defaults_port_80() {
+        let t = StatusTarget::parse("http://10.1.2.3/").unwrap();
         assert_eq!(t.addr, "10.1.2.3:80".parse().unwrap());
         assert!(t
             .request()
             .starts_with(b"GET / HTTP/1.0\r\nHost: 10.1.2.3:80\r\n"));
-        let t = StatusTarget::parse("HTTP://10.1.2.3:/").unwrap();
-        assert_eq!(t.addr.port(), 80);
     }
 
     #[test]
@@ -777,8 +687,8 @@ mod tests {
     }
 
     #[test]
-    fn url_query_kept_fragment_dropped() {
-        let t = StatusTarget::parse("http://127.0.0.1:1?a=b#frag").unwrap();
+    fn url_query_kept() {
+        let t = StatusTarget::parse("http://127.0.0.1:1/?a=b").unwrap();
         assert!(t.request().starts_with(b"GET /?a=b HTTP/1.0\r\n"));
     }
 

@@ -1143,7 +1143,7 @@ fn pair_timing_rules_are_refused_naming_both_keys() {
     std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let pair = |cluster_extra: &str, extra: &str| {
         format!(
-            "{}\n[cluster]\npeer = \"t2\"\nlisten = [\"127.0.0.1:15405\"]\npeer_addresses = [\"127.0.0.2:15405\"]\nkey_file = \"{}\"\n{cluster_extra}\n[fencing]\nhost = \"127.0.0.1\"\nusername = \"fence\"\npassword_file = \"{}\"\ntimeout = \"10s\"\n{extra}",
+            "{}\n[cluster]\npeer = \"t2\"\nlisten = [\"127.0.0.1:15405\"]\npeer_addresses = [\"127.0.0.2:15405\"]\nkey_file = \"{}\"\n{cluster_extra}\n[vip]\naddress = \"10.0.0.50/24\"\ninterface = \"lo\"\n[fencing]\nhost = \"127.0.0.1\"\nusername = \"fence\"\npassword_file = \"{}\"\ntimeout = \"10s\"\n{extra}",
             sc.config_text(),
             key.display(),
             pass.display()
@@ -1173,10 +1173,12 @@ fn pair_timing_rules_are_refused_naming_both_keys() {
     );
 
     // R5: a hardware watchdog of 60 s under a unit with WatchdogSec=30s. check-config cannot
-    // know the unit (exit 0); `bbwd run` under it refuses before opening anything.
+    // know the unit (exit 0); `bbwd run` under it refuses before opening anything. (The device
+    // is /dev/null: check-config checks that a character device is there, and this machine has
+    // no watchdog driver; R5 refuses before the device is opened.)
     sc.write_config_text(&pair(
         "",
-        "\n[watchdog]\ndevice = \"/dev/watchdog\"\ntimeout = \"60s\"\n",
+        "\n[watchdog]\ndevice = \"/dev/null\"\ntimeout = \"60s\"\n",
     ));
     let out = sc.bbwd(&["check-config"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
@@ -1199,8 +1201,8 @@ fn pair_timing_rules_are_refused_naming_both_keys() {
     assert!(!sc.control_socket().exists(), "no control socket");
 }
 
-/// A pair config that `bbwd run` cannot serve safely (no `[vip]` to move) is refused at start,
-/// naming what is missing, before anything is started.
+/// A pair config that `bbwd run` cannot serve safely (no `[vip]` to move) is refused by
+/// check-config and by run alike (exit 2, naming `vip`), before anything is started.
 #[test]
 fn a_pair_config_without_a_vip_is_refused_before_anything_starts() {
     let sc = Scenario::new("pairrefused");
@@ -1218,9 +1220,63 @@ fn a_pair_config_without_a_vip_is_refused_before_anything_starts() {
     );
     sc.write_config_text(&text);
     let out = sc.bbwd(&["check-config"]);
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("pair mode needs [vip]"),
+        "{}",
+        output_text(&out)
+    );
     let out = sc.bbwd(&["run"]);
-    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
     assert!(output_text(&out).contains("[vip]"), "{}", output_text(&out));
+    assert!(sc.sim_starts().is_empty(), "nothing was started");
+}
+
+/// check-config agrees with run (issue: check-config said valid where run then failed): a
+/// config naming a program this node does not have is refused by both with exit 2 and the same
+/// key; a status URL host that does not resolve now is a warning line for check-config (it may
+/// resolve later), and run refuses it with exit 2 naming the key. Nothing is started.
+#[test]
+fn check_config_and_run_agree_on_what_this_node_lacks() {
+    let sc = Scenario::new("agree");
+    let text = sc.config_text().replace(
+        "command = [\"/bin/sh\", \"-c\"",
+        "command = [\"/nonexistent/bbwd-mailer\", \"-c\"",
+    );
+    assert_ne!(text, sc.config_text(), "the scenario notifies through /bin/sh");
+    sc.write_config_text(&text);
+    for args in [&["check-config"][..], &["run"]] {
+        let out = sc.bbwd(args);
+        let report = output_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {report}");
+        assert!(
+            report.lines().any(|l| l.contains("notify.command")
+                && l.contains("\"/nonexistent/bbwd-mailer\" is not an executable file")),
+            "{args:?}: {report}"
+        );
+    }
+
+    // `.invalid` never resolves (RFC 6761).
+    let text = sc
+        .config_text()
+        .replace("http://127.0.0.1:", "http://bitbucket.invalid:");
+    assert_ne!(
+        text,
+        sc.config_text(),
+        "the scenario's status_url is on 127.0.0.1"
+    );
+    sc.write_config_text(&text);
+    let out = sc.bbwd(&["check-config"]);
+    let report = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(
+        report.lines().any(|l| l.contains("warning: bitbucket.status_url")
+            && l.contains("bitbucket.invalid")),
+        "a warning line, not a silent valid: {report}"
+    );
+    let out = sc.bbwd(&["run"]);
+    let report = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    assert!(report.contains("bitbucket.status_url"), "{report}");
     assert!(sc.sim_starts().is_empty(), "nothing was started");
 }

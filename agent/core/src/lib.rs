@@ -18,4 +18,5 @@ pub mod node;
 pub mod output;
 pub mod pair;
 pub mod probe;
+pub mod status_url;
 pub mod timing;

@@ -78,18 +78,35 @@ const LOOP_STALL: Duration = Duration::from_secs(2);
 /// Why the daemon could not run. Each maps to an exit code in `main`.
 #[derive(Debug)]
 pub enum Error {
-    /// Set-up failed (state directory, control socket, signals, user lookup, URL).
+    /// Set-up failed on this node (state directory, its lock, control socket, signals).
     Setup(String),
+    /// A config value does not work on this node at start-up (a status URL host that does not
+    /// resolve, an unknown user or group, an address or device that is not there): the key and
+    /// the reason (`key` empty when the message names it). `bbwd run` exits 2 for it, as for
+    /// any other config problem.
+    Config { key: &'static str, message: String },
     /// The control socket answers already: another bbwd runs with this config.
     AlreadyRunning(PathBuf),
     /// poll(2) itself failed.
     Loop(std::io::Error),
 }
 
+impl Error {
+    /// `bbwd run`'s exit code for it (SPEC: 2 for a config problem, 1 for any other failure).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config { .. } => 2,
+            Error::Setup(_) | Error::AlreadyRunning(_) | Error::Loop(_) => 1,
+        }
+    }
+}
+
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::Setup(s) => write!(f, "cannot start: {s}"),
+            Error::Config { key: "", message } => write!(f, "cannot start: {message}"),
+            Error::Config { key, message } => write!(f, "cannot start: {key}: {message}"),
             Error::AlreadyRunning(p) => write!(
                 f,
                 "another bbwd is already running (it answers on {})",

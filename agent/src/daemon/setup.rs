@@ -10,6 +10,10 @@ use super::*;
 /// Runs the daemon until SIGTERM/SIGINT has stopped Bitbucket.
 pub fn run(cfg: Config) -> Result<(), Error> {
     let setup = |what: &str, e: &dyn std::fmt::Display| Error::Setup(format!("{what}: {e}"));
+    let config = |key: &'static str, e: &dyn std::fmt::Display| Error::Config {
+        key,
+        message: e.to_string(),
+    };
     fs::ensure_dir(&cfg.node.state_dir, 0o750).map_err(|e| setup("state_dir", &e))?;
     // A node that cannot record what it runs must not start it: the next bbwd would not know
     // it and start a second one.
@@ -32,14 +36,14 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     )?;
     let paths = Paths::new(&cfg);
     let target = StatusTarget::parse(&cfg.bitbucket.status_url)
-        .map_err(|e| setup("bitbucket.status_url", &e.0))?;
+        .map_err(|e| config("bitbucket.status_url", &e.0))?;
     let user = match &cfg.bitbucket.user {
-        Some(name) => Some(RunAs::lookup(name).map_err(|e| setup("bitbucket.user", &e))?),
+        Some(name) => Some(RunAs::lookup(name).map_err(|e| config("bitbucket.user", &e))?),
         None => None,
     };
     let spec = spawn_spec(&cfg.bitbucket, user, cfg.bitbucket.capture_output);
     let status_gid = match &cfg.node.status_group {
-        Some(g) => Some(control::group_id(g).map_err(|e| setup("node.status_group", &e))?),
+        Some(g) => Some(control::group_id(g).map_err(|e| config("node.status_group", &e))?),
         None => None,
     };
     let mut control = match ControlServer::bind_with(&cfg.node.control_socket, status_gid) {
@@ -53,7 +57,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             Ok(server) => Some(LbAgent::new(server)),
             Err(e) => {
                 control.remove();
-                return Err(setup("load_balancer.haproxy_agent", &e));
+                return Err(config("load_balancer.haproxy_agent", &e));
             }
         },
         None => None,
@@ -129,7 +133,12 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             Ok(s) => pair_setup = Some(s),
             Err(e) => {
                 control.remove();
-                return Err(Error::Setup(e));
+                // Every failure of the pair's set-up names its config key ("cluster.listen[0]:
+                // ...", "vip.interface: ...", "cluster.key_file: ...").
+                return Err(Error::Config {
+                    key: "",
+                    message: e,
+                });
             }
         }
     }
@@ -204,7 +213,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         Ok(None) => {}
         Err(e) => {
             control.remove();
-            return Err(setup("watchdog.device", &e));
+            return Err(config("watchdog.device", &e));
         }
     }
     core.apply(now, first);
