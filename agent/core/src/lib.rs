@@ -18,5 +18,6 @@ pub mod node;
 pub mod output;
 pub mod pair;
 pub mod probe;
+pub mod severity;
 pub mod status_url;
 pub mod timing;

@@ -265,6 +265,23 @@ impl EventKind {
         }
     }
 
+    /// How much it matters to an operator (`BBWD_SEVERITY`): critical when Bitbucket is down
+    /// until a person acts, warning when something went wrong and is being corrected.
+    pub fn severity(self) -> crate::severity::Severity {
+        use crate::severity::Severity;
+        match self {
+            EventKind::RestartsExhausted
+            | EventKind::Failed
+            | EventKind::Unkillable
+            | EventKind::StartFailed
+            | EventKind::WatchdogStop
+            | EventKind::StartRefused
+            | EventKind::Escaped => Severity::Critical,
+            k if k.is_problem() => Severity::Warning,
+            _ => Severity::Info,
+        }
+    }
+
     /// Events that mean something is wrong (logged as warnings).
     pub fn is_problem(self) -> bool {
         matches!(

@@ -377,6 +377,27 @@ impl Kind {
         }
     }
 
+    /// How much it matters to an operator (`BBWD_SEVERITY`): critical when the service is down
+    /// or the pair's safety needs a person (a fence that fails, a takeover that cannot finish, a
+    /// release that failed, a BMC that is not the peer's, two preferred nodes); warning when a
+    /// redundancy is lost or a fence happened (the fenced node needs a look).
+    pub fn severity(self) -> crate::severity::Severity {
+        use crate::severity::Severity;
+        match self {
+            Kind::FenceFailed
+            | Kind::TakeoverFailed
+            | Kind::ReleaseError
+            | Kind::SelfFence
+            | Kind::Isolated
+            | Kind::VipConflict
+            | Kind::BothPreferred
+            | Kind::BmcMismatch => Severity::Critical,
+            Kind::Fenced | Kind::PeerConfirmedDown | Kind::PeerPowerOff => Severity::Warning,
+            k if k.is_problem() => Severity::Warning,
+            _ => Severity::Info,
+        }
+    }
+
     /// Events that mean something is wrong (a WARNING or worse; logged as warnings).
     pub fn is_problem(self) -> bool {
         matches!(

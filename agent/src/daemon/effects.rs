@@ -63,7 +63,12 @@ impl Core {
         }
         while let Some((kind, detail, problem)) = self.cluster.as_mut().and_then(|c| c.next_event())
         {
-            self.record_named(kind, &detail, problem);
+            let severity = if problem {
+                Severity::Warning
+            } else {
+                Severity::Info
+            };
+            self.record_named(kind, &detail, severity);
         }
         self.after_change();
     }
@@ -119,7 +124,7 @@ impl Core {
                 node::Action::Sup(Action::Exit | Action::Report(_)) => {}
                 node::Action::Exit => self.exit = true,
                 node::Action::Event(kind, detail) => {
-                    self.record_named(kind.as_str(), &detail, kind.is_problem());
+                    self.record_named(kind.as_str(), &detail, kind.severity());
                     if let Some(c) = &mut self.cluster {
                         c.apply(now, &node::Action::Event(kind, detail), &mut self.node);
                     }
@@ -160,11 +165,12 @@ impl Core {
 
     /// Records an event: ring, log, event log, `notify.command`.
     pub(super) fn record(&mut self, kind: EventKind, detail: &Detail) {
-        self.record_named(kind.as_str(), detail, kind.is_problem());
+        self.record_named(kind.as_str(), detail, kind.severity());
     }
 
     /// Records an event by name (the supervisor's kinds and the pair's).
-    pub(super) fn record_named(&mut self, kind: &'static str, detail: &Detail, problem: bool) {
+    pub(super) fn record_named(&mut self, kind: &'static str, detail: &Detail, severity: Severity) {
+        let problem = severity >= Severity::Warning;
         self.events_recorded += 1;
         let wall_ms = clock::wall_ms();
         if problem {
@@ -182,6 +188,7 @@ impl Core {
                 "at": clock::rfc3339(wall_ms).as_str(),
                 "node": self.cfg.node.name,
                 "kind": kind,
+                "severity": severity.as_str(),
                 "detail": detail.as_str(),
             });
             if let Err(e) = l.append(line.to_string().as_bytes()) {
@@ -193,6 +200,7 @@ impl Core {
             let _ = job.env.push(("BBWD_EVENT", text256(kind)));
             let _ = job.env.push(("BBWD_NODE", text256(&self.cfg.node.name)));
             let _ = job.env.push(("BBWD_DETAIL", text256(detail)));
+            let _ = job.env.push(("BBWD_SEVERITY", text256(severity.as_str())));
             if !q.submit(job, clock::now()) {
                 warn!("notify.command is falling behind: an older notification was dropped");
             }

@@ -30,6 +30,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use bbwd_core::severity::Severity;
 use bbwd_platform::agentcheck::{self, AgentServer};
 use bbwd_platform::clock;
 use bbwd_platform::command::{CommandQueue, Job, Outcome};
