@@ -277,9 +277,17 @@ impl Status {
             ("unknown", None) => " (bbwd daemon state unknown)".to_string(),
             _ => " (bbwd daemon DOWN)".to_string(),
         };
+        // In a pair the role belongs in the headline: a healthy standby is "stopped" (no
+        // Bitbucket here, as it should be), which alone would read like the single-node
+        // CRITICAL state.
+        let role = match (self.mode.as_str(), self.role.as_str()) {
+            ("pair", "standby") => " (standby: Bitbucket runs on the active node)",
+            ("pair", "active") => " (active)",
+            _ => "",
+        };
         let _ = writeln!(
             s,
-            "BBWD {word} - {} {}{daemon}: {bb}",
+            "BBWD {word} - {} {}{role}{daemon}: {bb}",
             self.node, self.state
         );
         let _ = writeln!(s, "  mode         {} (role {})", self.mode, self.role);
@@ -557,6 +565,27 @@ mod tests {
         assert_eq!(with("preference_conflict", "both".into()), CRITICAL);
         assert_eq!(with("preference_conflict", "neither".into()), WARNING);
         assert_eq!(with("failover_paused", true.into()), WARNING);
+    }
+
+    /// A healthy standby printed "BBWD OK - bb2 stopped", which reads like the single-node
+    /// CRITICAL state: the headline names the role in pair mode.
+    #[test]
+    fn a_healthy_standby_headline_says_standby() {
+        let mut st = sample();
+        st.mode = "pair".into();
+        st.role = "standby".into();
+        st.state = "stopped".into();
+        st.bitbucket.pid = None;
+        st.bitbucket.last_check = None;
+        st.peer = Some(serde_json::json!({"alive": true, "links_up": 2, "links_total": 2}));
+        st.fencing = Some(serde_json::json!({ "session_up": true }));
+        let text = st.render();
+        let headline = text.lines().next().unwrap();
+        assert!(
+            headline.starts_with("BBWD OK - ")
+                && headline.contains("stopped (standby: Bitbucket runs on the active node)"),
+            "{headline}"
+        );
     }
 
     #[test]
