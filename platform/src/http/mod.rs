@@ -46,7 +46,6 @@ mod reply;
 mod tests;
 
 pub use reply::parse_reply;
-use reply::*;
 
 pub use bbwd_core::probe::REPLY_CAPACITY;
 

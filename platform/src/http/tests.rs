@@ -1,5 +1,6 @@
 //! Tests of the probe, the reply parser and the status target.
 
+use super::reply::*;
 use super::*;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use std::io::{Read, Write};
