@@ -33,6 +33,7 @@ pub mod http;
 pub mod ipmi;
 pub mod linkwatch;
 pub mod logger;
+pub mod netlink;
 pub mod poll;
 pub mod process;
 pub mod realtime;

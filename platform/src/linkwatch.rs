@@ -40,7 +40,7 @@ use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
-use crate::vip::for_each_message;
+use crate::netlink::for_each_message;
 use netlink_packet_core::{
     ErrorBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLMSG_ERROR,
     NLMSG_OVERRUN, NLM_F_ACK, NLM_F_REQUEST,
