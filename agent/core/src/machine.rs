@@ -590,7 +590,7 @@ impl Machine {
                 format_args!("re-adopted running Bitbucket pid {pid}"),
             );
         }
-        m.after_step(now, &mut out);
+        m.after_step(&mut out);
         (m, out)
     }
 
@@ -611,7 +611,7 @@ impl Machine {
             Input::Shutdown => self.on_shutdown(now, &mut out),
             Input::Permit { run } => self.on_permit(now, run, &mut out),
         }
-        self.after_step(now, &mut out);
+        self.after_step(&mut out);
         out
     }
 
@@ -1315,7 +1315,7 @@ impl Machine {
     }
 
     /// Reconciles after every step: start Bitbucket when it should run and nothing runs.
-    fn after_step(&mut self, _now: Instant, out: &mut Actions) {
+    fn after_step(&mut self, out: &mut Actions) {
         if self.proc == Proc::Down
             && self.wants_running()
             && matches!(self.db, Db::NotConfigured | Db::Up)
