@@ -2163,33 +2163,18 @@ fn edit_distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A directory of its own for one test, removed on drop.
-    struct TempDir(PathBuf);
+    use bbwd_testkit::TempDir;
 
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-            let dir =
-                std::env::temp_dir().join(format!("bbwd-config-{tag}-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
+    /// Secret files in a test's directory.
+    trait Secrets {
         /// Writes a secret file with `mode` and returns its path as a string.
-        fn secret(&self, name: &str, mode: u32) -> String {
-            let path = self.0.join(name);
-            std::fs::write(&path, b"secret\n").unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-            path.display().to_string()
-        }
+        fn secret(&self, name: &str, mode: u32) -> String;
     }
 
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+    impl Secrets for TempDir {
+        fn secret(&self, name: &str, mode: u32) -> String {
+            self.file(name, b"secret\n", mode).display().to_string()
         }
     }
 
@@ -2458,7 +2443,7 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
             (own.host.as_str(), own.port, own.username.as_str()),
             ("10.0.1.1", 623, "watchdog")
         );
-        assert_eq!(own.password_file, dir.0.join("own-bmc.pass"));
+        assert_eq!(own.password_file, dir.path().join("own-bmc.pass"));
         let notify = c.notify.as_ref().unwrap();
         assert_eq!(notify.command, ["/etc/bbwd/notify.sh"]);
         assert_eq!(notify.timeout, Duration::from_secs(30));
@@ -2478,7 +2463,7 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
                 "192.168.100.2:5405".parse().unwrap()
             ]
         );
-        assert_eq!(cl.key_file, dir.0.join("cluster.key"));
+        assert_eq!(cl.key_file, dir.path().join("cluster.key"));
         assert_eq!(cl.heartbeat_interval, Duration::from_millis(200));
         assert_eq!(cl.peer_timeout, Duration::from_secs(1));
         assert!(cl.preferred_active);
@@ -2498,7 +2483,7 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
             (f.lan.host.as_str(), f.lan.port, f.lan.username.as_str()),
             ("10.0.1.2", 623, "fence")
         );
-        assert_eq!(f.lan.password_file, dir.0.join("peer-bmc.pass"));
+        assert_eq!(f.lan.password_file, dir.path().join("peer-bmc.pass"));
         assert_eq!(
             (f.cipher_suite, f.action, f.timeout),
             (3, FenceAction::Off, Duration::from_secs(10))
@@ -3470,7 +3455,7 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
     fn insecure_key_file_refused_with_chmod_hint() {
         let dir = TempDir::new("insecure");
         let text = pair(&dir, LINKS, "");
-        let key = dir.0.join("cluster.key");
+        let key = dir.path().join("cluster.key");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let found = problems(&text);
         assert_eq!(found.len(), 1, "{found:#?}");
@@ -3497,7 +3482,8 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
         let dir = TempDir::new("missing-secret");
         let text = pair(&dir, LINKS, "").replace("peer.pass", "no-such.pass");
         one_problem(&text, "fencing.password_file", Some(11), "No such file");
-        let text = pair(&dir, LINKS, "").replace(&format!("\"{}", dir.0.display()), "\"relative");
+        let text =
+            pair(&dir, LINKS, "").replace(&format!("\"{}", dir.path().display()), "\"relative");
         let found = problems(&text);
         assert_eq!(found.len(), 2, "{found:#?}");
         assert!(found
@@ -3638,7 +3624,7 @@ interface = \"eth0\"
     #[test]
     fn load_reads_the_file_and_names_it_in_problems() {
         let dir = TempDir::new("load");
-        let path = dir.0.join("bbwd.toml");
+        let path = dir.path().join("bbwd.toml");
         std::fs::write(&path, "[node]\nname = \"bb7\"\n").unwrap();
         assert_eq!(load(&path).unwrap().node.name, "bb7");
         std::fs::write(&path, "[node]\nnmae = \"bb7\"\n").unwrap();
@@ -3651,7 +3637,7 @@ interface = \"eth0\"
         );
         std::fs::write(&path, b"[node]\nname = \"\xff\"\n").unwrap();
         assert!(load(&path).unwrap_err().to_string().contains("not UTF-8"));
-        let missing = dir.0.join("nope.toml");
+        let missing = dir.path().join("nope.toml");
         let err = load(&missing).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -3674,13 +3660,8 @@ interface = \"eth0\"
         assert!(!base.contains("[database]"));
         ok(&base);
         const ALPHABET: &[u8] = b"[]{}=\"',.#\n 0123456789smh:/-_abcxyz";
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = bbwd_testkit::Rng::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || rng.next_u64();
         let lines = base.lines().count() + 2;
         for _ in 0..3000 {
             let mut bytes = base.clone().into_bytes();
@@ -3727,18 +3708,7 @@ mod fuzz {
 
     const EXAMPLE: &str = include_str!("../../examples/bbwd.toml");
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use bbwd_testkit::Rng;
 
     const ALPHABET: &[u8] = b" \n\t=[]{}\",.#0123456789abcdefsmh-_\\'\x00\xff";
 
@@ -3746,16 +3716,16 @@ mod fuzz {
     fn mutated_configs_never_panic_and_every_rejection_names_a_problem() {
         let origin = Path::new("fuzz.toml");
         for case in 0..1500u64 {
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (case + 1));
+            let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15 ^ (case + 1));
             let mut bytes = EXAMPLE.as_bytes().to_vec();
-            for _ in 0..=rng.below(8) {
-                let at = rng.below(bytes.len());
-                match rng.below(3) {
-                    0 => bytes[at] = ALPHABET[rng.below(ALPHABET.len())],
+            for _ in 0..=rng.index(8) {
+                let at = rng.index(bytes.len());
+                match rng.index(3) {
+                    0 => bytes[at] = ALPHABET[rng.index(ALPHABET.len())],
                     1 => {
                         bytes.remove(at);
                     }
-                    _ => bytes.insert(at, ALPHABET[rng.below(ALPHABET.len())]),
+                    _ => bytes.insert(at, ALPHABET[rng.index(ALPHABET.len())]),
                 }
             }
             let text = String::from_utf8_lossy(&bytes);

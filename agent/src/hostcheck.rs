@@ -296,30 +296,13 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    struct Dir(std::path::PathBuf);
-    impl Dir {
-        fn new(tag: &str) -> Dir {
-            let p = std::env::temp_dir().join(format!(
-                "bbwd-hostcheck-{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use bbwd_testkit::TempDir as Dir;
 
     fn config(dir: &Dir, extra: &str) -> Config {
         let text = format!(
             "[node]\nname = \"bb1\"\nstate_dir = \"{0}/state\"\n[bitbucket]\n\
              status_url = \"http://127.0.0.1:7990/status\"\ncommand = [\"/bin/sh\"]\n{extra}",
-            dir.0.display()
+            dir.path().display()
         );
         crate::config::parse(&text, Path::new("test.toml")).expect("valid config")
     }
@@ -341,7 +324,7 @@ mod tests {
     #[test]
     fn missing_hook_and_notify_programs_are_errors_naming_the_key() {
         let dir = Dir::new("programs");
-        let not_exec = dir.0.join("not-exec");
+        let not_exec = dir.path().join("not-exec");
         std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&not_exec, std::fs::Permissions::from_mode(0o644)).unwrap();
         let cfg = config(
@@ -387,7 +370,10 @@ mod tests {
         let dir = Dir::new("wd");
         let cfg = config(
             &dir,
-            &format!("[watchdog]\ndevice = \"{}/watchdog9\"\n", dir.0.display()),
+            &format!(
+                "[watchdog]\ndevice = \"{}/watchdog9\"\n",
+                dir.path().display()
+            ),
         );
         let found = check(&cfg);
         assert_eq!(keys(&found, Severity::Error), ["watchdog.device"]);
@@ -419,7 +405,7 @@ mod tests {
     #[test]
     fn short_cluster_keys() {
         let dir = Dir::new("key");
-        let key = dir.0.join("cluster.key");
+        let key = dir.path().join("cluster.key");
         let write_key = |bytes: usize| {
             std::fs::write(&key, vec![b'k'; bytes]).unwrap();
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();

@@ -614,7 +614,7 @@ mod tests {
     #[test]
     fn env_reaches_the_command() {
         let tmp = TempDir::new("cmdenv");
-        let out = tmp.path("out");
+        let out = tmp.join("out");
         let mut q = CommandQueue::new(
             sh(format!(
                 "printf '%s %s %s\\n' \"$BBWD_EVENT\" \"$BBWD_NODE\" \"${{NOTIFY_SOCKET-unset}}\" > {}",
@@ -637,8 +637,8 @@ mod tests {
     #[test]
     fn jobs_run_in_order_one_at_a_time() {
         let tmp = TempDir::new("cmdorder");
-        let out = tmp.path("out");
-        let lock = tmp.path("lock");
+        let out = tmp.join("out");
+        let lock = tmp.join("lock");
         // mkdir is atomic: a second concurrent job would fail with status 3.
         let mut q = CommandQueue::new(
             sh(format!(
@@ -664,7 +664,7 @@ mod tests {
     #[test]
     fn overdue_job_and_its_group_are_killed() {
         let tmp = TempDir::new("cmdtimeout");
-        let pidfile = tmp.path("grandchild");
+        let pidfile = tmp.join("grandchild");
         let mut q = CommandQueue::new(
             sh(format!("sleep 30 & echo $! > {}; wait", pidfile.display())),
             Duration::from_millis(300),
@@ -725,7 +725,7 @@ mod tests {
     #[test]
     fn full_queue_drops_the_oldest_pending_and_counts() {
         let tmp = TempDir::new("cmdoverflow");
-        let out = tmp.path("out");
+        let out = tmp.join("out");
         let mut q = CommandQueue::new(
             sh(format!("echo \"$BBWD_EVENT\" >> {}", out.display())),
             Duration::from_secs(10),
@@ -791,8 +791,8 @@ mod tests {
     #[test]
     fn sequence_runs_steps_in_order_one_at_a_time_with_env() {
         let tmp = TempDir::new("seqorder");
-        let out = tmp.path("out");
-        let lock = tmp.path("lock");
+        let out = tmp.join("out");
+        let lock = tmp.join("lock");
         let step = |n: u32| {
             sh(format!(
                 "mkdir {lock} || exit 3; echo \"$BBWD_PHASE $BBWD_NODE {n}\" >> {out}; sleep 0.05; rmdir {lock}",
@@ -837,7 +837,7 @@ mod tests {
     #[test]
     fn sequence_stops_at_the_first_failure() {
         let tmp = TempDir::new("seqabort");
-        let marker = tmp.path("marker");
+        let marker = tmp.join("marker");
         let mut seq = Sequence::new(
             "before_start",
             "bb1",
@@ -871,7 +871,7 @@ mod tests {
     #[test]
     fn best_effort_sequence_runs_everything_and_collects_every_error() {
         let tmp = TempDir::new("seqbest");
-        let marker = tmp.path("marker");
+        let marker = tmp.join("marker");
         let mut seq = Sequence::new(
             "after_stop",
             "bb2",
@@ -914,8 +914,8 @@ mod tests {
     #[test]
     fn overdue_step_and_its_group_are_killed_and_the_next_step_gets_its_own_limit() {
         let tmp = TempDir::new("seqtimeout");
-        let pidfile = tmp.path("grandchild");
-        let marker = tmp.path("marker");
+        let pidfile = tmp.join("grandchild");
+        let marker = tmp.join("marker");
         let limit = Duration::from_millis(300);
         let mut seq = Sequence::new(
             "after_stop",
@@ -954,7 +954,7 @@ mod tests {
     #[test]
     fn missing_program_aborts_at_once() {
         let tmp = TempDir::new("seqmissing");
-        let marker = tmp.path("marker");
+        let marker = tmp.join("marker");
         let mut seq = Sequence::new(
             "before_start",
             "bb1",

@@ -616,30 +616,13 @@ mod tests {
     use super::*;
     use nix::poll::{PollFd, PollFlags, PollTimeout};
     use std::io::Write;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::thread;
 
-    /// A unique temp dir, removed on drop.
-    struct TempDir(PathBuf);
+    use bbwd_testkit::TempDir;
 
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir()
-                .join(format!("bbwd-control-{}-{n}-{name}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-        fn sock(&self) -> PathBuf {
-            self.0.join("control.sock")
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    /// The control socket's path in a test's directory.
+    fn sock(dir: &TempDir) -> PathBuf {
+        dir.join("control.sock")
     }
 
     /// The test handler: echoes the line, prefixed.
@@ -685,7 +668,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let dir = TempDir::new("round-trip");
-        let path = dir.sock();
+        let path = sock(&dir);
         let mut server = ControlServer::bind(&path).unwrap();
         assert_eq!(server.path(), path);
         let client_path = path.clone();
@@ -706,7 +689,7 @@ mod tests {
     #[test]
     fn handler_sees_the_peer() {
         let dir = TempDir::new("peer");
-        let path = dir.sock();
+        let path = sock(&dir);
         let mut server = ControlServer::bind(&path).unwrap();
         let client_path = path.clone();
         let handle = thread::spawn(move || request(&client_path, b"who", Duration::from_secs(5)));
@@ -730,7 +713,7 @@ mod tests {
     fn large_reply_is_written_in_parts() {
         // 600 KiB: more than a Unix socket buffer, so the server must resume partial writes.
         let dir = TempDir::new("large-reply");
-        let path = dir.sock();
+        let path = sock(&dir);
         let mut server = ControlServer::bind(&path).unwrap();
         let client_path = path.clone();
         let handle = thread::spawn(move || request(&client_path, b"big", Duration::from_secs(5)));
@@ -747,7 +730,7 @@ mod tests {
     #[test]
     fn reply_over_the_client_limit_is_refused() {
         let dir = TempDir::new("reply-limit");
-        let path = dir.sock();
+        let path = sock(&dir);
         let mut server = ControlServer::bind(&path).unwrap();
         let client_path = path.clone();
         let handle = thread::spawn(move || request(&client_path, b"huge", Duration::from_secs(5)));
@@ -762,7 +745,7 @@ mod tests {
     #[test]
     fn oversized_request_gets_an_error_and_the_server_keeps_serving() {
         let dir = TempDir::new("oversized");
-        let path = dir.sock();
+        let path = sock(&dir);
         let mut server = ControlServer::bind(&path).unwrap();
         let mut called = 0;
         let client_path = path.clone();
@@ -813,7 +796,7 @@ mod tests {
     #[test]
     fn silent_client_is_dropped_at_its_deadline_without_blocking_others() {
         let dir = TempDir::new("silent");
-        let path = dir.sock();
+        let path = sock(&dir);
         let mut server = ControlServer::bind(&path).unwrap();
         let t0 = Instant::now();
 
@@ -855,7 +838,7 @@ mod tests {
     #[test]
     fn client_slow_to_finish_its_line_is_served() {
         let dir = TempDir::new("slow");
-        let path = dir.sock();
+        let path = sock(&dir);
         let mut server = ControlServer::bind(&path).unwrap();
         let t0 = Instant::now();
         let mut client = UnixStream::connect(&path).unwrap();
@@ -874,7 +857,7 @@ mod tests {
     #[test]
     fn client_closing_early_is_dropped_quietly() {
         let dir = TempDir::new("early-close");
-        let path = dir.sock();
+        let path = sock(&dir);
         let mut server = ControlServer::bind(&path).unwrap();
         let mut called = false;
         {
@@ -892,7 +875,7 @@ mod tests {
     #[test]
     fn nine_simultaneous_clients() {
         let dir = TempDir::new("nine");
-        let path = dir.sock();
+        let path = sock(&dir);
         let mut server = ControlServer::bind(&path).unwrap();
         let t0 = Instant::now();
         // All nine connect before the server accepts anyone.
@@ -944,7 +927,7 @@ mod tests {
     #[test]
     fn client_of_a_full_server_gets_a_clear_error() {
         let dir = TempDir::new("full");
-        let path = dir.sock();
+        let path = sock(&dir);
         let mut server = ControlServer::bind(&path).unwrap();
         let hogs: Vec<UnixStream> = (0..MAX_CLIENTS)
             .map(|_| UnixStream::connect(&path).unwrap())
@@ -983,7 +966,7 @@ mod tests {
     #[test]
     fn client_times_out_when_the_daemon_does_not_answer() {
         let dir = TempDir::new("client-timeout");
-        let path = dir.sock();
+        let path = sock(&dir);
         let _server = ControlServer::bind(&path).unwrap(); // never serviced
         let started = Instant::now();
         let result = request(&path, b"status", Duration::from_millis(200));
@@ -995,7 +978,7 @@ mod tests {
     #[test]
     fn client_errors_name_the_socket() {
         let dir = TempDir::new("client-errors");
-        let path = dir.sock();
+        let path = sock(&dir);
         match request(&path, b"status", Duration::from_secs(1)) {
             Err(e @ Error::Connect { .. }) => {
                 let Error::Connect { source, .. } = &e else {
@@ -1024,7 +1007,7 @@ mod tests {
     #[test]
     fn stale_socket_file_is_replaced() {
         let dir = TempDir::new("stale");
-        let path = dir.sock();
+        let path = sock(&dir);
         // A socket file left by a daemon that died: bound, then closed without unlinking.
         drop(UnixListener::bind(&path).unwrap());
         assert!(path.exists());
@@ -1039,7 +1022,7 @@ mod tests {
     #[test]
     fn live_socket_is_in_use() {
         let dir = TempDir::new("live");
-        let path = dir.sock();
+        let path = sock(&dir);
         let first = ControlServer::bind(&path).unwrap();
         match ControlServer::bind(&path) {
             Err(e @ Error::InUse(_)) => {
@@ -1058,7 +1041,7 @@ mod tests {
         // A hung daemon: its listener never accepts. Fill its backlog with non-blocking connects
         // (bounded), then bind must still answer InUse without blocking.
         let dir = TempDir::new("full-backlog");
-        let path = dir.sock();
+        let path = sock(&dir);
         let _hung = UnixListener::bind(&path).unwrap();
         let mut fillers = Vec::new();
         for _ in 0..10_000 {
@@ -1081,7 +1064,7 @@ mod tests {
     #[test]
     fn other_files_are_not_replaced() {
         let dir = TempDir::new("regular");
-        let path = dir.sock();
+        let path = sock(&dir);
         std::fs::write(&path, b"precious").unwrap();
         match ControlServer::bind(&path) {
             Err(Error::Bind { source, .. }) => {
@@ -1096,7 +1079,7 @@ mod tests {
     #[test]
     fn socket_file_mode_is_0600_and_directory_is_created_0755() {
         let dir = TempDir::new("mode");
-        let path = dir.0.join("run").join("bbwd").join("control.sock");
+        let path = dir.join("run").join("bbwd").join("control.sock");
         let server = ControlServer::bind(&path).unwrap();
         let meta = std::fs::symlink_metadata(&path).unwrap();
         assert!(meta.file_type().is_socket());
@@ -1112,7 +1095,7 @@ mod tests {
     #[test]
     fn remove_leaves_a_replaced_socket_alone() {
         let dir = TempDir::new("replaced");
-        let path = dir.sock();
+        let path = sock(&dir);
         let server = ControlServer::bind(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         let _other = UnixListener::bind(&path).unwrap();
@@ -1145,7 +1128,7 @@ mod tests {
             return;
         }
         let dir = TempDir::new("denied");
-        let path = dir.sock();
+        let path = sock(&dir);
         let mut server = ControlServer::bind(&path).unwrap();
         // Let uid 65534 reach the socket at all, so that the credential check is what refuses.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();

@@ -489,31 +489,8 @@ fn write_line(file: &mut File, line: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A directory of its own for one test, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-            let dir =
-                std::env::temp_dir().join(format!("bbwd-fs-{tag}-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-        fn join(&self, name: &str) -> PathBuf {
-            self.0.join(name)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use bbwd_testkit::TempDir;
 
     fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) {
         std::fs::write(path, bytes).unwrap();
@@ -621,7 +598,7 @@ mod tests {
         write_atomic(&p, b"second", 0o664).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"second");
         assert_eq!(mode_of(&p), 0o664);
-        let names: Vec<_> = std::fs::read_dir(&dir.0)
+        let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
@@ -638,7 +615,7 @@ mod tests {
         let p = dir.join("no/such/dir/state");
         let err = write_atomic(&p, b"x", 0o600).unwrap_err();
         assert!(err.to_string().contains("no/such/dir"), "{err}");
-        assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
@@ -653,7 +630,7 @@ mod tests {
     #[test]
     fn read_optional_of_a_directory_is_an_error() {
         let dir = TempDir::new("optional-dir");
-        assert!(read_optional(&dir.0).is_err());
+        assert!(read_optional(dir.path()).is_err());
     }
 
     #[test]
@@ -776,15 +753,15 @@ mod tests {
     #[test]
     fn no_lock_on_state_dir_a_second_holder_is_refused_until_the_first_is_gone() {
         let dir = TempDir::new("lock");
-        let first = StateLock::acquire(&dir.0, STATE_LOCK_NAME, None).unwrap();
-        match StateLock::acquire(&dir.0, STATE_LOCK_NAME, None) {
+        let first = StateLock::acquire(dir.path(), STATE_LOCK_NAME, None).unwrap();
+        match StateLock::acquire(dir.path(), STATE_LOCK_NAME, None) {
             Err(LockError::Held { holder, .. }) => assert_eq!(holder, Some(std::process::id())),
             other => panic!("second lock: {other:?}"),
         }
         let t = std::time::Instant::now();
         assert!(matches!(
             StateLock::acquire(
-                &dir.0,
+                dir.path(),
                 STATE_LOCK_NAME,
                 Some(std::time::Duration::from_millis(200))
             ),
@@ -792,15 +769,15 @@ mod tests {
         ));
         assert!(t.elapsed() >= std::time::Duration::from_millis(200));
         drop(first);
-        StateLock::acquire(&dir.0, STATE_LOCK_NAME, None).unwrap();
+        StateLock::acquire(dir.path(), STATE_LOCK_NAME, None).unwrap();
     }
 
     #[test]
     fn unwritable_state_dir_is_found_before_anything_starts() {
         let dir = TempDir::new("writable");
-        check_writable(&dir.0).unwrap();
+        check_writable(dir.path()).unwrap();
         assert!(
-            std::fs::read_dir(&dir.0).unwrap().next().is_none(),
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
             "no leftover"
         );
         let missing = dir.join("missing");

@@ -345,7 +345,7 @@ mod tests {
     use std::os::fd::AsFd;
 
     fn receiver(tmp: &TempDir) -> (UnixDatagram, std::path::PathBuf) {
-        let path = tmp.path("notify.sock");
+        let path = tmp.join("notify.sock");
         let sock = UnixDatagram::bind(&path).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         (sock, path)
@@ -407,7 +407,7 @@ mod tests {
         // A path that does not exist yet is still a target (systemd may create it); sending to
         // it fails quietly.
         let tmp = TempDir::new("sdnotify-missing");
-        let notify = SdNotify::from_socket_var(tmp.path("nobody-here").as_os_str());
+        let notify = SdNotify::from_socket_var(tmp.join("nobody-here").as_os_str());
         assert!(notify.enabled());
         notify.watchdog();
         notify.watchdog();

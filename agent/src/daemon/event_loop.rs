@@ -135,7 +135,10 @@ impl Core {
             }
             // Whether a control request was served this pass: the allocation benchmark
             // (feature alloc-count) counts such passes apart from idle ones.
-            #[cfg_attr(not(feature = "alloc-count"), allow(unused_variables, unused_assignments))]
+            #[cfg_attr(
+                not(feature = "alloc-count"),
+                allow(unused_variables, unused_assignments)
+            )]
             let mut served = false;
             control.service(now, &mut |req| {
                 #[cfg_attr(not(feature = "alloc-count"), allow(unused_assignments))]

@@ -692,13 +692,7 @@ fn parse_bodies_without_a_state() {
     }
 }
 
-/// A deterministic xorshift generator for the mutation tests.
-fn xorshift(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
-}
+use bbwd_testkit::Rng;
 
 #[test]
 fn body_scanner_agrees_with_serde_json() {
@@ -713,14 +707,14 @@ fn body_scanner_agrees_with_serde_json() {
         br#" {"results":[{"a":1.5e3,"b":[true,false,null]},"s\"t"],"state":"ERROR"} "#,
         br#"{"x":{},"y":[],"state":null}"#,
     ];
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let (mut compared, mut with_state) = (0, 0);
     for round in 0..40_000 {
         let mut body = bases[round % bases.len()].to_vec();
-        for _ in 0..(xorshift(&mut seed) % 3) {
-            let at = (xorshift(&mut seed) as usize) % (body.len() + 1);
-            let byte = b"{}[]\",: \"\\0ae-"[(xorshift(&mut seed) % 14) as usize];
-            match xorshift(&mut seed) % 3 {
+        for _ in 0..(rng.next_u64() % 3) {
+            let at = (rng.next_u64() as usize) % (body.len() + 1);
+            let byte = b"{}[]\",: \"\\0ae-"[(rng.next_u64() % 14) as usize];
+            match rng.next_u64() % 3 {
                 0 if at < body.len() => body[at] = byte,
                 1 if at < body.len() => {
                     body.remove(at);
@@ -887,8 +881,8 @@ fn parse_never_panics_on_mutations() {
         "Service Unavailable",
         r#"{"state":"STARTING","progress":{"percentage":40}}"#,
     );
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || xorshift(&mut seed);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
+    let mut next = || rng.next_u64();
     for _ in 0..5000 {
         let mut raw = base.clone();
         for _ in 0..(next() % 4 + 1) {

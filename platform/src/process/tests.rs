@@ -2,33 +2,9 @@
 //! modules' tests: `TempDir`, `dead`, `eventually`, `kill_pid`, `read_pid_file`).
 
 use super::*;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// A unique temp dir, removed on drop.
-pub(crate) struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub(crate) fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "bbwd-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    pub(crate) fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub(crate) use bbwd_testkit::TempDir;
 
 fn sh(script: &str) -> SpawnSpec {
     SpawnSpec {
@@ -194,7 +170,7 @@ fn sigkill_is_reported_as_signaled_9() {
 #[test]
 fn group_kill_reaches_grandchild() {
     let tmp = TempDir::new("grandkill");
-    let pidfile = tmp.path("grandchild");
+    let pidfile = tmp.join("grandchild");
     let mut p = Supervised::spawn(&sh(&format!(
         "sleep 30 & echo $! > {}; wait",
         pidfile.display()
@@ -217,7 +193,7 @@ fn group_kill_reaches_grandchild() {
 #[test]
 fn group_alive_while_grandchild_outlives_leader() {
     let tmp = TempDir::new("grandalive");
-    let pidfile = tmp.path("grandchild");
+    let pidfile = tmp.join("grandchild");
     // The leader exits at once, leaving a member of its group behind.
     let mut p = Supervised::spawn(&sh(&format!(
         "sleep 30 & echo $! > {}; exit 0",
@@ -439,7 +415,7 @@ fn one_mib_of_output_never_blocks_the_child() {
 #[test]
 fn output_dup_and_attach_output_keep_reading() {
     let tmp = TempDir::new("attach");
-    let go = tmp.path("go");
+    let go = tmp.join("go");
     let mut p = Supervised::spawn(&captured(&format!(
         "echo before; while [ ! -e {} ]; do sleep 0.01; done; echo after",
         go.display()
@@ -524,7 +500,7 @@ fn unknown_user_is_named() {
 #[test]
 fn a_group_whose_only_member_is_a_zombie_is_gone() {
     let dir = TempDir::new("zombie");
-    let f = dir.path("zpid");
+    let f = dir.join("zpid");
     // `sleep 0.05` gets its own group (setsid) and dies; its parent then execs `sleep 30`,
     // which never reaps it: a zombie alone in its group.
     let script = format!(
@@ -580,7 +556,7 @@ fn parse_stat_with_hostile_comm() {
 #[test]
 fn pidfile_round_trip_and_missing() {
     let tmp = TempDir::new("pidfile");
-    let path = tmp.path("bitbucket.pid");
+    let path = tmp.join("bitbucket.pid");
     assert!(read_pidfile(&path).unwrap().is_none());
     let record = PidRecord {
         pid: 1234,
@@ -611,7 +587,7 @@ fn pidfile_round_trip_and_missing() {
 #[test]
 fn corrupt_pidfile_names_the_path() {
     let tmp = TempDir::new("pidcorrupt");
-    let path = tmp.path("bitbucket.pid");
+    let path = tmp.join("bitbucket.pid");
     for bad in [
         &b""[..],
         b"1234\n",
@@ -637,10 +613,13 @@ fn corrupt_pidfile_names_the_path() {
         assert!(msg.contains(&*path.to_string_lossy()), "{msg}");
     }
     // Unreadable path (a directory) is an I/O error naming it.
-    assert!(matches!(read_pidfile(&tmp.0), Err(Error::PidFile { .. })));
+    assert!(matches!(
+        read_pidfile(tmp.path()),
+        Err(Error::PidFile { .. })
+    ));
     assert!(matches!(
         write_pidfile(
-            &tmp.path("no/such/dir/x.pid"),
+            &tmp.join("no/such/dir/x.pid"),
             &PidRecord {
                 pid: 2,
                 pgid: 2,
@@ -655,11 +634,11 @@ fn corrupt_pidfile_names_the_path() {
 #[test]
 fn spawn_detached_makes_a_session_leader_writing_to_a_file() {
     let tmp = TempDir::new("detached");
-    let out = tmp.path("out");
+    let out = tmp.join("out");
     std::fs::write(&out, b"earlier\n").unwrap();
     // Prints its session and group ids (fields 6 and 5 of /proc/self/stat: `ps` may be
     // missing), then exits once told to.
-    let go = tmp.path("go");
+    let go = tmp.join("go");
     let script = format!(
         "read -r _ _ _ _ pgrp sid _ < /proc/self/stat; echo \"$pgrp $sid $$\"; echo err >&2; \
          while [ ! -e {} ]; do sleep 0.01; done",
@@ -696,7 +675,7 @@ fn spawn_detached_makes_a_session_leader_writing_to_a_file() {
 #[test]
 fn stale_group_alive_sees_members_left_by_a_dead_leader() {
     let tmp = TempDir::new("stale");
-    let f = tmp.path("member");
+    let f = tmp.join("member");
     // The leader starts a member in its group and exits; the member lives on.
     let script = format!("sleep 30 & echo $! > {}; exit 0", f.display());
     let mut p = Supervised::spawn(&sh(&script)).unwrap();

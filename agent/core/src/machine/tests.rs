@@ -781,26 +781,14 @@ fn checks_never_overlap_and_follow_the_interval() {
 
 // ---- Invariants under random inputs ----
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use bbwd_testkit::Rng;
 
 /// A model of the world: at most one process; the machine must never ask for a second spawn
 /// while one lives, and every signal must target a live group.
 #[test]
 fn random_inputs_never_start_two_instances() {
     for seed in 1..=300u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut rng = Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let s = Settings {
             database: seed % 2 == 0,
             pair: seed % 4 == 1,
