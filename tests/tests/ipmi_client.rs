@@ -39,6 +39,7 @@ fn power(c: &mut IpmiClient) -> Power {
 }
 
 #[test]
+#[ignore = "needs ipmi_sim, ipmitool, gcc and libopenipmi-dev (scripts/setup.sh)"]
 fn many_operations_use_one_session_and_leak_no_slot() {
     if !ipmisim::tools_available() {
         return;
@@ -72,6 +73,7 @@ fn many_operations_use_one_session_and_leak_no_slot() {
 }
 
 #[test]
+#[ignore = "needs ipmi_sim, ipmitool, gcc and libopenipmi-dev (scripts/setup.sh)"]
 fn a_bmc_that_stops_answering_mid_session_times_out_then_the_client_reconnects() {
     if !ipmisim::tools_available() {
         return;
@@ -130,6 +132,7 @@ fn a_bmc_that_stops_answering_mid_session_times_out_then_the_client_reconnects()
 }
 
 #[test]
+#[ignore = "needs ipmi_sim, ipmitool, gcc and libopenipmi-dev (scripts/setup.sh)"]
 fn the_keepalive_notices_a_dead_bmc_and_reconnects_with_backoff() {
     if !ipmisim::tools_available() {
         return;
@@ -189,21 +192,12 @@ fn ip(args: &[&str]) {
 /// Root only (a network namespace of this test's own thread, with its own loopback and
 /// routing rules; nothing outside it is touched). Under CI root is required.
 #[test]
+#[ignore = "needs ipmi_sim, ipmitool, gcc and libopenipmi-dev (scripts/setup.sh)"]
 fn a_panic_inside_ipmi_rs_is_a_failed_operation_not_a_crash() {
     if !ipmisim::tools_available() {
         return;
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "this test needs root under CI"
-        );
-        eprintln!(
-            "SKIPPED (not CI, not root): a_panic_inside_ipmi_rs_is_a_failed_operation_not_a_crash"
-        );
-        return;
-    }
+    bbwd_testkit::require_root("a network namespace of the test's own");
     let dir = TestDir::new("ipmi_client_panic");
     let path = dir.path().to_path_buf();
     // Everything runs on one thread that moved into a new network namespace: ipmi_sim, the

@@ -63,6 +63,7 @@ fn ok(out: &Output, want: &str, sim: &IpmiSim) {
 }
 
 #[test]
+#[ignore = "needs ipmi_sim, ipmitool, gcc and libopenipmi-dev (scripts/setup.sh)"]
 fn fence_status_off_on_cycle_are_confirmed_by_the_bmc() {
     if !ipmisim::tools_available() {
         return;
@@ -118,6 +119,7 @@ fn fence_status_off_on_cycle_are_confirmed_by_the_bmc() {
 }
 
 #[test]
+#[ignore = "needs ipmi_sim, ipmitool, gcc and libopenipmi-dev (scripts/setup.sh)"]
 fn a_wrong_password_fails_with_exit_1_and_says_bad_credentials() {
     if !ipmisim::tools_available() {
         return;
@@ -147,6 +149,7 @@ fn a_wrong_password_fails_with_exit_1_and_says_bad_credentials() {
 }
 
 #[test]
+#[ignore = "needs ipmi_sim, ipmitool, gcc and libopenipmi-dev (scripts/setup.sh)"]
 fn an_unreachable_bmc_fails_within_the_timeout() {
     if !ipmisim::tools_available() {
         return;
@@ -185,6 +188,7 @@ fn an_unreachable_bmc_fails_within_the_timeout() {
 }
 
 #[test]
+#[ignore = "needs ipmi_sim, ipmitool, gcc and libopenipmi-dev (scripts/setup.sh)"]
 fn off_is_never_claimed_before_the_bmc_confirms_it() {
     if !ipmisim::tools_available() {
         return;

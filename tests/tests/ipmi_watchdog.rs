@@ -48,6 +48,7 @@ fn armed(d: &mut Daemon<'_>) {
 }
 
 #[test]
+#[ignore = "needs ipmi_sim, ipmitool, gcc and libopenipmi-dev (scripts/setup.sh)"]
 fn a_healthy_bbwd_keeps_the_node_on_and_a_hung_one_gets_it_powered_off() {
     if !ipmisim::tools_available() {
         return;
@@ -108,6 +109,7 @@ fn a_healthy_bbwd_keeps_the_node_on_and_a_hung_one_gets_it_powered_off() {
 }
 
 #[test]
+#[ignore = "needs ipmi_sim, ipmitool, gcc and libopenipmi-dev (scripts/setup.sh)"]
 fn a_clean_stop_disarms_the_bmc_watchdog() {
     if !ipmisim::tools_available() {
         return;

@@ -56,6 +56,7 @@ fn bbwd_ok(sc: &Scenario, args: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs haproxy (scripts/setup.sh)"]
 fn haproxy_takes_mirror_nodes_out_and_back_while_requests_keep_succeeding() {
     if !haproxy::available() {
         return;

@@ -28,8 +28,7 @@ const SCRUB: &[&str] = &[
     "OCF_ROOT",
 ];
 
-/// Whether `tool` runs; under CI (`CI` set) a missing tool fails the test, elsewhere it is
-/// skipped with a message.
+/// Whether `tool` runs: true, or the test fails saying what is missing. Tests that call this are `#[ignore = "needs ..."]`: `scripts/test.sh` runs them with `--include-ignored`; run, they fail when a piece is missing (never pass unrun).
 fn have_tool(tool: &str, package: &str) -> bool {
     let found = Command::new("sh")
         .arg("-c")
@@ -39,11 +38,7 @@ fn have_tool(tool: &str, package: &str) -> bool {
     if !found {
         let msg =
             format!("{tool} not found (Debian package {package}; scripts/setup.sh installs it)");
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{msg}: CI must run this test"
-        );
-        eprintln!("SKIPPED (not under CI): {msg}");
+        panic!("{msg}");
     }
     found
 }
@@ -118,6 +113,7 @@ fn sim_status(sc: &Scenario) -> (u16, String) {
 }
 
 #[test]
+#[ignore = "needs ocf-tester and xmllint (scripts/setup.sh)"]
 fn ocf_tester_passes_against_the_simulator() {
     if !have_tool("ocf-tester", "resource-agents") || !have_tool("xmllint", "libxml2-utils") {
         return;
@@ -156,6 +152,7 @@ fn ocf_tester_passes_against_the_simulator() {
 }
 
 #[test]
+#[ignore = "needs ocf-tester and xmllint (scripts/setup.sh)"]
 fn meta_data_is_valid_against_the_ocf_dtd_and_needs_no_config() {
     let sc = Scenario::new("ocf_meta");
     let agent = ocf_root(&sc);

@@ -165,6 +165,7 @@ fn finish(sampler: InvariantSampler) {
 }
 
 #[test]
+#[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
 fn active_bitbucket_crash_is_restarted_locally_without_failover() {
     if !pairlab::available() {
         return;
@@ -247,6 +248,7 @@ fn crash_and_restart_once(lab: &PairLab) {
 }
 
 #[test]
+#[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
 fn restarts_exhausted_release_in_order_and_hand_over_without_fencing() {
     if !pairlab::available() {
         return;
@@ -335,6 +337,7 @@ fn restarts_exhausted_release_in_order_and_hand_over_without_fencing() {
 }
 
 #[test]
+#[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
 fn one_heartbeat_link_cut_is_a_warning_only() {
     if !pairlab::available() {
         return;
@@ -407,6 +410,7 @@ fn cut_heartbeats_on_public_link(lab: &PairLab, node: Node) {
 }
 
 #[test]
+#[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
 fn all_heartbeat_links_cut_with_both_alive_the_active_fences_and_keeps_serving() {
     if !pairlab::available() {
         return;
@@ -471,6 +475,7 @@ fn all_heartbeat_links_cut_with_both_alive_the_active_fences_and_keeps_serving()
 }
 
 #[test]
+#[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
 fn active_losing_its_public_link_fails_over() {
     if !pairlab::available() {
         return;
@@ -524,6 +529,7 @@ fn active_losing_its_public_link_fails_over() {
 }
 
 #[test]
+#[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
 fn active_cut_off_from_everything_releases_and_the_standby_fences_it_and_takes_over() {
     if !pairlab::available() {
         return;
@@ -596,6 +602,7 @@ fn restart_bbwd(lab: &PairLab, node: Node, signal: i32) {
 }
 
 #[test]
+#[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
 fn agent_restart_on_the_non_preferred_active_never_runs_two_bitbuckets() {
     // Regression (pair-safety issue, route 1), the operator's reproduction: after a failover
     // the active node is the non-preferred one; its bbwd is killed and started again (systemd
@@ -635,6 +642,7 @@ fn agent_restart_on_the_non_preferred_active_never_runs_two_bitbuckets() {
 }
 
 #[test]
+#[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
 fn reexec_on_the_active_costs_no_failover_and_no_restart() {
     // The planned path of route 1: an agent upgrade (`systemctl reload bbwd`) re-executes bbwd
     // in place; Bitbucket, the VIP and the role stay; the standby sees no failover.
@@ -676,6 +684,7 @@ fn reexec_on_the_active_costs_no_failover_and_no_restart() {
 }
 
 #[test]
+#[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
 fn a_release_whose_after_stop_hook_failed_is_fenced_not_handed_over() {
     // Regression (route 3), seen on the lab: restarts exhausted on the active, its after_stop
     // hook failed, and the standby ran its before_start hooks and served while the old active,

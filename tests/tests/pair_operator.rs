@@ -102,6 +102,7 @@ fn wait_for(lab: &PairLab, what: &str, mut cond: impl FnMut() -> bool) {
 // 1. The peer's BMC is unreachable
 
 #[test]
+#[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
 fn a_peer_whose_bmc_is_unreachable_is_not_taken_over_until_the_operator_confirms_it_is_down() {
     if !pairlab::available() {
         return;
@@ -250,6 +251,7 @@ fn kill_all_in(lab: &PairLab, ns: &str) {
 // 2. Switchover
 
 #[test]
+#[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
 fn switchover_is_refused_unless_the_peer_is_a_healthy_standby_and_then_moves_the_service() {
     if !pairlab::available() {
         return;
@@ -481,6 +483,7 @@ fn dropped(st: &Value, class: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
 fn forged_and_replayed_heartbeats_are_dropped_by_class_and_change_nothing() {
     if !pairlab::available() {
         return;

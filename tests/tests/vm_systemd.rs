@@ -59,6 +59,7 @@ fn first_line(lines: &[&str], needle: &str) -> Option<usize> {
 }
 
 #[test]
+#[ignore = "needs root, qemu and mmdebstrap (scripts/setup.sh); boots a guest"]
 fn shipped_unit_under_real_systemd_ready_watchdog_restart_readoption_graceful_stop() {
     if !vm::vm_prerequisites("vm_systemd") {
         return;

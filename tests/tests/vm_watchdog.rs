@@ -102,6 +102,7 @@ fn word<'l>(line: &'l Line, key: &str) -> Option<&'l str> {
 }
 
 #[test]
+#[ignore = "needs root, qemu and mmdebstrap (scripts/setup.sh); boots a guest"]
 fn i6300esb_healthy_bbwd_keeps_the_guest_up_and_a_hung_bbwd_gets_it_reset() {
     if !vm::vm_prerequisites("vm_watchdog") {
         return;
@@ -193,6 +194,7 @@ fn i6300esb_healthy_bbwd_keeps_the_guest_up_and_a_hung_bbwd_gets_it_reset() {
 }
 
 #[test]
+#[ignore = "needs root, qemu and mmdebstrap (scripts/setup.sh); boots a guest"]
 fn i6300esb_sigterm_bbwd_magic_close_then_no_reset() {
     if !vm::vm_prerequisites("vm_watchdog") {
         return;
