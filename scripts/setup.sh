@@ -24,6 +24,9 @@ PACKAGES=(
   haproxy       # mirror-farm tests (tests/tests/mirror_haproxy.rs): the real load balancer bbwd's agent check answers
   resource-agents  # OCF tests (tests/tests/ocf.rs): ocf-tester and ra-api-1.dtd check `bbwd ocf` as Pacemaker would
   libxml2-utils # OCF tests: xmllint, with which ocf-tester validates the agent's meta-data
+  corosync      # Pacemaker test (tests/tests/pacemaker.rs): the membership layer of the real two-node cluster in namespaces
+  pacemaker     # Pacemaker test: pacemakerd and its daemons run ocf:bbwd:bitbucket for real
+  pacemaker-cli-utils  # Pacemaker test: crm_mon, cibadmin, crm_attribute, crm_failcount configure and watch it
   dpkg-dev      # scripts/build-deb.sh: dpkg-shlibdeps computes the package's exact libc dependency
   binutils      # scripts/build-deb.sh: strip and objdump on the packaged binary
   lintian       # package test (tests/tests/deb.rs): the built .deb must be lintian-clean
