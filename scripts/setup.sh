@@ -45,6 +45,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Installing pacemaker and corosync enables and starts a one-node cluster on the host (where
+  # the service manager lets it). The Pacemaker test runs its own cluster in namespaces and
+  # needs none here, so a cluster this script has just installed is stopped and disabled; one
+  # that was already installed is left alone.
+  for svc in pacemaker corosync; do
+    if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
+      if [ -d /run/systemd/system ]; then
+        systemctl disable --now "$svc" >/dev/null 2>&1 || true
+      else
+        invoke-rc.d "$svc" stop >/dev/null 2>&1 || true
+      fi
+    fi
+  done
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -1,5 +1,5 @@
-//! A real Pacemaker cluster on this machine: Debian's `corosync` and `pacemakerd` on one or two
-//! nodes, each node in its own network, mount and UTS namespaces, with bbwd's OCF agent
+//! A real Pacemaker cluster on this machine: Debian's `corosync` and `pacemakerd` on two nodes,
+//! each node in its own network, mount and UTS namespaces, with bbwd's OCF agent
 //! (`ocf:bbwd:bitbucket`) in the node's resource-agent path and the Bitbucket simulator as the
 //! resource (`tests/tests/pacemaker.rs`).
 //!
@@ -301,16 +301,12 @@ pub struct ResourceView {
 }
 
 impl<'a> Cluster<'a> {
-    /// Starts corosync and Pacemaker on the nodes `names` (one or two) and waits until every
+    /// Starts corosync and Pacemaker on the two nodes `names` and waits until every
     /// node is online and a DC is elected. `bitbucket` is the `[bitbucket]` table's extra keys
     /// (TOML lines) of every node's `bbwd.toml`; `sim_args` are appended to the simulator's
     /// command line.
     pub fn start(sc: &'a Scenario, names: &[&str], bitbucket: &str, sim_args: &[&str]) -> Self {
-        assert!(
-            (1..=2).contains(&names.len()),
-            "one or two nodes, not {}",
-            names.len()
-        );
+        assert_eq!(names.len(), 2, "a pair of nodes: {names:?}");
         let prefix = format!("bbpm{}", std::process::id());
         let mut cluster = Cluster {
             sc,
@@ -325,27 +321,21 @@ impl<'a> Cluster<'a> {
         )
         .expect("write the config placeholder");
 
-        // Network: a veth pair between two namespaces, or loopback for one node.
-        let addrs: Vec<String> = if names.len() == 1 {
-            vec!["127.0.0.1".to_string()]
-        } else {
-            vec!["10.213.0.1".to_string(), "10.213.0.2".to_string()]
-        };
+        // Network: a veth pair between the two namespaces.
+        let addrs = ["10.213.0.1".to_string(), "10.213.0.2".to_string()];
         for name in names {
             let ns = format!("{prefix}{name}");
             ip(&["netns", "add", &ns]);
             cluster.netns.push(ns.clone());
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
         }
-        if names.len() == 2 {
-            let (a, b) = (&cluster.netns[0], &cluster.netns[1]);
-            ip(&[
-                "link", "add", "cl0", "netns", a, "type", "veth", "peer", "name", "cl0", "netns", b,
-            ]);
-            for (ns, addr) in [(a, &addrs[0]), (b, &addrs[1])] {
-                ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", "cl0"]);
-                ip(&["-n", ns, "link", "set", "cl0", "up"]);
-            }
+        let (a, b) = (&cluster.netns[0], &cluster.netns[1]);
+        ip(&[
+            "link", "add", "cl0", "netns", a, "type", "veth", "peer", "name", "cl0", "netns", b,
+        ]);
+        for (ns, addr) in [(a, &addrs[0]), (b, &addrs[1])] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", "cl0"]);
+            ip(&["-n", ns, "link", "set", "cl0", "up"]);
         }
 
         let corosync_conf = corosync_conf(names, &addrs);
@@ -490,7 +480,8 @@ impl<'a> Cluster<'a> {
             .unwrap_or_else(|| panic!("no node {name}"))
     }
 
-    /// The first node whose Pacemaker still runs (where CLI tools are run).
+    /// Where the CLI tools run: the first node (a node in standby still answers for the
+    /// whole cluster; no test stops a single node's Pacemaker).
     fn cli_node(&self) -> &Node {
         &self.nodes[0]
     }
@@ -855,9 +846,9 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// corosync.conf for `names` at `addrs`: knet, no crypto (the links are the test's own veth),
-/// votequorum with `two_node` for a pair (quorum with one of two nodes; `wait_for_all` makes
-/// the first start wait for both).
+/// corosync.conf for `names` at `addrs`: knet, no crypto (the link is the test's own veth),
+/// votequorum with `two_node` (quorum with one of the two nodes; the `wait_for_all` it implies
+/// makes the first start wait for both).
 fn corosync_conf(names: &[&str], addrs: &[String]) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "totem {{\n  version: 2\n  cluster_name: bbwdtest");
@@ -869,11 +860,10 @@ fn corosync_conf(names: &[&str], addrs: &[String]) -> String {
         t,
         "logging {{\n  to_stderr: yes\n  to_logfile: no\n  to_syslog: no\n  timestamp: on\n}}"
     );
-    let _ = writeln!(t, "quorum {{\n  provider: corosync_votequorum");
-    if names.len() == 2 {
-        let _ = writeln!(t, "  two_node: 1");
-    }
-    let _ = writeln!(t, "}}\nnodelist {{");
+    let _ = writeln!(
+        t,
+        "quorum {{\n  provider: corosync_votequorum\n  two_node: 1\n}}\nnodelist {{"
+    );
     for (i, (name, addr)) in names.iter().zip(addrs).enumerate() {
         let _ = writeln!(
             t,

@@ -2,7 +2,8 @@
 //! pacemakerd on two nodes, each in its own network, mount and UTS namespaces on this machine
 //! (harness: `tests/src/pacemaker.rs`), with the Bitbucket simulator as the resource. Where
 //! `tests/tests/ocf.rs` checks the agent's API (and ocf-tester), this checks what the engine
-//! does with it:
+//! does with it, for the primitive the README gives (its `cibadmin` XML, with this test's
+//! config path, a 2 s monitor and the 15 s stop timeout below):
 //!
 //! 1. the resource starts and `crm_mon` reports it Started;
 //! 2. a crash of Bitbucket is seen by the recurring monitor ("not running", 7) and recovered in
@@ -52,24 +53,42 @@ const MOVE_WAIT: Duration = Duration::from_secs(150);
 /// Monitors that must pass during MAINTENANCE without a recovery.
 const MAINTENANCE_MONITORS: u64 = 4;
 
-/// The primitive, as the README gives it, with the test's op timings.
+/// The README's primitive (its `cibadmin --create` XML, as an admin copies it), with the
+/// test's config path and timings: the README's configuration is what runs here.
 fn primitive(config: &str) -> String {
-    format!(
-        r#"<primitive id="{RSC}" class="ocf" provider="bbwd" type="bitbucket">
-  <instance_attributes id="{RSC}-params">
-    <nvpair id="{RSC}-params-config" name="config" value="{config}"/>
-  </instance_attributes>
-  <meta_attributes id="{RSC}-meta">
-    <nvpair id="{RSC}-meta-migration-threshold" name="migration-threshold" value="2"/>
-  </meta_attributes>
-  <operations>
-    <op id="{RSC}-start" name="start" interval="0s" timeout="90s"/>
-    <op id="{RSC}-stop" name="stop" interval="0s" timeout="{}ms"/>
-    <op id="{RSC}-monitor" name="monitor" interval="{}ms" timeout="10s"/>
-  </operations>
-</primitive>"#,
-        STOP_OP_TIMEOUT_MS, MONITOR_INTERVAL_MS
-    )
+    let readme_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+    let readme = std::fs::read_to_string(readme_path).expect("README.md");
+    let start = readme
+        .find("--xml-text '")
+        .map(|i| i + "--xml-text '".len())
+        .expect("the README's cibadmin --create command");
+    let len = readme[start..]
+        .find("</primitive>'")
+        .expect("the end of the README's primitive")
+        + "</primitive>".len();
+    let mut xml = readme[start..start + len].trim().to_string();
+    for (from, to) in [
+        (
+            "value=\"/etc/bbwd/bbwd.toml\"",
+            format!("value=\"{config}\""),
+        ),
+        (
+            "name=\"stop\" interval=\"0s\" timeout=\"160s\"",
+            format!("name=\"stop\" interval=\"0s\" timeout=\"{STOP_OP_TIMEOUT_MS}ms\""),
+        ),
+        (
+            "interval=\"15s\" timeout=\"30s\"",
+            format!("interval=\"{MONITOR_INTERVAL_MS}ms\" timeout=\"10s\""),
+        ),
+    ] {
+        assert_eq!(
+            xml.matches(from).count(),
+            1,
+            "{from} in the README's primitive:\n{xml}"
+        );
+        xml = xml.replace(from, &to);
+    }
+    xml
 }
 
 fn other(node: &str) -> &'static str {
