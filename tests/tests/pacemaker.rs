@@ -47,8 +47,10 @@ const BITBUCKET_KEYS: &str =
 const STOP_OP_TIMEOUT_MS: u64 = 15_000;
 /// The recurring monitor: every 2 s (the README's 15 s would make the test slow).
 const MONITOR_INTERVAL_MS: u64 = 2_000;
-/// How long a start, a recovery or a move may take before the test fails: the start op
-/// timeout (90 s) plus Pacemaker's scheduling on a loaded machine.
+/// How long a start, a recovery or a move may take before the test fails: each takes 3-15 s
+/// here (BENCHMARKS.md; the move includes the 15 s stop's ~12 s), 150 s leaves room for
+/// Pacemaker's scheduling on a loaded machine. (The README's 660 s start timeout is never
+/// approached: the simulator is RUNNING after 1 s.)
 const MOVE_WAIT: Duration = Duration::from_secs(150);
 /// Monitors that must pass during MAINTENANCE without a recovery.
 const MAINTENANCE_MONITORS: u64 = 4;
@@ -236,13 +238,9 @@ fn the_agent_under_a_real_two_node_pacemaker() {
     assert_eq!(node_b.sim_starts().len(), 1);
     let (code, body) = node_b.sim_admin(sc.port, "/status");
     assert_eq!((code, body.contains("RUNNING")), (200, true), "{body}");
-    let killed_at = events
-        .iter()
-        .find(|e| e.kind == "HANG" && e.pid == hung_pid)
-        .map(|e| e.at)
-        .expect("HANG event");
-    let b_start = node_b.sim_events()[0].at;
-    assert!(b_start > killed_at, "the other node started after the stop");
+    // The other node's simulator started only once this one was gone: the watcher, sampling
+    // every process of both nodes every 10 ms, never saw two alive.
+    sc.assert_never_two_sims();
     let nodes = start_tags_named(&xml, &a);
     assert!(nodes.contains("standby=\"true\""), "{nodes}");
     let moved = began.elapsed();
