@@ -118,13 +118,25 @@ pub fn available() -> bool {
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-                .any(|d| d.join(tool).is_file())
-        })
-        .unwrap_or(false)
+    tool_path(tool).is_some()
+}
+
+/// PATH with /usr/sbin and /sbin added (for the cluster's tools and the scripts among them).
+fn sbin_path() -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs =
+        std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]);
+    std::env::join_paths(dirs).unwrap_or(path)
+}
+
+/// Where `tool` is: on PATH, or in /usr/sbin or /sbin (where Debian puts corosync and
+/// pacemakerd, not always on a non-login root shell's PATH).
+fn tool_path(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
 }
 
 /// One node: its namespaces (kept by the holder process) and its daemons.
@@ -148,12 +160,17 @@ impl Node {
         self.holder.id()
     }
 
-    /// `nsenter -t HOLDER -n -m -u PROGRAM ARGS`: a command inside this node.
+    /// `nsenter -t HOLDER -n -m -u PROGRAM ARGS`: a command inside this node (`program` by
+    /// its full path, see [`tool_path`]).
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new("nsenter");
+        let program = tool_path(program).unwrap_or_else(|| PathBuf::from(program));
+        let mut cmd = Command::new(tool_path("nsenter").unwrap_or_else(|| "nsenter".into()));
+        // crm_failcount and crm_standby are scripts that call crm_attribute by name.
+        cmd.env("PATH", sbin_path());
         cmd.arg("-t")
             .arg(self.holder_pid().to_string())
-            .args(["-n", "-m", "-u", "--", program])
+            .args(["-n", "-m", "-u", "--"])
+            .arg(program)
             .args(args);
         cmd
     }
@@ -441,8 +458,10 @@ impl<'a> Cluster<'a> {
         );
         let script_path = dir.join("setup.sh");
         fs::write(&script_path, script).expect("write setup.sh");
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", netns, "unshare", "--mount", "--uts"])
+        let mut cmd = Command::new(tool_path("ip").unwrap_or_else(|| "ip".into()));
+        cmd.args(["netns", "exec", netns])
+            .arg(tool_path("unshare").unwrap_or_else(|| "unshare".into()))
+            .args(["--mount", "--uts"])
             .args(["--propagation", "private", "/bin/sh"])
             .arg(&script_path);
         let mut holder = spawn_logged(&mut cmd, &dir.join("holder.out"));
@@ -788,7 +807,7 @@ impl<'a> Cluster<'a> {
         for ns in &self.netns {
             let out = run_bounded(
                 {
-                    let mut c = Command::new("ip");
+                    let mut c = Command::new(tool_path("ip").unwrap_or_else(|| "ip".into()));
                     c.args(["netns", "del", ns]);
                     c
                 },
@@ -815,7 +834,7 @@ impl Drop for Cluster<'_> {
 
 /// Runs `ip ARGS`, panicking with its stderr on failure.
 fn ip(args: &[&str]) {
-    let mut cmd = Command::new("ip");
+    let mut cmd = Command::new(tool_path("ip").unwrap_or_else(|| "ip".into()));
     cmd.args(args);
     let out = run_bounded(cmd, CLI_LIMIT);
     assert!(
