@@ -47,6 +47,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -365,7 +366,7 @@ impl<'a> Cluster<'a> {
             let node = &mut cluster.nodes[i];
             let conf = node.dir.join("corosync.conf").display().to_string();
             let mut cmd = node.command("corosync", &["-f", "-c", &conf]);
-            let child = spawn_logged(&mut cmd, &node.dir.join("corosync.out"));
+            let child = spawn_logged(&mut cmd, &node.dir.join("corosync.out"), libc::SIGTERM);
             node.corosync = Some(child);
         }
         for node in &cluster.nodes {
@@ -388,7 +389,7 @@ impl<'a> Cluster<'a> {
         for i in 0..cluster.nodes.len() {
             let node = &mut cluster.nodes[i];
             let mut cmd = node.command("pacemakerd", &[]);
-            let child = spawn_logged(&mut cmd, &node.dir.join("pacemakerd.out"));
+            let child = spawn_logged(&mut cmd, &node.dir.join("pacemakerd.out"), libc::SIGTERM);
             node.pacemakerd = Some(child);
         }
         cluster.wait_for(CLUSTER_FORM_TIMEOUT, "every node online and a DC", |c| {
@@ -464,7 +465,7 @@ impl<'a> Cluster<'a> {
             .args(["--mount", "--uts"])
             .args(["--propagation", "private", "/bin/sh"])
             .arg(&script_path);
-        let mut holder = spawn_logged(&mut cmd, &dir.join("holder.out"));
+        let mut holder = spawn_logged(&mut cmd, &dir.join("holder.out"), libc::SIGKILL);
         let deadline = Instant::now() + HOLDER_READY_TIMEOUT;
         while !dir.join("ready").exists() {
             if Instant::now() >= deadline || matches!(holder.try_wait(), Ok(Some(_))) {
@@ -845,7 +846,13 @@ fn ip(args: &[&str]) {
 }
 
 /// Spawns `cmd` with stdin null and stdout+stderr appended to `log`.
-fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
+///
+/// The child gets `death_signal` when the thread that spawned it (the test's) ends, so a test
+/// process killed from outside (a CI timeout) does not leave a cluster running: SIGTERM to
+/// pacemakerd and corosync, SIGKILL to the holder. Tried with `kill -9` of the test: the
+/// daemons were gone; what remained was the resource's simulator (pacemakerd lost corosync
+/// before it could stop it), the empty network namespaces and the test directory.
+fn spawn_logged(cmd: &mut Command, log: &Path, death_signal: i32) -> Child {
     let file = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -855,6 +862,17 @@ fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::from(file))
         .stderr(Stdio::from(err));
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which
+    // is async-signal-safe and touches no memory of the parent. The setting survives the
+    // exec of nsenter, ip and unshare (none is set-user-ID).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"))
 }
 
