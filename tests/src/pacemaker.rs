@@ -26,7 +26,8 @@
 //! directory per node. The hostname is the corosync node name (what `crm_node -n` says).
 //!
 //! The agent is installed as the package installs it, a symlink named `bitbucket` to bbwd in
-//! the provider directory `bbwd` of the OCF root: `/usr/lib/ocf/resource.d/bbwd/bitbucket`, but
+//! the provider directory `bbwd` of the OCF root: `/usr/lib/ocf/resource.d/bbwd/bitbucket`
+//! (pointing at the build's bbwd where the package's points at /usr/sbin/bbwd), but
 //! inside the node's mount namespace only (the node's own `resource.d` is bound over the host's,
 //! so other providers are hidden there; Pacemaker needs none). The resource's `config` is one
 //! path for every node, as an admin writes it; each node binds its own `bbwd.toml` (its own
