@@ -37,6 +37,9 @@ PACKAGES=(
   haproxy       # mirror-farm tests (tests/tests/mirror_haproxy.rs): the real load balancer bbwd's agent check answers
   resource-agents  # OCF tests (tests/tests/ocf.rs): ocf-tester and ra-api-1.dtd check `bbwd ocf` as Pacemaker would
   libxml2-utils # OCF tests: xmllint, with which ocf-tester validates the agent's meta-data
+  corosync      # Pacemaker test (tests/tests/pacemaker.rs): the membership layer of the real two-node cluster in namespaces
+  pacemaker     # Pacemaker test: pacemakerd and its daemons run ocf:bbwd:bitbucket for real
+  pacemaker-cli-utils  # Pacemaker test: crm_mon, cibadmin, crm_attribute, crm_failcount configure and watch it
   dpkg-dev      # scripts/build-deb.sh: dpkg-shlibdeps computes the package's exact libc dependency
   binutils      # scripts/build-deb.sh: strip and objdump on the packaged binary
   lintian       # package test (tests/tests/deb.rs): the built .deb must be lintian-clean
@@ -57,6 +60,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Installing pacemaker and corosync enables and starts a one-node cluster on the host (where
+  # the service manager lets it). The Pacemaker test runs its own cluster in namespaces and
+  # needs none here, so a cluster this script has just installed is stopped and disabled; one
+  # that was already installed is left alone.
+  for svc in pacemaker corosync; do
+    if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
+      if [ -d /run/systemd/system ]; then
+        systemctl disable --now "$svc" >/dev/null 2>&1 || true
+      else
+        invoke-rc.d "$svc" stop >/dev/null 2>&1 || true
+      fi
+    fi
+  done
 fi
 
 if ! command -v cargo >/dev/null; then

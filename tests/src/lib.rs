@@ -44,6 +44,9 @@ pub mod haproxy;
 pub mod pairlab;
 pub mod pairnode;
 
+/// A real Pacemaker cluster (corosync + pacemakerd) in namespaces (`tests/tests/pacemaker.rs`).
+pub mod pacemaker;
+
 /// The pair fault soak's PRNG, fault kinds with their heals, and plan (`src/bin/soak.rs`).
 pub mod soak;
 

@@ -168,6 +168,28 @@ fn status_override_garbage_and_reset() {
 }
 
 #[test]
+fn requests_counts_status_requests_only() {
+    let sc = Scenario::new("sim_requests");
+    let sim = Sim::start(&sc, &[]);
+    sim.wait_listening();
+    let count = || -> u64 {
+        let (code, body) = sim_admin(sim.port, "/_sim/requests");
+        assert_eq!(code, 200, "{body}");
+        body.trim().parse().expect("a number")
+    };
+    let before = count();
+    assert!(before >= 1, "wait_listening asked /status");
+    for _ in 0..3 {
+        status(sim.port);
+    }
+    // Admin requests (the counting ones too) are not counted; an override still is.
+    sim_admin(sim.port, "/_sim/status?code=200&state=MAINTENANCE");
+    assert_eq!(count(), before + 3);
+    status(sim.port);
+    assert_eq!(count(), before + 4);
+}
+
+#[test]
 fn crash_exits_1_after_answering() {
     let sc = Scenario::new("sim_crash");
     let mut sim = Sim::start(&sc, &[]);

@@ -40,6 +40,8 @@
 //!   the JVM would start); it appends `READY` and then `TERM` for each SIGTERM it gets to
 //!   `DIR/child-signals.log`, and exits on SIGTERM (`exit`) or keeps running (`ignore`). The
 //!   reply body is the child's pid.
+//! * `/_sim/requests` answers the number of `GET /status` requests received since start (how a
+//!   test knows a monitor has looked, e.g. several Pacemaker monitors during MAINTENANCE).
 //!
 //! `events.log` lines: `<unix seconds>.<nanoseconds> <KIND> pid=<pid>[ code=<exit code>]` with
 //! KIND in START, TERM, HANG, EXIT; each line is one `write(2)` to an `O_APPEND` file.
@@ -147,6 +149,8 @@ struct Sim {
     held: Vec<TcpStream>,
     /// Replies being trickled.
     slow: Vec<Slow>,
+    /// `GET /status` requests received since start (`/_sim/requests`).
+    status_requests: u64,
 }
 
 fn main() {
@@ -200,6 +204,7 @@ fn main() {
         status: StatusOverride::None,
         held: Vec::new(),
         slow: Vec::new(),
+        status_requests: 0,
     };
     sim.serve(&listener);
 }
@@ -259,7 +264,14 @@ impl Sim {
             return;
         }
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        if path == "/status" {
+            self.status_requests += 1;
+        }
         match path {
+            "/_sim/requests" => {
+                let count = self.status_requests.to_string();
+                respond(&mut stream, version, 200, "text/plain", count.as_bytes());
+            }
             "/status" => match &self.status {
                 StatusOverride::Hostile(h) if self.stopping_since.is_none() => {
                     let h = h.clone();
