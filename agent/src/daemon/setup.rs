@@ -57,7 +57,9 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             Ok(server) => Some(LbAgent::new(server)),
             Err(e) => {
                 control.remove();
-                return Err(config("load_balancer.haproxy_agent", &e));
+                // A port another process holds is this host's state, not the config's (exit
+                // 1); an address that is not this node's was refused by the host checks.
+                return Err(setup("load_balancer.haproxy_agent", &e));
             }
         },
         None => None,
