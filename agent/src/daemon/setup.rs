@@ -135,12 +135,10 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             Ok(s) => pair_setup = Some(s),
             Err(e) => {
                 control.remove();
-                // Every failure of the pair's set-up names its config key ("cluster.listen[0]:
-                // ...", "vip.interface: ...", "cluster.key_file: ...").
-                return Err(Error::Config {
-                    key: "",
-                    message: e,
-                });
+                // What the config got wrong here (a key too short, an interface or a listen
+                // address not on this node) the host checks refused before (exit 2); what
+                // fails now is the host's (a port in use, a netlink socket): exit 1.
+                return Err(Error::Setup(e));
             }
         }
     }
