@@ -83,8 +83,7 @@ pub enum Error {
     Setup(String),
     /// A config value does not work on this node at start-up (a status URL host that does not
     /// resolve, an unknown user or group, an address or device that is not there): the key and
-    /// the reason (`key` empty when the message names it). `bbwd run` exits 2 for it, as for
-    /// any other config problem.
+    /// the reason. `bbwd run` exits 2 for it, as for any other config problem.
     Config { key: &'static str, message: String },
     /// The control socket answers already: another bbwd runs with this config.
     AlreadyRunning(PathBuf),
@@ -106,7 +105,6 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::Setup(s) => write!(f, "cannot start: {s}"),
-            Error::Config { key: "", message } => write!(f, "cannot start: {message}"),
             Error::Config { key, message } => write!(f, "cannot start: {key}: {message}"),
             Error::AlreadyRunning(p) => write!(
                 f,
