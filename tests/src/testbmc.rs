@@ -9,7 +9,7 @@
 //! Authentication Capabilities (App 0x38) and Get Channel Cipher Suites (App 0x54); Open
 //! Session, RAKP 1-4; in session: Set Session Privilege Level (0x3B), Close Session (0x3C),
 //! Get Device ID (0x01), Get Chassis Status (Chassis 0x01), Chassis Control (Chassis 0x02).
-//! Everything else: completion code 0xC1.
+//! Everything else: completion code 0xC1. Also the ASF Presence Ping (as ipmi-rs sends).
 //!
 //! Hostile [`Mode`]s prove the client's refusals: a BMC offering only IPMI 1.5, an Open
 //! Session answer with other algorithms than asked, wrong RAKP 2 / RAKP 4 codes, forged
@@ -303,6 +303,10 @@ impl Server {
                 s.datagrams += 1;
                 s.password_bytes |= contains(&d, PASSWORD.as_bytes());
             });
+            if d.len() >= 12 && d[..2] == [0x06, 0x00] && d[3] == 0x06 && d[8] == 0x80 {
+                self.asf_pong(&d, from);
+                continue;
+            }
             if d.len() < 5 || d[..4] != RMCP {
                 continue;
             }
@@ -312,6 +316,17 @@ impl Server {
                 _ => self.note(|s| s.v15_authenticated += 1),
             }
         }
+    }
+
+    /// ASF Presence Pong (DMTF DSP0136 §3.2.4.3): "IPMI supported". ipmi-rs pings first.
+    fn asf_pong(&self, ping: &[u8], from: SocketAddr) {
+        let mut p = vec![
+            0x06, 0x00, 0xff, 0x06, 0x00, 0x00, 0x11, 0xbe, 0x40, ping[9], 0x00, 0x10,
+        ];
+        p.extend_from_slice(&[
+            0x00, 0x00, 0x11, 0xbe, 0, 0, 0, 0, 0x81, 0x00, 0, 0, 0, 0, 0, 0,
+        ]);
+        self.send(from, &p);
     }
 
     fn note(&self, f: impl FnOnce(&mut Seen)) {
