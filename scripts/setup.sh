@@ -14,7 +14,7 @@ PACKAGES=(
   xz-utils      # VM tests: unpacks the uncompressed vmlinux from Debian's bzImage (boots faster by PVH)
   kmod          # VM tests: depmod indexes the Debian kernel's modules for the guest's modprobe
   openipmi      # IPMI tests (tests/src/ipmisim.rs): ipmi_sim, a real BMC over RMCP+ for fencing and the BMC watchdog
-  ipmitool      # IPMI tests: an independent client (no session leak: it can still log in) and the fence baseline
+  ipmitool      # IPMI tests: an independent client (no session leak: it can still log in), the fence baseline, and the validation of the suite-17 test BMC (tests/tests/testbmc.rs)
   gcc           # IPMI tests: builds tests/ipmi/wdfix.c, the LD_PRELOAD fix for ipmi_sim's watchdog reset bug
   libc6-dev     # IPMI tests: headers for that shim
   libopenipmi-dev  # IPMI tests: OpenIPMI's os_handler.h, the struct that shim patches
