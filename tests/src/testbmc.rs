@@ -52,6 +52,10 @@ pub enum Mode {
     /// Every Get Chassis Status reply is preceded by a forged one (power off, a bad integrity
     /// trailer, the right sequence numbers otherwise).
     ForgedReplies,
+    /// Every Get Chassis Status reply after the first is preceded by a replayed-looking one:
+    /// the opposite power state, correctly authenticated, answering the request in flight, but
+    /// with an old session sequence number (1).
+    StaleSequence,
 }
 
 /// What clients sent, for assertions.
@@ -637,6 +641,16 @@ impl Server {
                 self.note(|s| s.forged += 1);
             }
         }
+        if self.opts.mode == Mode::StaleSequence && (netfn, cmd) == (0x00, 0x01) {
+            let on = self.state.power_on.load(Ordering::SeqCst);
+            let stale = response(rq_addr, netfn, rq_seq, cmd, 0, &[u8::from(!on), 0, 0, 0]);
+            if self.sessions.get(&bmc_sid).is_some_and(|s| s.out_seq >= 2) {
+                if let Some(p) = self.seal_at(bmc_sid, &stale, Some(1)) {
+                    self.send(from, &p);
+                    self.note(|s| s.forged += 1);
+                }
+            }
+        }
         let reply = self.seal(bmc_sid, &msg);
         // Recorded before the reply leaves, so a client that saw it sees the record too.
         if (netfn, cmd) == (0x06, 0x3c) && cc == 0 {
@@ -704,10 +718,18 @@ impl Server {
         }
     }
 
-    /// An encrypted, authenticated reply carrying `msg`.
+    /// An encrypted, authenticated reply carrying `msg`, with the session's next sequence number.
     fn seal(&mut self, bmc_sid: u32, msg: &[u8]) -> Option<Vec<u8>> {
+        self.seal_at(bmc_sid, msg, None)
+    }
+
+    /// The same with sequence number `seq` if given (the session's own count is left alone).
+    fn seal_at(&mut self, bmc_sid: u32, msg: &[u8], seq: Option<u32>) -> Option<Vec<u8>> {
         let sess = self.sessions.get_mut(&bmc_sid)?;
-        sess.out_seq += 1;
+        let seq = seq.unwrap_or_else(|| {
+            sess.out_seq += 1;
+            sess.out_seq
+        });
         let mut plain = msg.to_vec();
         let pad = (16 - (plain.len() + 1) % 16) % 16;
         plain.extend((1..=pad).map(|i| i as u8));
@@ -721,7 +743,7 @@ impl Server {
         let mut p = RMCP.to_vec();
         p.extend_from_slice(&[0x06, 0xc0]);
         p.extend_from_slice(&sess.console_sid);
-        p.extend_from_slice(&sess.out_seq.to_le_bytes());
+        p.extend_from_slice(&seq.to_le_bytes());
         p.extend_from_slice(&((16 + cipher.len()) as u16).to_le_bytes());
         p.extend_from_slice(&iv);
         p.extend_from_slice(&cipher);

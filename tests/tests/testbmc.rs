@@ -10,7 +10,8 @@
 //! * Hostile modes: a BMC offering only IPMI 1.5 is refused and never receives anything
 //!   carrying the password, nor an Open Session or RAKP; an Open Session answer with other
 //!   algorithms (none/none) aborts before RAKP 1; a wrong RAKP 2 code aborts before RAKP 3; a
-//!   wrong RAKP 4 ICV aborts; forged replies with a bad integrity trailer are dropped.
+//!   wrong RAKP 4 ICV aborts; forged replies with a bad integrity trailer are dropped, and so
+//!   are authenticated replies with an old sequence number.
 //! * `bbwd fence status|off` end to end with `cipher_suite = 17` and `"auto"`.
 
 use std::path::{Path, PathBuf};
@@ -302,6 +303,27 @@ fn a_reply_with_a_bad_integrity_trailer_is_dropped_not_taken() {
         // Each status read meets a forged "off" first, then the genuine "on".
         for _ in 0..3 {
             assert_eq!(power(&mut c), Power::On, "suite {suite}");
+        }
+        assert_eq!(c.health().sessions_opened, 1);
+    }
+    assert!(bmc.seen().forged >= 6, "{:?}", bmc.seen());
+}
+
+#[test]
+fn an_authenticated_reply_with_an_old_sequence_number_is_dropped_not_taken() {
+    let bmc = TestBmc::start(Options {
+        mode: Mode::StaleSequence,
+        ..Options::default()
+    });
+    for suite in [17u8, 3] {
+        bmc.set_power(true);
+        let mut c = client(&bmc, suite, testbmc::PASSWORD);
+        assert_eq!(power(&mut c), Power::On, "suite {suite}");
+        c.call(Op::Power(PowerAction::Off), Duration::from_secs(5))
+            .expect("power off");
+        // Each read meets an authentic-looking "on" with sequence number 1 first.
+        for _ in 0..3 {
+            assert_eq!(power(&mut c), Power::Off, "suite {suite}");
         }
         assert_eq!(c.health().sessions_opened, 1);
     }
