@@ -5,8 +5,13 @@
 #   * ipmitool chassis power off, then `chassis power status` every 50 ms until off
 #   * the floor: ipmi_sim's own power-off, from the off command to the node process gone
 #     (SIGTERM at its next 1 s tick), measured apart
-# For bbwd it also reports how long after the node was really gone the off was confirmed.
-# Prints a markdown table (median and range, ms) for BENCHMARKS.md.
+# For bbwd it also reports how long after the node was really gone the off was confirmed, and
+# bbwd fence off with cipher_suite = "auto" (it lists the BMC's suites, then takes 3).
+# Then cipher suite 17, which ipmi_sim lacks, against the test BMC (tests/src/testbmc.rs, the
+# `testbmc` binary: RMCP+ suites 3 and 17, power off at once, so the figure is all bbwd's):
+#   * bbwd fence off with cipher_suite = 17, 3, and "auto" (17 after Get Channel Cipher Suites)
+#   * ipmitool -C 17 chassis power off + status, for scale
+# Prints markdown tables (median and range, ms) for BENCHMARKS.md.
 #
 # usage: scripts/bench-fence.sh [RUNS]     (as root: installs openipmi, ipmitool, fence-agents)
 set -euo pipefail
@@ -15,6 +20,8 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 . "$HERE/scripts/lib/release.sh"
 if [ -z "${BBWD_BIN:-}" ]; then (cd "$HERE" && bbwd_release_build); fi
 BBWD=${BBWD_BIN:-$HERE/$BBWD_RELEASE_BIN}
+(cd "$HERE" && cargo build --release -q -p bbwd-tests --bin testbmc)
+TESTBMC=$HERE/target/release/testbmc
 "$HERE/scripts/setup.sh"   # openipmi, ipmitool
 # fence_ipmilan, the baseline: only this benchmark needs it (a large package), so not setup.sh.
 if ! command -v fence_ipmilan >/dev/null; then
@@ -26,8 +33,10 @@ done
 
 WORK=$(mktemp -d /tmp/bbwd-bench-fence.XXXXXX)
 SIM_PID=
+TB_PID=
 cleanup() {
   [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null || true
+  [ -n "$TB_PID" ] && kill "$TB_PID" 2>/dev/null && wait "$TB_PID" 2>/dev/null || true
   # ipmi_sim does not end its node: end ours, by the PID it recorded.
   [ -f "$WORK/node.pid" ] && kill "$(cat "$WORK/node.pid")" 2>/dev/null || true
   rm -rf "$WORK"
@@ -88,9 +97,20 @@ username = "admin"
 password_file = "$WORK/pw"
 timeout = "10s"
 EOF
+{ cat "$WORK/bbwd.toml"; echo 'cipher_suite = "auto"'; } > "$WORK/bbwd-auto.toml"
+# The test BMC (suites 3 and 17); its user is admin / s3cret-Pw17.
+TB_PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$TESTBMC" "$TB_PORT" 3,17 >"$WORK/testbmc.log" 2>&1 &
+TB_PID=$!
+printf 's3cret-Pw17\n' > "$WORK/tbpw"; chmod 600 "$WORK/tbpw"
+for suite in 17 3 '"auto"'; do
+  name=$(echo "$suite" | tr -d '"')
+  { sed -e "s/^port = $PORT\$/port = $TB_PORT/" -e "s|$WORK/pw|$WORK/tbpw|" "$WORK/bbwd.toml"
+    echo "cipher_suite = $suite"; } > "$WORK/bbwd-tb-$name.toml"
+done
 sleep 1
 
-export WORK PORT BBWD RUNS
+export WORK PORT BBWD RUNS TB_PORT
 python3 - <<'PY'
 import os, statistics, subprocess, time
 
@@ -145,6 +165,8 @@ def floor():
 
 cases = [
     ("`bbwd fence off` (confirmed)", [bbwd, "fence", "off", "-c", f"{work}/bbwd.toml"]),
+    ("`bbwd fence off`, `cipher_suite = \"auto\"` (lists the suites, takes 3)",
+     [bbwd, "fence", "off", "-c", f"{work}/bbwd-auto.toml"]),
     ("`fence_ipmilan --lanplus --cipher=3 --action=off`",
      ["fence_ipmilan", "--lanplus", "--cipher=3", "--action=off", "--ip=127.0.0.1", f"--ipport={port}",
       "--username=admin", "--password=secret"]),
@@ -167,4 +189,29 @@ print("|---|---|---|---|")
 for name, t, after in rows:
     a = f"{ms(statistics.median(after))} ({ms(min(after))}-{ms(max(after))})" if after else "-"
     print(f"| {name} | {ms(statistics.median(t))} | {ms(min(t))}-{ms(max(t))} | {a} |")
+
+# The test BMC: power is a flag, off at once; on again through ipmitool before each run.
+tb = ["ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p", os.environ["TB_PORT"], "-U", "admin",
+      "-P", "s3cret-Pw17", "-C", "17"]
+def tb_run(cmd, poll=False):
+    subprocess.run(tb + ["chassis", "power", "on"], check=True, capture_output=True)
+    t0 = time.monotonic()
+    out = subprocess.run(cmd, capture_output=True)
+    assert out.returncode == 0, out.stderr.decode()
+    if poll:
+        while b"is off" not in subprocess.run(tb + ["chassis", "power", "status"], capture_output=True).stdout:
+            time.sleep(0.05)
+    else:
+        assert out.stdout == b"off\n", out.stdout
+    return time.monotonic() - t0
+tb_rows = [(f"`bbwd fence off`, `cipher_suite = {v}`",
+            [tb_run([bbwd, "fence", "off", "-c", f"{work}/bbwd-tb-{n}.toml"]) for _ in range(runs)])
+           for v, n in [("17", "17"), ("3", "3"), ('"auto"', "auto")]]
+tb_rows.append(("`ipmitool -C 17 chassis power off` + `chassis power status`",
+                [tb_run(tb + ["chassis", "power", "off"], True) for _ in range(runs)]))
+print(f"\n{runs} runs each, the test BMC (tests/src/testbmc.rs) on 127.0.0.1, off at once\n")
+print("| what | median ms | range ms |")
+print("|---|---|---|")
+for name, t in tb_rows:
+    print(f"| {name} | {ms(statistics.median(t))} | {ms(min(t))}-{ms(max(t))} |")
 PY

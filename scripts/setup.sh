@@ -19,7 +19,7 @@ DEMO_PACKAGES=(
   curl          # the demo pokes the Bitbucket simulator's fault endpoints
   procps        # ps/pgrep for the demo's process listing
   openipmi      # the pair demo and the IPMI tests (tests/src/ipmisim.rs): ipmi_sim, a real BMC per node over RMCP+
-  ipmitool      # the pair demo powers nodes through their BMCs; an independent client in the IPMI tests
+  ipmitool      # the pair demo powers nodes through their BMCs; in the IPMI tests an independent client, the fence baseline, and the validation of the suite-17 test BMC (tests/tests/testbmc.rs)
   iproute2      # the pair demo and the network tests: ip netns/link/addr/neigh build and inspect the namespaces
 )
 

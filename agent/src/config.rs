@@ -162,6 +162,9 @@ pub struct IpmiLan {
     pub username: String,
     /// Checked: mode 0600 or stricter.
     pub password_file: PathBuf,
+    /// Added key `cipher_suite`: 3 (default), 17, or `"auto"` (stored as
+    /// `bbwd_platform::ipmi::CIPHER_SUITE_AUTO`: 17 when the BMC lists it, else 3).
+    pub cipher_suite: u8,
 }
 
 /// `[notify]`
@@ -223,7 +226,8 @@ pub struct Fencing {
     /// Only `ipmi`.
     pub method: String,
     pub lan: IpmiLan,
-    /// Default 3; 0 is refused (it accepts any password).
+    /// 3 (default), 17, or `"auto"` (`bbwd_platform::ipmi::CIPHER_SUITE_AUTO`); anything else
+    /// is refused (0 accepts any password). The same as `lan.cipher_suite`.
     pub cipher_suite: u8,
     /// Default `off`.
     pub action: FenceAction,
@@ -575,7 +579,7 @@ const BITBUCKET_KEYS: &[&str] = &[
 ];
 const DATABASE_KEYS: &[&str] = &["address", "timeout"];
 const WATCHDOG_KEYS: &[&str] = &["device", "timeout", "action", "realtime", "ipmi"];
-const WATCHDOG_IPMI_KEYS: &[&str] = &["host", "port", "username", "password_file"];
+const WATCHDOG_IPMI_KEYS: &[&str] = &["host", "port", "username", "password_file", "cipher_suite"];
 const NOTIFY_KEYS: &[&str] = &["command", "timeout"];
 const CLUSTER_KEYS: &[&str] = &[
     "peer",
@@ -1664,12 +1668,50 @@ impl Checker<'_> {
         }
         let password_file =
             self.secret_file(sec, "password_file", &format!("\"{password_example}\""));
+        let cipher_suite = self.cipher_suite(sec);
         Some(IpmiLan {
             host: host?.0,
             port,
             username: username?.0,
             password_file: password_file?,
+            cipher_suite: cipher_suite?,
         })
+    }
+
+    /// `cipher_suite`: 3 (default), 17 or "auto"; None (reported) otherwise.
+    fn cipher_suite(&mut self, sec: Sec<'_, '_>) -> Option<u8> {
+        use bbwd_platform::ipmi::{CIPHER_SUITE, CIPHER_SUITE_17, CIPHER_SUITE_AUTO};
+        let Some(item) = sec.get("cipher_suite") else {
+            return Some(CIPHER_SUITE);
+        };
+        let key = sec.key("cipher_suite");
+        match item.get_ref() {
+            DeValue::String(s) if s.as_ref() == "auto" => Some(CIPHER_SUITE_AUTO),
+            DeValue::String(s) => {
+                let msg = format!(
+                    "\"{s}\": expected 3, 17 or \"auto\" (17 when the BMC lists it, else 3)"
+                );
+                self.at(key, item, msg);
+                None
+            }
+            DeValue::Integer(int) => match i64::from_str_radix(int.as_str(), int.radix()) {
+                Ok(3) => Some(CIPHER_SUITE),
+                Ok(17) => Some(CIPHER_SUITE_17),
+                Ok(0) => {
+                    self.at(key, item, "cipher suite 0 is refused: it authenticates nothing (a BMC accepts any password with it); use 3, 17 or \"auto\"");
+                    None
+                }
+                _ => {
+                    let msg = format!("cipher suite {}: bbwd speaks 3 (RAKP-HMAC-SHA1, AES) and 17 (RAKP-HMAC-SHA256, AES); use 3, 17 or \"auto\"", int.as_str());
+                    self.at(key, item, msg);
+                    None
+                }
+            },
+            _ => {
+                self.wrong_type(key, item, "3, 17 or \"auto\"");
+                None
+            }
+        }
     }
 
     fn notify(&mut self, root: &DeTable<'_>) -> Option<Option<Notify>> {
@@ -1939,17 +1981,6 @@ impl Checker<'_> {
             }
         };
         let lan = self.ipmi_lan(sec, "/etc/bbwd/peer-bmc.pass");
-        let cipher_suite = self.integer(sec, "cipher_suite", 3, 0..=255) as u8;
-        if cipher_suite == 0 {
-            if let Some(item) = sec.get("cipher_suite") {
-                self.at(
-                    sec.key("cipher_suite"),
-                    item,
-                    "cipher suite 0 is refused: it authenticates nothing (a BMC accepts any password with it); use 3 (RMCP+ with HMAC-SHA1, AES)",
-                );
-                ok = false;
-            }
-        }
         let action = match self.string(sec, "action") {
             Some((a, span)) => match a.as_str() {
                 "off" => FenceAction::Off,
@@ -1975,10 +2006,11 @@ impl Checker<'_> {
         if !ok {
             return None;
         }
+        let lan = lan?;
         Some(Some(Fencing {
             method,
-            lan: lan?,
-            cipher_suite,
+            cipher_suite: lan.cipher_suite,
+            lan,
             action,
             timeout,
         }))
@@ -2386,7 +2418,7 @@ host = "10.0.1.2"
 port = 623
 username = "fence"
 password_file = "@PEER@"   # must be mode 0600
-cipher_suite = 3               # RMCP+ (lanplus); 0 is refused
+cipher_suite = 3               # ipmi: RMCP+ (lanplus) 3 | 17 | "auto" (17, else 3); 0 is refused
 action = "off"                 # off | cycle
 timeout = "10s"
 
@@ -3199,14 +3231,53 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
             &pair(&dir, LINKS, "cipher_suite = 256\n"),
             "fencing.cipher_suite",
             Some(12),
-            "out of range",
+            "cipher suite 256: bbwd speaks 3",
         );
+        let suite = |extra: &str| ok(&pair(&dir, LINKS, extra)).fencing.unwrap().cipher_suite;
+        assert_eq!(suite(""), 3, "the default stays 3");
+        assert_eq!(suite("cipher_suite = 3\n"), 3);
+        assert_eq!(suite("cipher_suite = 17\n"), 17);
         assert_eq!(
-            ok(&pair(&dir, LINKS, "cipher_suite = 17\n"))
-                .fencing
-                .unwrap()
-                .cipher_suite,
-            17
+            suite("cipher_suite = \"auto\"\n"),
+            bbwd_platform::ipmi::CIPHER_SUITE_AUTO
+        );
+    }
+
+    #[test]
+    fn cipher_suites_other_than_3_17_auto_are_refused_naming_the_key() {
+        let dir = TempDir::new("cipher-other");
+        for (value, says) in [
+            ("1", "cipher suite 1: bbwd speaks 3"),
+            ("6", "use 3, 17 or \"auto\""),
+            ("\"17\"", "\"17\": expected 3, 17 or \"auto\""),
+            ("\"best\"", "\"best\": expected 3, 17 or \"auto\""),
+            ("true", "expected 3, 17 or \"auto\", found"),
+        ] {
+            one_problem(
+                &pair(&dir, LINKS, &format!("cipher_suite = {value}\n")),
+                "fencing.cipher_suite",
+                Some(12),
+                says,
+            );
+        }
+        // [watchdog.ipmi] takes the same key.
+        let pw = dir.secret("wd.pass", 0o600);
+        let text = |v: &str| {
+            format!(
+                "[watchdog]\ndevice = \"ipmi\"\n[watchdog.ipmi]\nhost = \"10.0.1.1\"\nusername = \"wd\"\npassword_file = \"{pw}\"\n{v}"
+            )
+        };
+        let c = ok(&text("cipher_suite = \"auto\"\n"));
+        assert_eq!(
+            c.watchdog.ipmi.unwrap().cipher_suite,
+            bbwd_platform::ipmi::CIPHER_SUITE_AUTO
+        );
+        assert_eq!(ok(&text("")).watchdog.ipmi.unwrap().cipher_suite, 3);
+        one_problem(
+            &text("cipher_suite = 2\n"),
+            "watchdog.ipmi.cipher_suite",
+            Some(7),
+            "cipher suite 2: bbwd speaks 3",
         );
     }
 

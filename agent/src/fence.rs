@@ -3,7 +3,8 @@
 //!
 //! Owns the command's sequence and its output: the power state (`on`/`off`) on stdout, one
 //! line with the reason on stderr when it fails. Must not: talk IPMI itself (that is
-//! `bbwd_platform::ipmi`, which also keeps every ipmi-rs failure from reaching here), or run
+//! `bbwd_platform::ipmi`, which also keeps every BMC-side failure, a panic included, from
+//! reaching here), or run
 //! inside the daemon (it waits).
 //!
 //! | action | sequence                                                              | done when            |

@@ -37,6 +37,9 @@ pub mod vm;
 /// ipmi_sim, a real BMC per test (`tests/tests/ipmi_*.rs`).
 pub mod ipmisim;
 
+/// A test BMC speaking RMCP+ suites 3 and 17, with hostile modes (`tests/tests/testbmc.rs`).
+pub mod testbmc;
+
 /// A real HAProxy in front of mirror-farm nodes (`tests/tests/mirror_haproxy.rs`).
 pub mod haproxy;
 

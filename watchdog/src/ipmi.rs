@@ -44,12 +44,24 @@ const CLOSE_WAIT: Duration = Duration::from_millis(300);
 /// Longest countdown a BMC takes: 16 bits of 100 ms.
 pub const MAX_COUNTDOWN: Duration = Duration::from_millis(0xffff * 100);
 
-/// The RMCP+ target for `[watchdog.ipmi]`: this node's own BMC.
+/// The RMCP+ target for `[watchdog.ipmi]`: this node's own BMC, cipher suite 3.
 pub fn lan_target(
     host: &str,
     port: u16,
     username: &str,
     password_file: &Path,
+) -> Result<Target, Error> {
+    lan_target_with_suite(host, port, username, password_file, ipmi::CIPHER_SUITE)
+}
+
+/// The RMCP+ target for `[watchdog.ipmi]` with its `cipher_suite` (3, 17 or
+/// [`ipmi::CIPHER_SUITE_AUTO`]).
+pub fn lan_target_with_suite(
+    host: &str,
+    port: u16,
+    username: &str,
+    password_file: &Path,
+    cipher_suite: u8,
 ) -> Result<Target, Error> {
     let password = Password::from_file(password_file).map_err(|detail| Error::Refused {
         op: "read watchdog.ipmi.password_file",
@@ -61,7 +73,7 @@ pub fn lan_target(
         port,
         username: username.to_string(),
         password,
-        cipher_suite: ipmi::CIPHER_SUITE,
+        cipher_suite,
     }))
 }
 

@@ -252,10 +252,16 @@ pub(super) fn open_hardware_watchdog(
         }
         WatchdogDevice::Ipmi => {
             use bbwd_platform::ipmi::{Target, WatchdogAction as Bmc};
-            use bbwd_watchdog::ipmi::{lan_target, IpmiWatchdog};
+            use bbwd_watchdog::ipmi::{lan_target_with_suite, IpmiWatchdog};
             // [watchdog.ipmi]: this node's own BMC over RMCP+; without it the local /dev/ipmi0.
             let target = match &cfg.ipmi {
-                Some(lan) => lan_target(&lan.host, lan.port, &lan.username, &lan.password_file)?,
+                Some(lan) => lan_target_with_suite(
+                    &lan.host,
+                    lan.port,
+                    &lan.username,
+                    &lan.password_file,
+                    lan.cipher_suite,
+                )?,
                 None => Target::Local(PathBuf::from("/dev/ipmi0")),
             };
             let action = match cfg.action {
