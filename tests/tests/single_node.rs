@@ -1243,7 +1243,11 @@ fn check_config_and_run_agree_on_what_this_node_lacks() {
         "command = [\"/bin/sh\", \"-c\"",
         "command = [\"/nonexistent/bbwd-mailer\", \"-c\"",
     );
-    assert_ne!(text, sc.config_text(), "the scenario notifies through /bin/sh");
+    assert_ne!(
+        text,
+        sc.config_text(),
+        "the scenario notifies through /bin/sh"
+    );
     sc.write_config_text(&text);
     for args in [&["check-config"][..], &["run"]] {
         let out = sc.bbwd(args);
