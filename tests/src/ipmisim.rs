@@ -97,6 +97,16 @@ impl IpmiSim {
     /// Starts a simulator under `parent` (the test's directory) and waits until it answers and
     /// its node is powered on.
     pub fn start(parent: &Path, name: &str, opts: SimOptions) -> IpmiSim {
+        IpmiSim::start_powered(parent, name, opts, true)
+    }
+
+    /// Like [`IpmiSim::start`], but the node is off (`startnow false`): a peer that is down,
+    /// whose BMC answers. Waits until the simulator answers on its UDP port.
+    pub fn start_off(parent: &Path, name: &str, opts: SimOptions) -> IpmiSim {
+        IpmiSim::start_powered(parent, name, opts, false)
+    }
+
+    fn start_powered(parent: &Path, name: &str, opts: SimOptions, power_on: bool) -> IpmiSim {
         let dir = parent.join(format!("bmc-{name}"));
         fs::create_dir_all(dir.join("state")).expect("create bmc dir");
         let port = free_udp_port();
@@ -108,16 +118,18 @@ impl IpmiSim {
             NODE_SCRIPT.to_string()
         };
         fs::write(&node, script).expect("write node.sh");
-        fs::write(
-            dir.join("lan.conf"),
-            lan_conf(
-                name,
-                port,
-                vm_port,
-                &format!("/bin/sh {} {}", node.display(), dir.display()),
-            ),
-        )
-        .expect("write lan.conf");
+        let conf = lan_conf(
+            name,
+            port,
+            vm_port,
+            &format!("/bin/sh {} {}", node.display(), dir.display()),
+        );
+        let conf = if power_on {
+            conf
+        } else {
+            conf.replace("startnow true", "startnow false")
+        };
+        fs::write(dir.join("lan.conf"), conf).expect("write lan.conf");
         fs::write(dir.join("node.emu"), NODE_EMU).expect("write node.emu");
 
         let mut cmd = Command::new("ipmi_sim");
@@ -151,7 +163,9 @@ impl IpmiSim {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        sim.wait_power(true, Duration::from_secs(10));
+        if power_on {
+            sim.wait_power(true, Duration::from_secs(10));
+        }
         sim
     }
 

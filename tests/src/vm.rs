@@ -21,7 +21,8 @@
 //! * **Guest** ([`Vm`]): `qemu-system-x86_64 -accel tcg` (KVM does not work on these machines),
 //!   serial console on a pipe, QMP on a unix socket. qemu waits for the QMP connection before it
 //!   starts the guest, so no event is missed; `-no-reboot` turns any guest reset (the watchdog's
-//!   too) into the end of qemu.
+//!   too) into the end of qemu. No network unless [`VmOptions::user_net`] asks for qemu's
+//!   user-mode network (a guest `eth0` that reaches the host's loopback as 10.0.2.2).
 //!
 //! Must not: touch anything outside the cache directory and the test's own [`TestDir`]; end
 //! processes it did not start. The only process it signals is the qemu it spawned, by PID.
@@ -56,7 +57,8 @@ const QEMU: &str = "qemu-system-x86_64";
 /// qemu's minimal firmware: boots a Linux kernel in a fraction of SeaBIOS's time.
 const QBOOT: &str = "/usr/share/qemu/qboot.rom";
 /// Modules the initramfs carries (with their dependencies from modules.dep): the watchdog
-/// drivers, the 9p share, and the systemd guest's root disk.
+/// drivers, the 9p share, the systemd guest's root disk, and the NIC of a guest with
+/// user-mode networking ([`VmOptions::user_net`]).
 const MODULES: &[&str] = &[
     "i6300esb",
     "softdog",
@@ -66,6 +68,7 @@ const MODULES: &[&str] = &[
     "virtio_blk",
     "crc32c_generic",
     "ext4",
+    "virtio_net",
 ];
 /// Packages of the systemd rootfs (on top of mmdebstrap's minbase).
 const ROOTFS_PACKAGES: &str = "systemd-sysv";
@@ -710,6 +713,12 @@ pub struct VmOptions {
     pub rootfs: Option<PathBuf>,
     /// Extra kernel command line.
     pub append: String,
+    /// User-mode networking (qemu's slirp, `-nic user` with a virtio NIC): the guest's `eth0`
+    /// gets this `address/prefix` (set by the initramfs before systemd starts, so nothing in
+    /// the guest configures it), and reaches the host's 127.0.0.1 as 10.0.2.2 (slirp's host
+    /// address; UDP and TCP). `None`: no NIC at all. Slirp also routes to the outside, but the
+    /// guest gets no default route: only 10.0.2.0/24 is reachable. systemd guests only.
+    pub user_net: Option<String>,
 }
 
 impl VmOptions {
@@ -721,6 +730,7 @@ impl VmOptions {
             i6300esb: false,
             rootfs: None,
             append: String::new(),
+            user_net: None,
         }
     }
 
@@ -739,6 +749,7 @@ impl VmOptions {
                 "systemd.show_status=1 systemd.getty_auto=0 {}",
                 masks.join(" ")
             ),
+            user_net: None,
         }
     }
 }
@@ -767,6 +778,15 @@ impl Vm {
             "busybox"
         };
         let wd = if opts.i6300esb { "i6300esb" } else { "none" };
+        assert!(
+            opts.user_net.is_none() || opts.rootfs.is_some(),
+            "user_net is for systemd guests only (the busybox init does not configure it)"
+        );
+        let net = opts
+            .user_net
+            .as_ref()
+            .map(|a| format!(" bbwd.net={a}"))
+            .unwrap_or_default();
         let mut cmd = Command::new(QEMU);
         cmd.args(["-accel", "tcg", "-nodefaults", "-no-user-config"])
             .args(["-display", "none", "-serial", "stdio", "-no-reboot"])
@@ -779,7 +799,7 @@ impl Vm {
             .arg(&kernel.initrd)
             .arg("-append")
             .arg(format!(
-                "console=ttyS0 quiet panic=-1 bbwd.mode={mode} bbwd.wd={wd} {}",
+                "console=ttyS0 quiet panic=-1 bbwd.mode={mode} bbwd.wd={wd}{net} {}",
                 opts.append
             ))
             .arg("-virtfs")
@@ -791,6 +811,9 @@ impl Vm {
             .arg(format!("unix:{},server=on,wait=on", qmp_path.display()));
         if opts.i6300esb {
             cmd.args(["-device", "i6300esb", "-action", "watchdog=reset"]);
+        }
+        if opts.user_net.is_some() {
+            cmd.args(["-nic", "user,model=virtio-net-pci"]);
         }
         if let Some(rootfs) = &opts.rootfs {
             cmd.arg("-drive").arg(format!(

@@ -119,6 +119,44 @@ fn unit_keeps_the_settings_bbwd_relies_on() {
             "{needed} in {caps}"
         );
     }
-    assert!(!caps.contains("CAP_SYS_ADMIN"), "{caps}");
+    // [hooks] that promote and mount Bitbucket's home (the seeds' DRBD design) need
+    // CAP_SYS_ADMIN and the host's mount namespace (tests/tests/vm_hooks.rs runs them under
+    // real systemd); drbdadm talks generic netlink.
+    assert!(
+        caps.split_whitespace().any(|c| c == "CAP_SYS_ADMIN"),
+        "CAP_SYS_ADMIN in {caps}"
+    );
+    for namespacing in [
+        "ProtectSystem",
+        "ProtectHome",
+        "PrivateTmp",
+        "PrivateMounts",
+        "PrivateDevices",
+        "ProtectKernelTunables",
+        "ProtectKernelModules",
+        "ProtectKernelLogs",
+        "ProtectControlGroups",
+        "ProtectProc",
+        "ProcSubset",
+        "ReadOnlyPaths",
+        "ReadWritePaths",
+        "InaccessiblePaths",
+        "TemporaryFileSystem",
+        "BindPaths",
+        "BindReadOnlyPaths",
+        "RootDirectory",
+        "RootImage",
+        "MountFlags",
+    ] {
+        assert!(
+            !settings(&text).iter().any(|(k, _)| k == namespacing),
+            "{namespacing}= would put bbwd (and its mount hooks) in a mount namespace of its own"
+        );
+    }
+    let families = setting(&text, "RestrictAddressFamilies");
+    assert!(
+        families.split_whitespace().any(|f| f == "AF_NETLINK"),
+        "AF_NETLINK (drbdadm, the VIP) in {families}"
+    );
     assert_eq!(setting(&text, "WantedBy"), "multi-user.target");
 }
