@@ -802,6 +802,22 @@ fn is_zombie(proc_dir: &Path) -> bool {
     matches!(state, Some('Z') | Some('X') | None)
 }
 
+/// The start time of process `pid` (field 22 of `/proc/PID/stat`, clock ticks since boot), which
+/// tells a process from a later one that got the same PID (pid_max is 32768 here: under a
+/// loaded machine's process churn a PID comes round again within seconds).
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // After the ')': field 3 (state) is the first; field 22 is the 20th.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process that had `start_ticks` when it was seen is still alive (not a zombie):
+/// a new process that reuses the PID does not count.
+pub fn same_process_alive(pid: u32, ticks: Option<u64>) -> bool {
+    pid_alive(pid) && ticks.is_some() && start_ticks(pid) == ticks
+}
+
 /// Whether a process with this PID exists and is not a zombie.
 pub fn pid_alive(pid: u32) -> bool {
     let dir = PathBuf::from(format!("/proc/{pid}"));

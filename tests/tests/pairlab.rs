@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use bbwd_tests::pairlab::{self, Link, Node, PairLab, Probe, VIP};
-use bbwd_tests::{bbsim_bin, pid_alive, wait_until};
+use bbwd_tests::{bbsim_bin, pid_alive, same_process_alive, start_ticks, wait_until};
 
 const SIM_PORT: u16 = 8080;
 /// Generous bounds: the machine is shared; ipmi_sim acts at its 1 s tick.
@@ -81,7 +81,12 @@ fn power_through_the_bmc_runs_serves_kills_and_cuts_the_node() {
         lab.client_get(n1_addr, SIM_PORT).ok_from(Node::N1)
     });
     assert!(lab.link_up(Node::N1, Link::Public), "n1 eth0 up");
-    let n1_pids = lab.pids_in(&lab.ns(Node::N1));
+    // With their start times: a PID that comes round again after the power loss is not n1's.
+    let n1_pids: Vec<(u32, Option<u64>)> = lab
+        .pids_in(&lab.ns(Node::N1))
+        .into_iter()
+        .map(|pid| (pid, start_ticks(pid)))
+        .collect();
     assert!(!n1_pids.is_empty(), "n1 runs its command in its namespace");
 
     // Power on n2: from n2's namespace its peer's BMC answers (the fencing path), and the
@@ -114,9 +119,9 @@ fn power_through_the_bmc_runs_serves_kills_and_cuts_the_node() {
     let losses = lab.power_loss_times(Node::N1);
     assert_eq!(losses.len(), 1, "one power loss recorded");
     assert!(losses[0] >= off_requested - Duration::from_millis(50) && losses[0] <= gone);
-    for pid in &n1_pids {
+    for &(pid, ticks) in &n1_pids {
         assert!(
-            !pid_alive(*pid),
+            !same_process_alive(pid, ticks),
             "n1's process {pid} survived its power loss"
         );
     }
