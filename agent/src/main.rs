@@ -11,6 +11,7 @@ mod config;
 mod daemon;
 mod events;
 mod fence;
+mod metrics;
 mod mirror;
 mod ocf;
 mod status;

@@ -67,6 +67,9 @@ impl Core {
                     let _ = set.add(fd, want);
                 });
             }
+            self.exporter.poll_items(&mut |fd, want| {
+                let _ = set.add(fd, want);
+            });
             let t_cluster = self.cluster.as_ref().map(|c| c.register(&mut set));
             let deadline = self.next_deadline(now, control);
             let timeout = deadline.map(|d| d.saturating_duration_since(now));
@@ -146,6 +149,7 @@ impl Core {
             }
             self.drain_pending(now);
             self.service_mirror(now);
+            self.service_exporter(now);
             #[cfg(feature = "alloc-count")]
             self.bench.pass(
                 crate::alloc_count::allocations() - allocs_before,
@@ -196,6 +200,7 @@ impl Core {
             self.sd_watchdog.as_ref().map(|w| w.next_due()),
             self.hw.as_ref().and_then(|h| h.pacer.next_due()),
             self.lb.as_ref().and_then(|l| l.server.deadline()),
+            self.exporter.deadline(),
             self.free.deadline(),
             Some(self.clock_watch.next_read()),
             self.cluster.as_ref().and_then(|c| c.deadline()),
@@ -251,6 +256,7 @@ impl Core {
 
     pub(super) fn begin_check(&mut self, now: Instant) {
         self.checks_begun += 1;
+        self.check_started = Some(now);
         self.check = CheckSlot {
             active: true,
             probe: None,
@@ -314,7 +320,7 @@ impl Core {
     }
 
     /// Delivers `Checked` once the probe and (if configured) the database check are done.
-    pub(super) fn finish_check(&mut self, _now: Instant) {
+    pub(super) fn finish_check(&mut self, now: Instant) {
         if !self.check.active {
             return;
         }
@@ -323,6 +329,10 @@ impl Core {
             if !db_needed || self.check.db.is_some() {
                 let db_up = if db_needed { self.check.db } else { None };
                 self.check = CheckSlot::default();
+                if let Some(t) = self.check_started.take() {
+                    self.exporter.counters.last_check_duration =
+                        Some(now.saturating_duration_since(t));
+                }
                 self.push_input(Input::Checked { probe, db_up });
             }
         }

@@ -15,6 +15,7 @@
 //! | `requests.rs` | control requests and their replies |
 //! | `report.rs` | the status report |
 //! | `lb.rs` | mirror mode's HAProxy agent check |
+//! | `exporter.rs` | Prometheus metrics: the scrape endpoint and node_exporter's textfile |
 //!
 //! One pass of the loop: register fds, wait in `poll(2)` until the earliest deadline, turn what
 //! happened into inputs, tick the node, and at the very end of the pass send the systemd
@@ -225,12 +226,17 @@ struct Core {
     /// Events recorded and checks begun since start (for the allocation benchmark).
     events_recorded: u64,
     checks_begun: u64,
+    /// `[metrics]`: the scrape endpoint, the textfile and the counters only metrics need.
+    exporter: exporter::Exporter,
+    /// When the check in progress began (its duration is a metric).
+    check_started: Option<Instant>,
     #[cfg(feature = "alloc-count")]
     bench: crate::alloc_count::LoopStats,
 }
 
 mod effects;
 mod event_loop;
+mod exporter;
 mod lb;
 mod report;
 mod requests;
