@@ -43,6 +43,8 @@ pub mod haproxy;
 /// The two-node pair lab: namespaces, a BMC per node, invariant sampler, client probe.
 pub mod pairlab;
 pub mod pairnode;
+/// Prometheus: promtool, a real server, a scrape client (`tests/tests/metrics.rs`).
+pub mod prom;
 
 /// The pair fault soak's PRNG, fault kinds with their heals, and plan (`src/bin/soak.rs`).
 pub mod soak;
