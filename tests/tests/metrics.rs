@@ -160,7 +160,7 @@ fn a_real_prometheus_scrapes_bbwd() {
     server.wait_value("bbwd_state{state=\"running\"}", 1.0, WAIT);
     server.wait_value("sum(bbwd_state)", 1.0, WAIT);
     // The scrape itself is what Prometheus measures: no sample was refused.
-    server.wait_value("scrape_samples_scraped{job=\"bbwd\"} > 0", 1.0, WAIT);
+    server.wait_value("scrape_samples_scraped{job=\"bbwd\"} > bool 0", 1.0, WAIT);
     let r = server
         .query("scrape_samples_scraped{job=\"bbwd\"}")
         .unwrap();
