@@ -44,8 +44,10 @@ pub const MAX_CONNS: usize = 4;
 /// Largest request head (request line and headers), bytes. Prometheus sends about 300 bytes
 /// (`Accept`, `User-Agent`, `X-Prometheus-Scrape-Timeout-Seconds`...).
 pub const MAX_REQUEST: usize = 2048;
-/// Largest response, head included, bytes. A pair node's full exposition is about 10 KiB.
-pub const MAX_RESPONSE: usize = 32 * 1024;
+/// Largest response, head included, bytes. A pair node's exposition is about 5.5 KiB; the
+/// largest there can be (every event kind, eight links, every counter at its maximum) is
+/// about 13.4 KiB (`metrics::tests::the_largest_output_fits_the_response_buffer` in the agent).
+pub const MAX_RESPONSE: usize = 16 * 1024;
 /// Room kept for the response head in front of the body.
 const HEAD_ROOM: usize = 256;
 /// Most bytes read from one peer after its request (a body nobody asked for), then it is cut off.
