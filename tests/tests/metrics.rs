@@ -301,3 +301,28 @@ fn pair_metrics_show_the_peer_links_vip_and_a_takeover() {
         value(&t, "bbwd_role{role=\"active\"}") == Some(1.0)
     });
 }
+
+/// A `[metrics] listen` that cannot be bound stops bbwd at start, naming the key, before it
+/// starts Bitbucket (as a taken agent-check port does). Needs nothing beyond bbwd.
+#[test]
+fn a_taken_metrics_port_stops_bbwd_at_start_before_bitbucket() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("local_addr").port();
+    let sc = Scenario::new("metrics-taken");
+    let text = format!(
+        "{}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n",
+        sc.config_text()
+    );
+    sc.write_config_text(&text);
+    let mut d = Daemon::start(&sc);
+    let exit = d
+        .wait_exit(WAIT)
+        .unwrap_or_else(|| panic!("bbwd kept running\n{}", sc.diagnostics()));
+    assert_eq!(exit.code(), Some(1), "{}", sc.diagnostics());
+    let log = std::fs::read_to_string(sc.bbwd_log()).unwrap_or_default();
+    assert!(
+        log.contains("metrics.listen") && log.contains(&format!("127.0.0.1:{port}")),
+        "{log}"
+    );
+    assert!(sc.sim_starts().is_empty(), "Bitbucket was started anyway");
+}

@@ -22,8 +22,8 @@
 //! keep-alive if due (so a loop that hangs anywhere stops it).
 //!
 //! # Invariants
-//! * The loop never blocks on a peer: the probe, database check, control clients and notify
-//!   commands are non-blocking with deadlines.
+//! * The loop never blocks on a peer: the probe, database check, control clients, notify
+//!   commands, HAProxy's agent checks and Prometheus scrapes are non-blocking with deadlines.
 //! * The pid file exists exactly while a process group started (or adopted) by bbwd may exist.
 //! * State that must survive a bbwd restart (maintenance, a persistent `failed`) is written to
 //!   `state_dir` before the step that changed it returns to the loop.
