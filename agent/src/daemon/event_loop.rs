@@ -67,10 +67,12 @@ impl Core {
                     let _ = set.add(fd, want);
                 });
             }
+            let t_cluster = self.cluster.as_ref().map(|c| c.register(&mut set));
+            // Last: should the set ever be full, a scrape waits (its server is serviced every
+            // pass anyway), never a heartbeat.
             self.exporter.poll_items(&mut |fd, want| {
                 let _ = set.add(fd, want);
             });
-            let t_cluster = self.cluster.as_ref().map(|c| c.register(&mut set));
             let deadline = self.next_deadline(now, control);
             let timeout = deadline.map(|d| d.saturating_duration_since(now));
             let planned_at = now;
