@@ -44,6 +44,8 @@ pub struct Config {
     pub fencing: Option<Fencing>,
     pub hooks: Hooks,
     pub load_balancer: Option<LoadBalancer>,
+    /// `[metrics]`, any mode: the Prometheus endpoint and/or node_exporter's textfile.
+    pub metrics: Option<Metrics>,
 }
 
 /// Which topology the config describes (SPEC "Topology it serves").
@@ -246,6 +248,15 @@ pub struct Hooks {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadBalancer {
     pub haproxy_agent: SocketAddr,
+}
+
+/// `[metrics]`: at least one of the two is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metrics {
+    /// `GET /metrics` answered here (Prometheus text exposition format).
+    pub listen: Option<SocketAddr>,
+    /// node_exporter's textfile collector: written atomically once per `monitor_interval`.
+    pub textfile: Option<PathBuf>,
 }
 
 /// One problem in a config file.
@@ -606,6 +617,7 @@ const FENCING_KEYS: &[&str] = &[
 ];
 const HOOKS_KEYS: &[&str] = &["before_start", "after_stop"];
 const LOAD_BALANCER_KEYS: &[&str] = &["haproxy_agent"];
+const METRICS_KEYS: &[&str] = &["listen", "textfile"];
 
 /// Every section with its keys, for "did you mean" and "belongs in [x]" hints.
 const SECTIONS: &[(&str, &[&str])] = &[
@@ -620,6 +632,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("fencing", FENCING_KEYS),
     ("hooks", HOOKS_KEYS),
     ("load_balancer", LOAD_BALANCER_KEYS),
+    ("metrics", METRICS_KEYS),
 ];
 
 /// Top-level tables (`watchdog.ipmi` lives inside `watchdog`).
@@ -634,6 +647,7 @@ const TOP_LEVEL: &[&str] = &[
     "fencing",
     "hooks",
     "load_balancer",
+    "metrics",
 ];
 
 // ---- the walk ----
@@ -1144,6 +1158,7 @@ impl Checker<'_> {
         let vip = self.vip(root);
         let hooks = self.hooks(root);
         let load_balancer = self.load_balancer(root);
+        let metrics = self.metrics(root);
         self.cross_section(
             root,
             node.as_ref(),
@@ -1163,6 +1178,7 @@ impl Checker<'_> {
             fencing: fencing?,
             hooks,
             load_balancer: load_balancer?,
+            metrics: metrics?,
         })
     }
 
@@ -2039,6 +2055,65 @@ impl Checker<'_> {
         let haproxy_agent = self.socket_addr(&sec.key("haproxy_agent"), item, "0.0.0.0:7777")?;
         Some(Some(LoadBalancer { haproxy_agent }))
     }
+
+    fn metrics(&mut self, root: &DeTable<'_>) -> Option<Option<Metrics>> {
+        let Some(sec) = self.section(root, "metrics", "metrics") else {
+            return (!root.contains_key("metrics")).then_some(None);
+        };
+        self.unknown_keys(sec, METRICS_KEYS);
+        let mut ok = true;
+        let listen = match sec.get("listen") {
+            Some(item) => {
+                let addr = self.socket_addr(&sec.key("listen"), item, "127.0.0.1:9776");
+                ok &= addr.is_some();
+                addr
+            }
+            None => None,
+        };
+        let textfile = match sec.get("textfile") {
+            Some(_) => {
+                let p = self.path(
+                    sec,
+                    "textfile",
+                    None,
+                    "\"/var/lib/prometheus/node-exporter/bbwd.prom\"",
+                );
+                match p {
+                    Some((path, span)) if path.extension().is_none_or(|e| e != "prom") => {
+                        // node_exporter's textfile collector reads `*.prom` files only.
+                        self.report(
+                            sec.key("textfile"),
+                            Some(span.start),
+                            format!(
+                                "\"{}\": node_exporter's textfile collector reads only files \
+                                 ending in .prom (e.g. /var/lib/prometheus/node-exporter/bbwd.prom)",
+                                path.display()
+                            ),
+                        );
+                        ok = false;
+                        None
+                    }
+                    Some((path, _)) => Some(path),
+                    None => {
+                        ok = false;
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        if ok && listen.is_none() && textfile.is_none() {
+            self.report(
+                "metrics",
+                Some(sec.header),
+                "[metrics] needs `listen` (e.g. listen = \"127.0.0.1:9776\") or `textfile` \
+                 (e.g. textfile = \"/var/lib/prometheus/node-exporter/bbwd.prom\"), or both; \
+                 remove the section to switch metrics off",
+            );
+            return None;
+        }
+        ok.then_some(Some(Metrics { listen, textfile }))
+    }
 }
 
 /// Where `section.key` (dotted, one level) is written in the file, if it is.
@@ -2426,6 +2501,11 @@ timeout = "10s"
 before_start = [["/sbin/drbdadm", "primary", "bitbucket"], ["/bin/mount", "/var/atlassian"]]
 after_stop   = [["/bin/umount", "/var/atlassian"], ["/sbin/drbdadm", "secondary", "bitbucket"]]
 
+# ---- any mode ----
+[metrics]                      # optional: Prometheus
+listen = "127.0.0.1:9776"      # GET /metrics, text exposition format
+textfile = "/var/lib/prometheus/node-exporter/bbwd.prom"   # optional: node_exporter textfile collector
+
 # ---- mirror-farm node ----
 [load_balancer]
 haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down", "maint"
@@ -2530,6 +2610,13 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
             ["/sbin/drbdadm", "secondary", "bitbucket"]
         );
         assert_eq!(c.load_balancer, None);
+        assert_eq!(
+            c.metrics,
+            Some(Metrics {
+                listen: Some("127.0.0.1:9776".parse().unwrap()),
+                textfile: Some(PathBuf::from("/var/lib/prometheus/node-exporter/bbwd.prom")),
+            })
+        );
     }
 
     /// As written, SPEC's block mixes what cannot go together (it lists every key): exactly
@@ -2928,6 +3015,76 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
                     .status_url,
                 url
             );
+        }
+    }
+
+    #[test]
+    fn metrics_section() {
+        let c = ok("[metrics]\nlisten = \"[::1]:9776\"\n");
+        let m = c.metrics.unwrap();
+        assert_eq!(m.listen, Some("[::1]:9776".parse().unwrap()));
+        assert_eq!(m.textfile, None);
+        let c = ok("[metrics]\ntextfile = \"/run/bbwd.prom\"\n");
+        assert_eq!(c.metrics.unwrap().listen, None);
+        assert_eq!(ok("").metrics, None);
+        for (text, key, line, needle) in [
+            (
+                "[metrics]\nlisten = \"localhost:9776\"\n",
+                "metrics.listen",
+                Some(2),
+                "invalid socket address \"localhost:9776\"",
+            ),
+            (
+                "[metrics]\nlisten = \"127.0.0.1\"\n",
+                "metrics.listen",
+                Some(2),
+                "expected IP:PORT",
+            ),
+            (
+                "[metrics]\nlisten = 9776\n",
+                "metrics.listen",
+                Some(2),
+                "expected an \"IP:PORT\" string",
+            ),
+            (
+                "[metrics]\nlisten = \"127.0.0.1:0\"\n",
+                "metrics.listen",
+                Some(2),
+                "port 0",
+            ),
+            (
+                "[metrics]\ntextfile = \"bbwd.prom\"\n",
+                "metrics.textfile",
+                Some(2),
+                "not an absolute path",
+            ),
+            (
+                "[metrics]\ntextfile = \"/var/lib/node-exporter/bbwd.txt\"\n",
+                "metrics.textfile",
+                Some(2),
+                "ending in .prom",
+            ),
+            ("\n[metrics]\n", "metrics", Some(2), "needs `listen`"),
+            (
+                "[metrics]\nlisten = \"127.0.0.1:9776\"\nlistn = \"x\"\n",
+                "metrics.listn",
+                Some(3),
+                "did you mean `listen`?",
+            ),
+            (
+                "[metric]\nlisten = \"127.0.0.1:9776\"\n",
+                "metric",
+                Some(1),
+                "did you mean [metrics]?",
+            ),
+            (
+                "[metrics]\nhaproxy_agent = \"0.0.0.0:7777\"\nlisten = \"127.0.0.1:9776\"\n",
+                "metrics.haproxy_agent",
+                Some(2),
+                "belongs in [load_balancer]",
+            ),
+        ] {
+            one_problem(text, key, line, needle);
         }
     }
 

@@ -12,6 +12,7 @@ mod daemon;
 mod events;
 mod fence;
 mod hostcheck;
+mod metrics;
 mod mirror;
 mod ocf;
 mod status;

@@ -216,6 +216,63 @@ fn write_tmp_then_rename(tmp: &Path, path: &Path, bytes: &[u8], mode: u32) -> Re
     sync_dir(parent_dir(path))
 }
 
+/// A file rewritten often and read by another program (node_exporter's textfile collector):
+/// each [`ReplaceFile::write`] writes a temporary file next to it and renames it over, so a
+/// reader sees the old content or the new, never a part. Not fsynced: the content is a snapshot
+/// that the next write replaces, and after a crash an older (or, on some file systems, empty)
+/// file is harmless; an fsync would let a slow disk stall the caller's loop.
+///
+/// Both paths are built once, at [`ReplaceFile::new`]: a write allocates nothing (the standard
+/// library converts paths shorter than 384 bytes to C strings on the stack).
+#[derive(Debug)]
+pub struct ReplaceFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    mode: u32,
+}
+
+impl ReplaceFile {
+    /// `path` with the temporary `path.tmp.PID` (a name node_exporter's `*.prom` glob skips).
+    pub fn new(path: &Path, mode: u32) -> ReplaceFile {
+        ReplaceFile {
+            path: path.to_path_buf(),
+            tmp: with_suffix(path, &format!(".tmp.{}", std::process::id())),
+            mode,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Replaces the file's content with `bytes`, mode `mode` (not subject to the umask).
+    pub fn write(&self, bytes: &[u8]) -> Result<(), Error> {
+        let result = self.write_tmp(bytes).and_then(|()| {
+            std::fs::rename(&self.tmp, &self.path)
+                .map_err(|e| Error::io(&self.path, "rename temporary file over", e))
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        result
+    }
+
+    fn write_tmp(&self, bytes: &[u8]) -> Result<(), Error> {
+        // Truncating: a leftover of this pid (an earlier, interrupted write) is ours.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(self.mode & 0o7777)
+            .open(&self.tmp)
+            .map_err(|e| Error::io(&self.tmp, "create temporary file", e))?;
+        file.set_permissions(Permissions::from_mode(self.mode & 0o7777))
+            .map_err(|e| Error::io(&self.tmp, "chmod temporary file", e))?;
+        file.write_all(bytes)
+            .map_err(|e| Error::io(&self.tmp, "write temporary file", e))
+    }
+}
+
 /// Reads a small state file; `Ok(None)` when missing.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, Error> {
     let file = match File::open(path) {
@@ -607,6 +664,31 @@ mod tests {
             vec![OsString::from("maintenance")],
             "no temporary file left behind"
         );
+    }
+
+    #[test]
+    fn replace_file_swaps_the_content_whole_and_leaves_no_temporary() {
+        let dir = TempDir::new("replace");
+        let p = dir.join("bbwd.prom");
+        let f = ReplaceFile::new(&p, 0o644);
+        f.write(b"a 1\n").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"a 1\n");
+        assert_eq!(mode_of(&p), 0o644);
+        // A reader holding the old file keeps the old content (a new inode each time).
+        let old = File::open(&p).unwrap();
+        f.write(b"a 2\nb 3\n").unwrap();
+        let mut was = String::new();
+        (&old).read_to_string(&mut was).unwrap();
+        assert_eq!(was, "a 1\n");
+        assert_eq!(std::fs::read(&p).unwrap(), b"a 2\nb 3\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![OsString::from("bbwd.prom")]);
+        let missing = ReplaceFile::new(&dir.join("no/such/bbwd.prom"), 0o644);
+        let err = missing.write(b"x").unwrap_err();
+        assert!(err.to_string().contains("no/such"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! the non-blocking `/status` probe (`http`) and database connect check (`tcp`), the control socket
 //! (`control`), signal delivery (`signals`), systemd notification (`sdnotify`), state files
 //! (`fs`) and the clocks (`clock`), and the HAProxy agent-check server of a mirror-farm node
-//! (`agentcheck`). The virtual IP: netlink add/remove/watch, gratuitous ARP / unsolicited NA
+//! (`agentcheck`), the Prometheus scrape endpoint (`metrics_server`). The virtual IP: netlink add/remove/watch, gratuitous ARP / unsolicited NA
 //! and the pre-add probe (`vip`).
 //! Sessions to a BMC over IPMI (RMCP+ or `/dev/ipmi0`) on a worker thread, for fencing and the
 //! BMC watchdog (`ipmi`). The pair's other eyes on the network: reachability of the witness by
@@ -33,6 +33,7 @@ pub mod http;
 pub mod ipmi;
 pub mod linkwatch;
 pub mod logger;
+pub mod metrics_server;
 pub mod netlink;
 pub mod poll;
 pub mod process;

@@ -8,9 +8,12 @@
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
-/// Most fds watched at once: signals, Bitbucket's pidfd and output, probe, database check,
-/// notify command, the control listener and its clients, and room for the pair's sockets.
-pub const CAPACITY: usize = 32;
+/// Most fds watched at once: signals, Bitbucket's pidfd and output, probe, database and port
+/// checks, the log, the notify command (8); the control listener and its 8 clients (9); pair
+/// mode's up to 8 heartbeat links, BMC, VIP probe and watch, hooks, witness and link watch (14)
+/// or mirror mode's agent-check listener and its 8 connections (9); the metrics listener and its
+/// 4 connections (5). 36 at most; 48 leaves room (a `pollfd` is 8 bytes).
+pub const CAPACITY: usize = 48;
 
 /// A registration's handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

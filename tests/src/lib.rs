@@ -46,6 +46,8 @@ pub mod haproxy;
 /// The two-node pair lab: namespaces, a BMC per node, invariant sampler, client probe.
 pub mod pairlab;
 pub mod pairnode;
+/// Prometheus: promtool, a real server, a scrape client (`tests/tests/metrics.rs`).
+pub mod prom;
 
 /// A real Pacemaker cluster (corosync + pacemakerd) in namespaces (`tests/tests/pacemaker.rs`).
 pub mod pacemaker;

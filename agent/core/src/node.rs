@@ -637,6 +637,8 @@ impl Node {
                             self.start_bmc(now, Goal::On, BmcFor::CycleOn, out);
                         }
                     }
+                    // The details start with `cycle:`: the agent's metrics count fence attempts
+                    // from `fenced`/`fence_failed` and leave these power-on steps out by it.
                     BmcFor::CycleOn => match outcome {
                         fence::Outcome::Failed(d) => ev(
                             out,

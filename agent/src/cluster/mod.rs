@@ -863,6 +863,35 @@ impl<P: Platform> Cluster<P> {
         (peer, vip, fencing)
     }
 
+    /// Pair mode's part of the metrics, into `out` (fixed capacity: no allocation).
+    pub fn metrics(&self, now: Instant, node: &Node, out: &mut crate::metrics::Pair) {
+        out.links.clear();
+        out.dropped.clear();
+        out.takeover.clear();
+        out.vip_held = node.vip_held();
+        out.bmc_reachable = self.bmc_up;
+        for &(step, ms) in &self.timeline {
+            let _ = out.takeover.push((step, ms));
+        }
+        let Some(tracker) = node.tracker() else {
+            out.peer_alive = false;
+            return;
+        };
+        out.peer_alive = tracker.alive(now);
+        let (_, total) = tracker.links_up(now);
+        for i in 0..total {
+            let _ = out.links.push(crate::metrics::Link {
+                up: tracker.link(i).is_some_and(|l| l.up),
+                local: self.links.local_addr(i),
+                peer: self.links.peer_addr(i),
+            });
+        }
+        let counters = tracker.counters();
+        for r in hb::Reject::ALL {
+            let _ = out.dropped.push((r.name(), counters.get(r)));
+        }
+    }
+
     /// Closes the BMC session (at exit).
     pub fn close(self) {
         self.fencer.close(Duration::from_millis(500));

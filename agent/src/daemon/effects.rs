@@ -58,7 +58,13 @@ impl Core {
                     None => break,
                 },
             };
+            // A failed check is the supervisor's verdict: its run of failures grows by one.
+            let failures = matches!(input, node::Input::Sup(Input::Checked { .. }))
+                .then(|| self.node.machine().view().consecutive_failures);
             let acts = self.node.step(now, input);
+            if failures.is_some_and(|n| self.node.machine().view().consecutive_failures > n) {
+                self.exporter.counters.check_failures += 1;
+            }
             self.apply(now, acts);
         }
         while let Some((kind, detail, problem)) = self.cluster.as_mut().and_then(|c| c.next_event())
@@ -172,6 +178,7 @@ impl Core {
     pub(super) fn record_named(&mut self, kind: &'static str, detail: &Detail, severity: Severity) {
         let problem = severity >= Severity::Warning;
         self.events_recorded += 1;
+        self.exporter.counters.event(kind, detail);
         let wall_ms = clock::wall_ms();
         if problem {
             warn!("{kind}: {detail}");

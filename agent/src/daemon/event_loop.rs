@@ -68,6 +68,11 @@ impl Core {
                 });
             }
             let t_cluster = self.cluster.as_ref().map(|c| c.register(&mut set));
+            // Last: should the set ever be full, a scrape waits (its server is serviced every
+            // pass anyway), never a heartbeat.
+            self.exporter.poll_items(&mut |fd, want| {
+                let _ = set.add(fd, want);
+            });
             let deadline = self.next_deadline(now, control);
             let timeout = deadline.map(|d| d.saturating_duration_since(now));
             let planned_at = now;
@@ -118,7 +123,7 @@ impl Core {
                     self.check.db = Some(r.is_ok());
                 }
             }
-            self.finish_check();
+            self.finish_check(now);
             if set.ready(t_free).any() || self.free.deadline().is_some_and(|d| now >= d) {
                 if let Some(r) = self.free.advance(now) {
                     self.free_checked(now, r.is_ok());
@@ -155,6 +160,7 @@ impl Core {
             }
             self.drain_pending(now);
             self.service_mirror(now);
+            self.service_exporter(now);
             #[cfg(feature = "alloc-count")]
             self.bench.pass(
                 crate::alloc_count::allocations() - allocs_before,
@@ -204,6 +210,7 @@ impl Core {
             self.sd_watchdog.as_ref().map(|w| w.next_due()),
             self.hw.as_ref().and_then(|h| h.pacer.next_due()),
             self.lb.as_ref().and_then(|l| l.server.deadline()),
+            self.exporter.deadline(),
             self.free.deadline(),
             Some(self.clock_watch.next_read()),
             self.cluster.as_ref().and_then(|c| c.deadline()),
@@ -259,6 +266,7 @@ impl Core {
 
     pub(super) fn begin_check(&mut self, now: Instant) {
         self.checks_begun += 1;
+        self.check_started = Some(now);
         self.check = CheckSlot {
             active: true,
             probe: None,
@@ -275,7 +283,7 @@ impl Core {
                 self.check.db = Some(r.is_ok());
             }
         }
-        self.finish_check();
+        self.finish_check(now);
     }
 
     /// `CheckFree`: a TCP connect to `status_url`'s address. Accepted = something listens there
@@ -322,7 +330,7 @@ impl Core {
     }
 
     /// Delivers `Checked` once the probe and (if configured) the database check are done.
-    pub(super) fn finish_check(&mut self) {
+    pub(super) fn finish_check(&mut self, now: Instant) {
         if !self.check.active {
             return;
         }
@@ -331,6 +339,10 @@ impl Core {
             if !db_needed || self.check.db.is_some() {
                 let db_up = if db_needed { self.check.db } else { None };
                 self.check = CheckSlot::default();
+                if let Some(t) = self.check_started.take() {
+                    self.exporter.counters.last_check_duration =
+                        Some(now.saturating_duration_since(t));
+                }
                 self.push_input(Input::Checked { probe, db_up });
             }
         }

@@ -19,6 +19,8 @@ pub(super) struct LbAgent {
     pub(super) server: AgentServer,
     /// The reply set on the server, without its `\n`.
     line: ReplyLine,
+    /// That reply in one word (`up`, `drain`, `down`, `maint`), for the metrics.
+    pub(super) word: &'static str,
 }
 
 type ReplyLine = heapless::String<{ agentcheck::MAX_REPLY }>;
@@ -27,7 +29,12 @@ impl LbAgent {
     pub(super) fn new(server: AgentServer) -> LbAgent {
         let mut line = ReplyLine::new();
         let _ = line.push_str(server.reply());
-        LbAgent { server, line }
+        // The server starts with `down #starting`.
+        LbAgent {
+            server,
+            line,
+            word: "down",
+        }
     }
 }
 
@@ -68,13 +75,14 @@ impl Core {
         if self.lb.is_none() {
             return;
         }
-        let (line, _) = self.lb_reply();
+        let (line, word) = self.lb_reply();
         let Some(lb) = &mut self.lb else { return };
         if line != lb.line {
             match lb.server.set_reply(&line) {
                 Ok(()) => {
                     info!("load balancer: the HAProxy agent check now answers `{line}`");
                     lb.line = line;
+                    lb.word = word;
                 }
                 Err(e) => error!("internal: {e}"),
             }

@@ -15,14 +15,15 @@
 //! | `requests.rs` | control requests and their replies |
 //! | `report.rs` | the status report |
 //! | `lb.rs` | mirror mode's HAProxy agent check |
+//! | `exporter.rs` | Prometheus metrics: the scrape endpoint and node_exporter's textfile |
 //!
 //! One pass of the loop: register fds, wait in `poll(2)` until the earliest deadline, turn what
 //! happened into inputs, tick the node, and at the very end of the pass send the systemd
 //! keep-alive if due (so a loop that hangs anywhere stops it).
 //!
 //! # Invariants
-//! * The loop never blocks on a peer: the probe, database check, control clients and notify
-//!   commands are non-blocking with deadlines.
+//! * The loop never blocks on a peer: the probe, database check, control clients, notify
+//!   commands, HAProxy's agent checks and Prometheus scrapes are non-blocking with deadlines.
 //! * The pid file exists exactly while a process group started (or adopted) by bbwd may exist.
 //! * State that must survive a bbwd restart (maintenance, a persistent `failed`) is written to
 //!   `state_dir` before the step that changed it returns to the loop.
@@ -241,12 +242,17 @@ struct Core {
     /// Events recorded and checks begun since start (for the allocation benchmark).
     events_recorded: u64,
     checks_begun: u64,
+    /// `[metrics]`: the scrape endpoint, the textfile and the counters only metrics need.
+    exporter: exporter::Exporter,
+    /// When the check in progress began (its duration is a metric).
+    check_started: Option<Instant>,
     #[cfg(feature = "alloc-count")]
     bench: crate::alloc_count::LoopStats,
 }
 
 mod effects;
 mod event_loop;
+mod exporter;
 mod lb;
 mod report;
 mod requests;

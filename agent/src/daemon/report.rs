@@ -5,6 +5,32 @@
 use super::*;
 
 impl Core {
+    /// `single`, `pair` or `mirror` (SPEC "Status JSON" `mode`).
+    pub(super) fn mode_str(&self) -> &'static str {
+        match self.cfg.mode() {
+            Mode::Single => "single",
+            Mode::Pair => "pair",
+            Mode::Mirror => "mirror",
+        }
+    }
+
+    /// SPEC's `state` and `role` of the node (the status report's and the metrics').
+    pub(super) fn state_and_role(&self) -> (&'static str, &'static str) {
+        let role = self.node.role();
+        let state = match role {
+            Some(crate::pair::Role::Fencing) => "fencing",
+            Some(crate::pair::Role::TakingOver) => "taking_over",
+            Some(crate::pair::Role::Releasing) => "releasing",
+            _ => self.node.machine().view().state.as_str(),
+        };
+        let role = match role {
+            None => "none",
+            Some(crate::pair::Role::Active | crate::pair::Role::Releasing) => "active",
+            Some(_) => "standby",
+        };
+        (state, role)
+    }
+
     /// The status report.
     pub(super) fn status(&mut self) -> status::Status {
         let time_left = self.hw.as_mut().and_then(|h| h.dog.time_left());
@@ -26,25 +52,9 @@ impl Core {
         };
         status::Status {
             node: self.cfg.node.name.clone(),
-            mode: match self.cfg.mode() {
-                Mode::Single => "single",
-                Mode::Pair => "pair",
-                Mode::Mirror => "mirror",
-            }
-            .into(),
-            role: match self.node.role() {
-                None => "none",
-                Some(crate::pair::Role::Active | crate::pair::Role::Releasing) => "active",
-                Some(_) => "standby",
-            }
-            .into(),
-            state: match self.node.role() {
-                Some(crate::pair::Role::Fencing) => "fencing",
-                Some(crate::pair::Role::TakingOver) => "taking_over",
-                Some(crate::pair::Role::Releasing) => "releasing",
-                _ => v.state.as_str(),
-            }
-            .into(),
+            mode: self.mode_str().into(),
+            role: self.state_and_role().1.into(),
+            state: self.state_and_role().0.into(),
             daemon: "up".into(),
             bitbucket: status::Bitbucket {
                 state: bb_state,

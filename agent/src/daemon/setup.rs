@@ -64,6 +64,13 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         },
         None => None,
     };
+    let exporter = match exporter::Exporter::open(&cfg, clock::now()) {
+        Ok(e) => e,
+        Err(e) => {
+            control.remove();
+            return Err(e);
+        }
+    };
     let event_log = match EventLog::open(&paths.events, EVENT_LOG_MAX_BYTES) {
         Ok(l) => Some(l),
         Err(e) => {
@@ -195,6 +202,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         pace: status::LoopStats::default(),
         events_recorded: 0,
         checks_begun: 0,
+        exporter,
+        check_started: None,
         #[cfg(feature = "alloc-count")]
         bench: Default::default(),
     };
@@ -234,6 +243,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         core.disarm_hardware();
     }
     control.remove();
+    // The final state (`stopped`) for node_exporter, rather than the last running one.
+    core.write_textfile(clock::now());
     core.flush_notify();
     if let Some(c) = core.cluster.take() {
         c.close();
