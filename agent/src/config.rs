@@ -217,12 +217,35 @@ pub enum FenceAction {
     Cycle,
 }
 
+/// How a Redfish BMC's TLS certificate is checked (`[fencing]` with `method = "redfish"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedfishTls {
+    /// `ca_file`: a PEM file of CA certificates (read and parsed by the check).
+    CaFile(PathBuf),
+    /// `tls_fingerprint = "sha256:..."`: this certificate exactly.
+    Fingerprint([u8; 32]),
+    /// `insecure = true`: not checked (a warning in check-config and `bbwd status`).
+    Insecure,
+}
+
+/// The Redfish-only keys of `[fencing]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedfishKeys {
+    /// `system`: the ComputerSystem's path; `None` = the only one the service lists.
+    pub system: Option<String>,
+    /// Exactly one of `ca_file`, `tls_fingerprint`, `insecure = true`.
+    pub tls: RedfishTls,
+}
+
 /// `[fencing]`
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fencing {
-    /// Only `ipmi`.
+    /// `ipmi` (default) or `redfish`.
     pub method: String,
+    /// Host, port (default 623 for ipmi, 443 for redfish), user name, password file.
     pub lan: IpmiLan,
+    /// `Some` exactly when `method = "redfish"`.
+    pub redfish: Option<RedfishKeys>,
     /// Default 3; 0 is refused (it accepts any password).
     pub cipher_suite: u8,
     /// Default `off`.
@@ -440,6 +463,19 @@ pub fn warnings(cfg: &Config) -> Vec<Problem> {
             line: None,
             message: v.to_string(),
         })
+        .chain(
+            cfg.fencing
+                .as_ref()
+                .and_then(|f| f.redfish.as_ref())
+                .filter(|r| r.tls == RedfishTls::Insecure)
+                .map(|_| Problem {
+                    key: "fencing.insecure".to_string(),
+                    line: None,
+                    message: "the BMC's TLS certificate is NOT verified: anyone on the path can read \
+                              the BMC password and fake a confirmed off; set ca_file or tls_fingerprint"
+                        .to_string(),
+                }),
+        )
         .collect()
 }
 
@@ -599,7 +635,14 @@ const FENCING_KEYS: &[&str] = &[
     "cipher_suite",
     "action",
     "timeout",
+    // method = "redfish" only:
+    "system",
+    "ca_file",
+    "tls_fingerprint",
+    "insecure",
 ];
+/// The keys of `[fencing]` that only `method = "redfish"` uses.
+const REDFISH_ONLY_KEYS: &[&str] = &["system", "ca_file", "tls_fingerprint", "insecure"];
 const HOOKS_KEYS: &[&str] = &["before_start", "after_stop"];
 const LOAD_BALANCER_KEYS: &[&str] = &["haproxy_agent"];
 
@@ -1602,7 +1645,7 @@ impl Checker<'_> {
                     );
                     ok = false;
                 }
-                let lan = self.ipmi_lan(sub, "/etc/bbwd/own-bmc.pass");
+                let lan = self.ipmi_lan(sub, "/etc/bbwd/own-bmc.pass", false);
                 ok &= lan.is_some();
                 lan
             }
@@ -1620,8 +1663,14 @@ impl Checker<'_> {
         })
     }
 
-    /// The RMCP+ keys shared by `[watchdog.ipmi]` and `[fencing]`.
-    fn ipmi_lan(&mut self, sec: Sec<'_, '_>, password_example: &str) -> Option<IpmiLan> {
+    /// The RMCP+ keys shared by `[watchdog.ipmi]` and `[fencing]` (`redfish`: the same keys
+    /// for a Redfish service: port 443 by default, no IPMI limit on the user name).
+    fn ipmi_lan(
+        &mut self,
+        sec: Sec<'_, '_>,
+        password_example: &str,
+        redfish: bool,
+    ) -> Option<IpmiLan> {
         let host = self.required_string(sec, "host", "\"10.0.1.1\"");
         if let Some((host, span)) = &host {
             if host
@@ -1636,10 +1685,15 @@ impl Checker<'_> {
                 return None;
             }
         }
-        let port = self.integer(sec, "port", DEFAULT_IPMI_PORT, 1..=65535) as u16;
+        let default_port = if redfish {
+            i64::from(bbwd_platform::redfish::DEFAULT_PORT)
+        } else {
+            DEFAULT_IPMI_PORT
+        };
+        let port = self.integer(sec, "port", default_port, 1..=65535) as u16;
         let username = self.required_string(sec, "username", "\"fence\"");
         if let Some((user, span)) = &username {
-            if user.len() > MAX_IPMI_USER_BYTES {
+            if !redfish && user.len() > MAX_IPMI_USER_BYTES {
                 self.report(
                     sec.key("username"),
                     Some(span.start),
@@ -1912,12 +1966,12 @@ impl Checker<'_> {
         self.unknown_keys(sec, FENCING_KEYS);
         let mut ok = true;
         let method = match self.string(sec, "method") {
-            Some((m, _)) if m == "ipmi" => m,
+            Some((m, _)) if m == "ipmi" || m == "redfish" => m,
             Some((m, span)) => {
                 self.report(
                     sec.key("method"),
                     Some(span.start),
-                    format!("\"{m}\": the only method is \"ipmi\""),
+                    format!("\"{m}\": expected \"ipmi\" or \"redfish\""),
                 );
                 ok = false;
                 m
@@ -1927,7 +1981,33 @@ impl Checker<'_> {
                 "ipmi".to_string()
             }
         };
-        let lan = self.ipmi_lan(sec, "/etc/bbwd/peer-bmc.pass");
+        let is_redfish = method == "redfish";
+        let lan = self.ipmi_lan(sec, "/etc/bbwd/peer-bmc.pass", is_redfish);
+        let redfish = if is_redfish {
+            if sec.get("cipher_suite").is_some() {
+                self.report(
+                    sec.key("cipher_suite"),
+                    sec.get("cipher_suite").map(|i| i.span().start),
+                    "cipher_suite is an IPMI key: remove it with method = \"redfish\"",
+                );
+                ok = false;
+            }
+            let keys = self.redfish_keys(sec);
+            ok &= keys.is_some();
+            keys
+        } else {
+            for key in REDFISH_ONLY_KEYS {
+                if let Some(item) = sec.get(key) {
+                    self.at(
+                        sec.key(key),
+                        item,
+                        format!("{key} is a Redfish key: it needs method = \"redfish\""),
+                    );
+                    ok = false;
+                }
+            }
+            None
+        };
         let cipher_suite = self.integer(sec, "cipher_suite", 3, 0..=255) as u8;
         if cipher_suite == 0 {
             if let Some(item) = sec.get("cipher_suite") {
@@ -1967,10 +2047,102 @@ impl Checker<'_> {
         Some(Some(Fencing {
             method,
             lan: lan?,
+            redfish,
             cipher_suite,
             action,
             timeout,
         }))
+    }
+
+    /// `system` and the certificate check of `method = "redfish"`: exactly one of `ca_file`
+    /// (a readable PEM file of CA certificates), `tls_fingerprint` (`sha256:` and 32 bytes in
+    /// hex), `insecure = true`.
+    fn redfish_keys(&mut self, sec: Sec<'_, '_>) -> Option<RedfishKeys> {
+        let mut ok = true;
+        let system = match self.string(sec, "system") {
+            Some((s, span)) => {
+                if !s.starts_with("/redfish/v1/")
+                    || s.chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+                {
+                    self.report(
+                        sec.key("system"),
+                        Some(span.start),
+                        format!("\"{s}\": expected the ComputerSystem's path, e.g. \"/redfish/v1/Systems/1\""),
+                    );
+                    ok = false;
+                }
+                Some(s)
+            }
+            None => {
+                ok &= sec.get("system").is_none();
+                None
+            }
+        };
+        let ca_file = if sec.get("ca_file").is_some() {
+            match self.path(sec, "ca_file", None, "\"/etc/bbwd/peer-bmc-ca.pem\"") {
+                Some((path, span)) => match bbwd_platform::redfish::read_ca_file(&path) {
+                    Ok(_) => Some(path),
+                    Err(e) => {
+                        self.report(sec.key("ca_file"), Some(span.start), e);
+                        ok = false;
+                        None
+                    }
+                },
+                None => {
+                    ok = false;
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let fingerprint = match self.string(sec, "tls_fingerprint") {
+            Some((text, span)) => match bbwd_platform::redfish::parse_fingerprint(&text) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    self.report(sec.key("tls_fingerprint"), Some(span.start), e);
+                    ok = false;
+                    None
+                }
+            },
+            None => {
+                ok &= sec.get("tls_fingerprint").is_none();
+                None
+            }
+        };
+        let insecure = self.boolean(sec, "insecure", false);
+        let given = usize::from(sec.get("ca_file").is_some())
+            + usize::from(sec.get("tls_fingerprint").is_some())
+            + usize::from(insecure);
+        if given > 1 {
+            let key = if insecure {
+                "insecure"
+            } else {
+                "tls_fingerprint"
+            };
+            self.report(
+                sec.key(key),
+                sec.get(key).map(|i| i.span().start),
+                "give exactly one of ca_file, tls_fingerprint and insecure = true",
+            );
+            return None;
+        }
+        if given == 0 {
+            self.report(
+                sec.key("ca_file"),
+                Some(sec.header),
+                "method = \"redfish\" needs the BMC's certificate checked: ca_file = the PEM file of the CA that signed it, or tls_fingerprint = \"sha256:...\" of the certificate itself (openssl x509 -noout -fingerprint -sha256); insecure = true only to accept any certificate",
+            );
+            return None;
+        }
+        let tls = match (ca_file, fingerprint) {
+            (Some(path), _) => RedfishTls::CaFile(path),
+            (None, Some(f)) => RedfishTls::Fingerprint(f),
+            (None, None) if insecure => RedfishTls::Insecure,
+            (None, None) => return None,
+        };
+        ok.then_some(RedfishKeys { system, tls })
     }
 
     fn hooks(&mut self, root: &DeTable<'_>) -> Hooks {
@@ -3273,14 +3445,142 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
         );
     }
 
+    /// A CA certificate (P-256, self-signed) for the `ca_file` checks: data, never trusted.
+    const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----\n\
+MIIBkTCCATegAwIBAgIUB4EODe8jOB8DgQEJR+VgTRutlUswCgYIKoZIzj0EAwIw\n\
+HjEcMBoGA1UEAwwTYmJ3ZCBjb25maWcgdGVzdCBDQTAeFw0yNjEyMDQyMDIzMTJa\n\
+Fw0zNjEyMDEyMDIzMTJaMB4xHDAaBgNVBAMME2Jid2QgY29uZmlnIHRlc3QgQ0Ew\n\
+WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQNSu0v3M/hu+7Lomx8EuMo4kV7bD99\n\
+dFaRcmvElsj39B1rXtN3iAbsnH4TeY7j666qcNehAtwBsXRNgfTpBSbZo1MwUTAd\n\
+BgNVHQ4EFgQU60Ax/Gyayrum/SZ8ag1zAQ7tri4wHwYDVR0jBBgwFoAU60Ax/Gya\n\
+yrum/SZ8ag1zAQ7tri4wDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBF\n\
+AiEAtzORmC/2DMelsuwYLCyhyGrIRtJ2qyCT9K+LMutr76YCIEAZ4w5oEju6BSII\n\
+t+h8RlXtLvUB/0zX7TsGjndYo2kC\n\
+-----END CERTIFICATE-----\n\
+";
+
+    /// `method = "redfish"`: the TLS check is required and exactly one; each key's value is
+    /// checked (a readable PEM CA file, a sha256 fingerprint, a /redfish/v1/ path); the IPMI
+    /// and Redfish keys stay with their method; port 443 by default; insecure is a warning.
+    #[test]
+    fn redfish_keys_checked() {
+        let dir = TempDir::new("redfish");
+        let ca = dir.0.join("ca.pem");
+        std::fs::write(&ca, TEST_CA_PEM).unwrap();
+        let not_pem = dir.0.join("not.pem");
+        std::fs::write(&not_pem, "hello\n").unwrap();
+        let rf = |extra: &str| pair(&dir, LINKS, &format!("method = \"redfish\"\n{extra}"));
+        let pin = format!("tls_fingerprint = \"sha256:{}\"\n", "ab".repeat(32));
+        // Lines: 8 [fencing], 12 method, 13.. extra.
+        one_problem(
+            &rf(""),
+            "fencing.ca_file",
+            Some(8),
+            "needs the BMC's certificate checked",
+        );
+        one_problem(
+            &rf(&format!("ca_file = \"{}\"\n", not_pem.display())),
+            "fencing.ca_file",
+            Some(13),
+            "not a PEM certificate file",
+        );
+        one_problem(
+            &rf("ca_file = \"/nonexistent/ca.pem\"\n"),
+            "fencing.ca_file",
+            Some(13),
+            "No such file",
+        );
+        one_problem(
+            &rf("tls_fingerprint = \"AB:CD\"\n"),
+            "fencing.tls_fingerprint",
+            Some(13),
+            "expected \"sha256:\"",
+        );
+        one_problem(
+            &rf("tls_fingerprint = \"sha256:ABCD\"\n"),
+            "fencing.tls_fingerprint",
+            Some(13),
+            "64 hex digits",
+        );
+        one_problem(
+            &rf(&format!("ca_file = \"{}\"\n{pin}", ca.display())),
+            "fencing.tls_fingerprint",
+            Some(14),
+            "exactly one of ca_file, tls_fingerprint and insecure",
+        );
+        one_problem(
+            &rf(&format!("{pin}insecure = true\n")),
+            "fencing.insecure",
+            Some(14),
+            "exactly one",
+        );
+        one_problem(
+            &rf(&format!("{pin}system = \"Systems/1\"\n")),
+            "fencing.system",
+            Some(14),
+            "ComputerSystem's path",
+        );
+        one_problem(
+            &rf(&format!("{pin}cipher_suite = 3\n")),
+            "fencing.cipher_suite",
+            Some(14),
+            "IPMI key",
+        );
+        one_problem(
+            &pair(&dir, LINKS, &pin),
+            "fencing.tls_fingerprint",
+            Some(12),
+            "needs method = \"redfish\"",
+        );
+
+        // Valid: a CA file, a pin, or insecure (then a warning naming the key).
+        let c = ok(&rf(&format!(
+            "ca_file = \"{}\"\nsystem = \"/redfish/v1/Systems/abc\"\n",
+            ca.display()
+        )));
+        let f = c.fencing.unwrap();
+        assert_eq!((f.method.as_str(), f.lan.port), ("redfish", 443));
+        let r = f.redfish.unwrap();
+        assert_eq!(r.tls, RedfishTls::CaFile(ca.clone()));
+        assert_eq!(r.system.as_deref(), Some("/redfish/v1/Systems/abc"));
+        let c = ok(&rf(&format!("{pin}port = 8443\n")));
+        let f = c.fencing.as_ref().unwrap();
+        assert_eq!(f.lan.port, 8443);
+        assert_eq!(
+            f.redfish.as_ref().unwrap().tls,
+            RedfishTls::Fingerprint([0xab; 32])
+        );
+        assert!(warnings(&c).iter().all(|w| w.key != "fencing.insecure"));
+        let c = ok(&rf("insecure = true\n"));
+        assert_eq!(
+            c.fencing.as_ref().unwrap().redfish.as_ref().unwrap().tls,
+            RedfishTls::Insecure
+        );
+        let w = warnings(&c);
+        assert!(
+            w.iter()
+                .any(|w| w.key == "fencing.insecure" && w.message.contains("NOT verified")),
+            "{w:?}"
+        );
+        // Redfish user names are not bound by IPMI's 16 bytes.
+        let long_user = rf(&pin).replace(
+            "username = \"fence\"",
+            "username = \"a-very-long-user-name\"",
+        );
+        assert_eq!(
+            ok(&long_user).fencing.unwrap().lan.username,
+            "a-very-long-user-name"
+        );
+    }
+
     #[test]
     fn fencing_keys_checked() {
         let dir = TempDir::new("fencing");
         one_problem(
-            &pair(&dir, LINKS, "method = \"redfish\"\n"),
+            &pair(&dir, LINKS, "method = \"ipmilan\"\n"),
             "fencing.method",
             Some(12),
-            "only method is \"ipmi\"",
+            "expected \"ipmi\" or \"redfish\"",
         );
         one_problem(
             &pair(&dir, LINKS, "action = \"reboot\"\n"),

@@ -203,7 +203,8 @@ impl Status {
     /// that keeps failing, a fencing BMC that reports the heard peer off (it is another
     /// machine's), both nodes `preferred_active`, a node that self-fenced. WARNING: a lost
     /// heartbeat link, a BMC session that is down (fencing would fail), failover paused by
-    /// maintenance, neither node preferred.
+    /// maintenance, neither node preferred, a Redfish BMC whose TLS certificate is not verified
+    /// (`fencing.tls_warning`, `insecure = true`).
     fn pair_exit_code(&self) -> i32 {
         let fencing = |k: &str| {
             self.fencing
@@ -234,7 +235,11 @@ impl Status {
         let degraded = links.is_some_and(|(up, total, alive)| up < total || !alive)
             || fencing("session_up") == Some(false)
             || fencing("failover_paused") == Some(true)
-            || conflict == Some("neither");
+            || conflict == Some("neither")
+            || self
+                .fencing
+                .as_ref()
+                .is_some_and(|f| f.get("tls_warning").is_some_and(|w| w.is_string()));
         let base = match (self.role.as_str(), self.state.as_str()) {
             ("standby", "stopped" | "starting") => OK,
             (_, "running") if self.bitbucket.consecutive_failures == 0 => OK,
@@ -329,6 +334,9 @@ impl Status {
                 f["bmc"].as_str().unwrap_or("?")
             );
             let flag = |k: &str| f[k].as_bool() == Some(true);
+            if let Some(w) = f["tls_warning"].as_str() {
+                let _ = writeln!(s, "  FENCING WARNING: {w}");
+            }
             if flag("takeover_blocked") {
                 let _ = writeln!(
                     s,
@@ -557,6 +565,20 @@ mod tests {
         assert_eq!(with("preference_conflict", "both".into()), CRITICAL);
         assert_eq!(with("preference_conflict", "neither".into()), WARNING);
         assert_eq!(with("failover_paused", true.into()), WARNING);
+        // A Redfish fencer whose certificate is not verified (insecure = true): WARNING, and
+        // the human form says why; no warning (null) is OK.
+        assert_eq!(with("tls_warning", serde_json::Value::Null), OK);
+        assert_eq!(
+            with("tls_warning", "TLS certificate NOT verified".into()),
+            WARNING
+        );
+        let mut s = st.clone();
+        s.fencing = Some(serde_json::json!({ "session_up": true, "tls_warning": "NOT verified" }));
+        assert!(
+            s.render().contains("FENCING WARNING: NOT verified"),
+            "{}",
+            s.render()
+        );
     }
 
     #[test]
