@@ -37,6 +37,9 @@ pub mod vm;
 /// ipmi_sim, a real BMC per test (`tests/tests/ipmi_*.rs`).
 pub mod ipmisim;
 
+/// sushy-tools' emulator, a real Redfish service per test (`tests/tests/redfish_fence.rs`).
+pub mod sushy;
+
 /// A real HAProxy in front of mirror-farm nodes (`tests/tests/mirror_haproxy.rs`).
 pub mod haproxy;
 

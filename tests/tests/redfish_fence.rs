@@ -1,0 +1,350 @@
+//! `bbwd fence status|off|on|cycle` through the real binary against a real Redfish service
+//! (sushy-tools' emulator, fake driver, over TLS with a test CA and an htpasswd file).
+//!
+//! * off returns only once the service reports `Off`: the emulator applies a reset 1-11 s after
+//!   its 204, and an independent client (curl) reads `Off` right after bbwd prints `off`, and
+//!   never read `Off` before bbwd's reset was sent; already off is success; on and cycle are
+//!   confirmed the same way;
+//! * a wrong password fails with exit 1 and "bad credentials";
+//! * a certificate not signed by `ca_file` is refused (nothing sent); a pinned fingerprint
+//!   works when right and refuses when wrong; `insecure = true` works and is a warning in
+//!   check-config;
+//! * an unreachable service (refused port; a port that accepts but never answers) fails with
+//!   exit 1, the silent one by `[fencing] timeout`;
+//! * two systems and no `system` key: a clear error naming `fencing.system`; with the key, only
+//!   that system is fenced.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bbwd_tests::sushy::{self, Options, Sushy};
+use bbwd_tests::{bbwd_bin, run_bounded, toml_str, TestDir};
+
+/// `[fencing]` lines beyond host/port/user/password (the TLS check, `system`).
+fn config(dir: &TestDir, port: u16, password: &str, extra: &str, timeout: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join("cluster.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let pw = dir.join("redfish.pass");
+    std::fs::write(&pw, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let d = dir.path().display().to_string();
+    let text = format!(
+        "[node]\nname = \"n1\"\nstate_dir = {}\ncontrol_socket = {}\n\n\
+         [bitbucket]\ncommand = [\"/bin/true\"]\n\n\
+         [cluster]\npeer = \"n2\"\nlisten = [\"127.0.0.1:{}\"]\npeer_addresses = [\"127.0.0.1:{}\"]\nkey_file = {}\n\n\
+         [vip]\naddress = \"10.0.0.50/24\"\ninterface = \"lo\"\n\n\
+         [fencing]\nmethod = \"redfish\"\nhost = \"127.0.0.1\"\nport = {port}\nusername = {}\npassword_file = {}\n\
+         timeout = {}\n{extra}",
+        toml_str(&format!("{d}/state")),
+        toml_str(&format!("{d}/control.sock")),
+        bbwd_tests::free_port(),
+        bbwd_tests::free_port(),
+        toml_str(&key.display().to_string()),
+        toml_str(sushy::USER),
+        toml_str(&pw.display().to_string()),
+        toml_str(timeout),
+    );
+    let path = dir.join("bbwd.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn ca(path: &Path) -> String {
+    format!("ca_file = {}\n", toml_str(&path.display().to_string()))
+}
+
+fn bbwd(config: &Path, args: &[&str]) -> (Output, Duration) {
+    let mut cmd = Command::new(bbwd_bin());
+    cmd.args(args).arg("-c").arg(config);
+    let t0 = Instant::now();
+    let out = run_bounded(cmd, Duration::from_secs(90));
+    (out, t0.elapsed())
+}
+
+fn fence(config: &Path, action: &str) -> (Output, Duration) {
+    bbwd(config, &["fence", action])
+}
+
+fn ok(out: &Output, want: &str, emu: &Sushy) {
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr),
+        emu.diagnostics()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want);
+}
+
+fn failed(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("expected failure: {}", err.trim());
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout {:?}, stderr {err}",
+        out.stdout
+    );
+    err
+}
+
+/// Reads a system's `PowerState` by curl in a loop, recording each answer and when.
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<(Instant, String)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watcher {
+    fn start(emu: &Sushy, system: &str) -> Watcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (ca, port, system) = (emu.pki.ca.clone(), emu.port, system.to_string());
+        let (stop2, seen2) = (stop.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                let mut cmd = Command::new("curl");
+                cmd.args(["-sS", "--fail", "--max-time", "5", "--cacert"])
+                    .arg(&ca)
+                    .args(["-u", &format!("{}:{}", sushy::USER, sushy::PASSWORD)])
+                    .arg(format!("https://127.0.0.1:{port}{system}"));
+                let out = run_bounded(cmd, Duration::from_secs(10));
+                let at = Instant::now();
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+                    let state = v["PowerState"].as_str().unwrap_or("?").to_string();
+                    seen2.lock().unwrap().push((at, state));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Watcher {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> Vec<(Instant, String)> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+/// The core property: `off` prints `off` only once the service itself reports Off, although
+/// the service acknowledges the reset at once and changes state seconds later.
+#[test]
+fn off_returns_only_once_the_service_reports_off_and_on_and_cycle_are_confirmed() {
+    if !sushy::available() {
+        return;
+    }
+    let dir = TestDir::new("redfish_fence");
+    let emu = Sushy::start(dir.path(), &Options::default());
+    let system = emu.systems[0].clone();
+    // One system listed: `system` may be left out (bbwd checks there is exactly one).
+    let cfg = config(&dir, emu.port, sushy::PASSWORD, &ca(&emu.pki.ca), "30s");
+
+    let (out, _) = fence(&cfg, "status");
+    ok(&out, "on", &emu);
+    assert_eq!(emu.power_state(&system), "On");
+
+    let watcher = Watcher::start(&emu, &system);
+    let started = Instant::now();
+    let (out, took) = fence(&cfg, "off");
+    let returned = Instant::now();
+    // Read at once, before anything else: the service must already say Off.
+    let after = emu.power_state(&system);
+    let seen = watcher.finish();
+    ok(&out, "off", &emu);
+    assert_eq!(after, "Off", "bbwd said off while the service says {after}");
+    // Never reported Off by bbwd before the service: every answer the independent client got
+    // after bbwd returned is Off, and the last On it read came before bbwd returned.
+    let last_on = seen.iter().rev().find(|(_, s)| s == "On").map(|(t, _)| *t);
+    if let Some(t) = last_on {
+        assert!(t <= returned, "the service said On after bbwd printed off");
+    }
+    assert!(
+        seen.iter()
+            .filter(|(t, _)| *t > returned)
+            .all(|(_, s)| s == "Off"),
+        "{seen:?}"
+    );
+    eprintln!(
+        "redfish off: bbwd {} ms; service first read Off {} ms after start (watcher, 50 ms + curl); {} reads On during the command",
+        took.as_millis(),
+        seen.iter()
+            .find(|(_, s)| s == "Off")
+            .map(|(t, _)| t.saturating_duration_since(started).as_millis() as i64)
+            .unwrap_or(-1),
+        seen.iter().filter(|(t, s)| *t >= started && s == "On").count()
+    );
+
+    // Already off: success at once, still off.
+    let (out, _) = fence(&cfg, "off");
+    ok(&out, "off", &emu);
+
+    // On: confirmed the same way.
+    let (out, _) = fence(&cfg, "on");
+    ok(&out, "on", &emu);
+    assert_eq!(emu.power_state(&system), "On");
+
+    // Cycle: off confirmed, then on confirmed.
+    let watcher = Watcher::start(&emu, &system);
+    let (out, _) = fence(&cfg, "cycle");
+    let after = emu.power_state(&system);
+    let seen = watcher.finish();
+    ok(&out, "on", &emu);
+    assert_eq!(after, "On");
+    assert!(
+        seen.iter().any(|(_, s)| s == "Off"),
+        "a cycle that never showed Off: {seen:?}"
+    );
+}
+
+#[test]
+fn a_wrong_password_is_bad_credentials() {
+    if !sushy::available() {
+        return;
+    }
+    let dir = TestDir::new("redfish_badpw");
+    let emu = Sushy::start(dir.path(), &Options::default());
+    let cfg = config(&dir, emu.port, "not-the-password", &ca(&emu.pki.ca), "10s");
+    let (out, _) = fence(&cfg, "off");
+    let err = failed(&out);
+    assert!(err.contains("bad credentials"), "{err}");
+    assert_eq!(
+        emu.power_state(&emu.systems[0]),
+        "On",
+        "fenced with a wrong password"
+    );
+}
+
+#[test]
+fn certificates_are_checked_by_ca_file_or_pinned_fingerprint() {
+    if !sushy::available() {
+        return;
+    }
+    let dir = TestDir::new("redfish_tls");
+    let emu = Sushy::start(dir.path(), &Options::default());
+
+    // A CA that did not sign the service's certificate: refused in the handshake.
+    let cfg = config(
+        &dir,
+        emu.port,
+        sushy::PASSWORD,
+        &ca(&emu.pki.other_ca),
+        "10s",
+    );
+    let (out, _) = fence(&cfg, "off");
+    let err = failed(&out);
+    assert!(
+        err.contains("TLS handshake refused") && err.contains("not signed by a CA in ca_file"),
+        "{err}"
+    );
+    assert_eq!(emu.power_state(&emu.systems[0]), "On");
+
+    // The right fingerprint: works without any CA.
+    let pin = format!("tls_fingerprint = {}\n", toml_str(&emu.pki.fingerprint));
+    let cfg = config(&dir, emu.port, sushy::PASSWORD, &pin, "10s");
+    let (out, _) = fence(&cfg, "status");
+    ok(&out, "on", &emu);
+
+    // A wrong one: refused, naming the fingerprint the service showed.
+    let wrong = format!("tls_fingerprint = \"sha256:{}\"\n", "00".repeat(32));
+    let cfg = config(&dir, emu.port, sushy::PASSWORD, &wrong, "10s");
+    let (out, _) = fence(&cfg, "status");
+    let err = failed(&out);
+    let shown = emu.pki.fingerprint.to_uppercase();
+    assert!(
+        err.contains("fingerprint") && err.to_uppercase().contains(&shown),
+        "{err}"
+    );
+
+    // insecure = true: works, and check-config warns about it.
+    let cfg = config(&dir, emu.port, sushy::PASSWORD, "insecure = true\n", "10s");
+    let (out, _) = fence(&cfg, "status");
+    ok(&out, "on", &emu);
+    let (out, _) = bbwd(&cfg, &["check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning") && err.contains("fencing.insecure") && err.contains("NOT verified"),
+        "exit {:?}: {err}",
+        out.status.code()
+    );
+}
+
+#[test]
+fn an_unreachable_service_fails_by_the_timeout() {
+    if !sushy::available() {
+        return;
+    }
+    let dir = TestDir::new("redfish_unreach");
+    let pki = sushy::Pki::new(dir.path());
+    // Accepts TCP connections (the kernel's backlog) but never answers the TLS handshake.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let cfg = config(&dir, port, sushy::PASSWORD, &ca(&pki.ca), "3s");
+    let (out, took) = fence(&cfg, "off");
+    let err = failed(&out);
+    assert!(
+        err.contains("unreachable") || err.contains("timeout"),
+        "{err}"
+    );
+    // The 3 s timeout, plus process start and a generous margin for a loaded machine.
+    assert!(took < Duration::from_secs(10), "took {took:?}: {err}");
+
+    // A closed port: refused at once.
+    drop(silent);
+    let cfg = config(&dir, port, sushy::PASSWORD, &ca(&pki.ca), "3s");
+    let (out, _) = fence(&cfg, "status");
+    let err = failed(&out);
+    assert!(
+        err.contains("unreachable") && err.contains("connection refused"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_systems_need_the_system_key_and_only_that_one_is_fenced() {
+    if !sushy::available() {
+        return;
+    }
+    let dir = TestDir::new("redfish_two");
+    let emu = Sushy::start(dir.path(), &Options { systems: 2 });
+    let cfg = config(&dir, emu.port, sushy::PASSWORD, &ca(&emu.pki.ca), "30s");
+    let (out, _) = fence(&cfg, "off");
+    let err = failed(&out);
+    assert!(
+        err.contains("lists 2 systems") && err.contains("fencing.system"),
+        "{err}"
+    );
+    for s in &emu.systems {
+        assert_eq!(emu.power_state(s), "On");
+    }
+
+    let (target, other) = (&emu.systems[1], &emu.systems[0]);
+    let extra = format!("{}system = {}\n", ca(&emu.pki.ca), toml_str(target));
+    let cfg = config(&dir, emu.port, sushy::PASSWORD, &extra, "30s");
+    let (out, _) = fence(&cfg, "off");
+    ok(&out, "off", &emu);
+    assert_eq!(emu.power_state(target), "Off");
+    assert_eq!(emu.power_state(other), "On", "the other system was touched");
+
+    // A system that does not exist: a clear error, nothing touched.
+    let extra = format!(
+        "{}system = \"/redfish/v1/Systems/no-such-system\"\n",
+        ca(&emu.pki.ca)
+    );
+    let cfg = config(&dir, emu.port, sushy::PASSWORD, &extra, "10s");
+    let (out, _) = fence(&cfg, "status");
+    let err = failed(&out);
+    assert!(err.contains("no such system"), "{err}");
+}
