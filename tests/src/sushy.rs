@@ -13,8 +13,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 use crate::{kill_pid, run_bounded, wait_until};
 
@@ -128,8 +130,8 @@ fn run_ok(cmd: Command, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The test PKI in `dir`: `ca.pem` signs `server.pem` (for 127.0.0.1); `other-ca.pem` signs
-/// nothing the emulator shows.
+/// The test PKI in `dir`: `ca.pem` signs `server.pem` (for the emulator's IP address);
+/// `other-ca.pem` signs nothing the emulator shows.
 pub struct Pki {
     pub ca: PathBuf,
     pub other_ca: PathBuf,
@@ -140,7 +142,7 @@ pub struct Pki {
 }
 
 impl Pki {
-    pub fn new(dir: &Path) -> Pki {
+    pub fn new(dir: &Path, ip: &str) -> Pki {
         let p = |n: &str| dir.join(n);
         for ca in ["ca", "other-ca"] {
             let mut cmd = Command::new("openssl");
@@ -161,15 +163,17 @@ impl Pki {
             "-pkeyopt",
             "ec_paramgen_curve:P-256",
         ])
-        .args(["-nodes", "-subj", "/CN=127.0.0.1", "-keyout"])
+        .args(["-nodes", "-subj", &format!("/CN={ip}"), "-keyout"])
         .arg(p("server.key"))
         .arg("-out")
         .arg(p("server.csr"));
         run_ok(cmd, "openssl req (server)");
         std::fs::write(
             p("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+            format!(
+                "subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\n\
+                 keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
+            ),
         )
         .unwrap();
         let mut cmd = Command::new("openssl");
@@ -205,22 +209,45 @@ impl Pki {
     }
 }
 
-/// What an emulator serves.
+/// What an emulator serves, and where.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// How many fake systems, each powered `On` at start.
     pub systems: usize,
+    /// The address it listens on (and its certificate names).
+    pub ip: String,
+    /// A network namespace to run it in (the pair lab's switch); `None`: this one.
+    pub netns: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { systems: 1 }
+        Options {
+            systems: 1,
+            ip: "127.0.0.1".into(),
+            netns: None,
+        }
+    }
+}
+
+/// `program` as a command, inside `netns` when given (`ip netns exec` execs it: the PID is the
+/// program's own).
+fn command_in(netns: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+        None => Command::new(program),
     }
 }
 
 /// One running emulator on 127.0.0.1.
 pub struct Sushy {
     child: Child,
+    pub ip: String,
+    netns: Option<String>,
     pub port: u16,
     pub pki: Pki,
     /// The systems' paths, e.g. `/redfish/v1/Systems/<uuid>`.
@@ -232,7 +259,7 @@ impl Sushy {
     /// Starts an emulator in `dir` and waits until it answers over TLS.
     pub fn start(dir: &Path, opts: &Options) -> Sushy {
         let venv = venv_dir();
-        let pki = Pki::new(dir);
+        let pki = Pki::new(dir, &opts.ip);
         let mut cmd = Command::new(venv.join("bin/python"));
         cmd.args([
             "-c",
@@ -264,10 +291,11 @@ impl Sushy {
             ),
         )
         .unwrap();
+        // Free in this namespace; a fresh namespace has every port free.
         let port = crate::free_port();
         let log = dir.join("sushy.log");
-        let child = Command::new(venv.join("bin/sushy-emulator"))
-            .args(["--fake", "-i", "127.0.0.1", "-p", &port.to_string()])
+        let child = command_in(opts.netns.as_deref(), venv.join("bin/sushy-emulator"))
+            .args(["--fake", "-i", &opts.ip, "-p", &port.to_string()])
             .arg("--ssl-certificate")
             .arg(&pki.cert)
             .arg("--ssl-key")
@@ -281,6 +309,8 @@ impl Sushy {
             .expect("start sushy-emulator");
         let mut s = Sushy {
             child,
+            ip: opts.ip.clone(),
+            netns: opts.netns.clone(),
             port,
             pki,
             systems: Vec::new(),
@@ -304,11 +334,11 @@ impl Sushy {
 
     /// GET `path` with the CA and the credentials, by curl; the body on HTTP 200.
     pub fn get(&self, path: &str) -> Option<String> {
-        let mut cmd = Command::new("curl");
+        let mut cmd = self.curl();
         cmd.args(["-sS", "--fail", "--max-time", "5", "--cacert"])
             .arg(&self.pki.ca)
             .args(["-u", &format!("{USER}:{PASSWORD}")])
-            .arg(format!("https://127.0.0.1:{}{path}", self.port));
+            .arg(format!("https://{}:{}{path}", self.ip, self.port));
         let out = run_bounded(cmd, Duration::from_secs(10));
         out.status
             .success()
@@ -326,15 +356,15 @@ impl Sushy {
 
     /// Asks for a reset by curl (the test's own hand on the power).
     pub fn reset(&self, system: &str, reset_type: &str) {
-        let mut cmd = Command::new("curl");
+        let mut cmd = self.curl();
         cmd.args(["-sS", "--fail", "--max-time", "5", "--cacert"])
             .arg(&self.pki.ca)
             .args(["-u", &format!("{USER}:{PASSWORD}")])
             .args(["-H", "Content-Type: application/json", "-d"])
             .arg(format!("{{\"ResetType\":\"{reset_type}\"}}"))
             .arg(format!(
-                "https://127.0.0.1:{}{system}/Actions/ComputerSystem.Reset",
-                self.port
+                "https://{}:{}{system}/Actions/ComputerSystem.Reset",
+                self.ip, self.port
             ));
         run_ok(cmd, "curl reset");
     }
@@ -353,8 +383,71 @@ impl Sushy {
         )
     }
 
+    /// curl, in the emulator's namespace.
+    pub fn curl(&self) -> Command {
+        command_in(self.netns.as_deref(), "curl")
+    }
+
+    /// `https://ip:port` of the service.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}:{}{path}", self.ip, self.port)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+}
+
+/// Reads a system's `PowerState` by curl in a loop, recording each answer and when.
+pub struct PowerWatch {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<(Instant, String)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PowerWatch {
+    pub fn start(emu: &Sushy, system: &str) -> PowerWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let ca = emu.pki.ca.clone();
+        let url = emu.url(system);
+        let curl = emu.curl();
+        let program = curl.get_program().to_owned();
+        let pre: Vec<_> = curl.get_args().map(|a| a.to_owned()).collect();
+        let (stop2, seen2) = (stop.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                let mut cmd = Command::new(&program);
+                cmd.args(&pre)
+                    .args(["-sS", "--fail", "--max-time", "5", "--cacert"])
+                    .arg(&ca)
+                    .args(["-u", &format!("{}:{}", USER, PASSWORD)])
+                    .arg(&url);
+                // Taken before the request: the service's answer is from this moment or later,
+                // so "said On at `at`" never claims a later time than it was true.
+                let at = Instant::now();
+                let out = run_bounded(cmd, Duration::from_secs(10));
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+                    let state = v["PowerState"].as_str().unwrap_or("?").to_string();
+                    seen2.lock().unwrap().push((at, state));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        PowerWatch {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops; every answer with the moment just before its request.
+    pub fn finish(mut self) -> Vec<(Instant, String)> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::mem::take(&mut *self.seen.lock().unwrap())
     }
 }
 

@@ -17,11 +17,9 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bbwd_tests::sushy::{self, Options, Sushy};
+use bbwd_tests::sushy::{self, Options, PowerWatch, Sushy};
 use bbwd_tests::{bbwd_bin, run_bounded, toml_str, TestDir};
 
 /// `[fencing]` lines beyond host/port/user/password (the TLS check, `system`).
@@ -94,51 +92,6 @@ fn failed(out: &Output) -> String {
     err
 }
 
-/// Reads a system's `PowerState` by curl in a loop, recording each answer and when.
-struct Watcher {
-    stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<(Instant, String)>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Watcher {
-    fn start(emu: &Sushy, system: &str) -> Watcher {
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (ca, port, system) = (emu.pki.ca.clone(), emu.port, system.to_string());
-        let (stop2, seen2) = (stop.clone(), seen.clone());
-        let thread = std::thread::spawn(move || {
-            while !stop2.load(Ordering::SeqCst) {
-                let mut cmd = Command::new("curl");
-                cmd.args(["-sS", "--fail", "--max-time", "5", "--cacert"])
-                    .arg(&ca)
-                    .args(["-u", &format!("{}:{}", sushy::USER, sushy::PASSWORD)])
-                    .arg(format!("https://127.0.0.1:{port}{system}"));
-                let out = run_bounded(cmd, Duration::from_secs(10));
-                let at = Instant::now();
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
-                    let state = v["PowerState"].as_str().unwrap_or("?").to_string();
-                    seen2.lock().unwrap().push((at, state));
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        Watcher {
-            stop,
-            seen,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> Vec<(Instant, String)> {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-}
-
 /// The core property: `off` prints `off` only once the service itself reports Off, although
 /// the service acknowledges the reset at once and changes state seconds later.
 #[test]
@@ -156,7 +109,7 @@ fn off_returns_only_once_the_service_reports_off_and_on_and_cycle_are_confirmed(
     ok(&out, "on", &emu);
     assert_eq!(emu.power_state(&system), "On");
 
-    let watcher = Watcher::start(&emu, &system);
+    let watcher = PowerWatch::start(&emu, &system);
     let started = Instant::now();
     let (out, took) = fence(&cfg, "off");
     let returned = Instant::now();
@@ -197,7 +150,7 @@ fn off_returns_only_once_the_service_reports_off_and_on_and_cycle_are_confirmed(
     assert_eq!(emu.power_state(&system), "On");
 
     // Cycle: off confirmed, then on confirmed.
-    let watcher = Watcher::start(&emu, &system);
+    let watcher = PowerWatch::start(&emu, &system);
     let (out, _) = fence(&cfg, "cycle");
     let after = emu.power_state(&system);
     let seen = watcher.finish();
@@ -287,7 +240,7 @@ fn an_unreachable_service_fails_by_the_timeout() {
         return;
     }
     let dir = TestDir::new("redfish_unreach");
-    let pki = sushy::Pki::new(dir.path());
+    let pki = sushy::Pki::new(dir.path(), "127.0.0.1");
     // Accepts TCP connections (the kernel's backlog) but never answers the TLS handshake.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
@@ -318,7 +271,13 @@ fn two_systems_need_the_system_key_and_only_that_one_is_fenced() {
         return;
     }
     let dir = TestDir::new("redfish_two");
-    let emu = Sushy::start(dir.path(), &Options { systems: 2 });
+    let emu = Sushy::start(
+        dir.path(),
+        &Options {
+            systems: 2,
+            ..Options::default()
+        },
+    );
     let cfg = config(&dir, emu.port, sushy::PASSWORD, &ca(&emu.pki.ca), "30s");
     let (out, _) = fence(&cfg, "off");
     let err = failed(&out);

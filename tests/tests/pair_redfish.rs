@@ -1,0 +1,146 @@
+//! The pair's daemon fencing its peer over Redfish: the pair lab (network namespaces, an
+//! ipmi_sim BMC per node whose power is that node), with node 2's `[fencing]` pointed at a
+//! sushy-tools emulator (TLS, CA-checked, htpasswd) on the lab's management network, whose one
+//! system stands for node 1.
+//!
+//! The emulator's power does not reach node 1's processes, so the scenario is a power loss:
+//! node 1 loses power through its own BMC (as a power cut would); node 2 notices, fences node 1
+//! through Redfish (ForceOff; the emulator changes its `PowerState` only 1-11 s later) and takes
+//! over only after the service reports Off. Also: node 2's continuous peer-BMC check keeps the
+//! Redfish connection up (`fencing.session_up`, `fencing.bmc`), and at most one node ever holds
+//! the VIP or runs Bitbucket.
+//!
+//! Needs root, iproute2, ipmi_sim, ipmitool, and the sushy-tools venv; under `CI` their absence
+//! fails the test.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bbwd_tests::pairlab::{self, Node, PairLab, VIP};
+use bbwd_tests::pairnode::{config_path, diagnostics, set_up_node, status, wait_role, WAIT};
+use bbwd_tests::sushy::{self, Options, PowerWatch, Sushy};
+use bbwd_tests::{toml_str, wait_until};
+
+/// The emulator's address on the lab's management network (the switch's bridge, beside the
+/// BMCs at .201 and .202).
+const REDFISH_IP: &str = "10.77.0.210";
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn the_standby_fences_its_dead_peer_over_redfish_and_takes_over_only_after_the_service_reports_off()
+{
+    if !pairlab::available() || !sushy::available() {
+        return;
+    }
+    let lab = PairLab::up("redfish");
+    let sw = lab.switch_ns();
+    let out = lab.exec_ns(&sw, &format!("ip addr add {REDFISH_IP}/24 dev br0"));
+    assert!(out.status.success(), "{out:?}");
+    let emu_dir = lab.dir().join("redfish");
+    std::fs::create_dir_all(&emu_dir).unwrap();
+    let emu = Sushy::start(
+        &emu_dir,
+        &Options {
+            systems: 1,
+            ip: REDFISH_IP.into(),
+            netns: Some(sw.clone()),
+        },
+    );
+    let system = emu.systems[0].clone();
+
+    for n in Node::BOTH {
+        set_up_node(&lab, n);
+    }
+    // Node 2 fences node 1 over Redfish. The timeout covers the emulator's 1-11 s delay.
+    let pw = lab.dir().join("redfish.pass");
+    std::fs::write(&pw, format!("{}\n", sushy::PASSWORD)).unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let path = config_path(&lab, Node::N2);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text
+        .find("[fencing]")
+        .expect("[fencing] in the node config");
+    let end = start + text[start..].find("timeout = ").unwrap();
+    let end = end + text[end..].find('\n').unwrap() + 1;
+    let fencing = format!(
+        "[fencing]\nmethod = \"redfish\"\nhost = \"{REDFISH_IP}\"\nport = {}\nusername = {}\n\
+         password_file = {}\nca_file = {}\naction = \"off\"\ntimeout = \"20s\"\n",
+        emu.port,
+        toml_str(sushy::USER),
+        toml_str(&pw.display().to_string()),
+        toml_str(&emu.pki.ca.display().to_string()),
+    );
+    std::fs::write(
+        &path,
+        format!("{}{fencing}{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+
+    let sampler = lab.sample_invariants(VIP);
+    lab.power_on(Node::N1);
+    lab.power_on(Node::N2);
+    wait_role(&lab, Node::N1, "active/running");
+    wait_role(&lab, Node::N2, "standby/stopped");
+    // The continuous peer-BMC check runs over Redfish: connected, no warning (CA-checked).
+    wait_until(WAIT, "n2's Redfish fencer to be up", || {
+        status(&lab, Node::N2)["fencing"]["session_up"] == true
+    });
+    let st = status(&lab, Node::N2);
+    assert!(
+        st["fencing"]["bmc"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("Redfish https://10.77.0.210:")),
+        "{st:#}"
+    );
+    assert!(st["fencing"]["tls_warning"].is_null(), "{st:#}");
+    assert_eq!(emu.power_state(&system), "On");
+
+    // Node 1 loses power (its own BMC). Node 2 must fence it over Redfish before serving.
+    let watch = PowerWatch::start(&emu, &system);
+    lab.power_off(Node::N1);
+    wait_role(&lab, Node::N2, "active/running");
+    let seen = watch.finish();
+    let after = emu.power_state(&system);
+    let st = status(&lab, Node::N2);
+    assert_eq!(after, "Off", "n2 serves while the service says {after}");
+    let kinds: Vec<&str> = st["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    let pos = |k: &str| kinds.iter().position(|x| *x == k);
+    assert!(
+        pos("fenced").is_some() && pos("fenced") < pos("active"),
+        "fence confirmed before serving: {kinds:?}"
+    );
+    // The fence was confirmed only once the service said Off: the independent client never
+    // read On after the moment node 2 recorded "fence confirmed".
+    let timeline = st["fencing"]["last_takeover"].as_array().unwrap().clone();
+    let confirmed_ms = timeline
+        .iter()
+        .find(|s| s["step"] == "fence confirmed")
+        .and_then(|s| s["at_ms"].as_u64())
+        .unwrap_or_else(|| panic!("no fence confirmed step: {st:#}"));
+    let (now_i, now_ms) = (Instant::now(), wall_ms());
+    let to_ms = |t: Instant| now_ms - now_i.saturating_duration_since(t).as_millis() as u64;
+    if let Some((t, _)) = seen.iter().rev().find(|(_, s)| s == "On") {
+        assert!(
+            to_ms(*t) <= confirmed_ms,
+            "the service said On {} ms after n2 confirmed the fence\n{seen:?}\n{}",
+            to_ms(*t) - confirmed_ms,
+            diagnostics(&lab)
+        );
+    }
+    eprintln!(
+        "pair over redfish: takeover timeline {}; emulator reads On during it: {}",
+        serde_json::to_string(&timeline).unwrap(),
+        seen.iter().filter(|(_, s)| s == "On").count()
+    );
+    sampler.assert_at_most_one();
+}
