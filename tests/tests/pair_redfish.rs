@@ -24,6 +24,32 @@ use bbwd_tests::{toml_str, wait_until};
 /// BMCs at .201 and .202).
 const REDFISH_IP: &str = "10.77.0.210";
 
+/// VmRSS, RssAnon and RssFile of the node's `bbwd`, KiB (zeros if not found).
+fn rss_kib(lab: &PairLab, node: Node) -> String {
+    let status = lab
+        .pids_in(&lab.ns(node))
+        .into_iter()
+        .find(|p| {
+            std::fs::read(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.strip_suffix(b"\n").unwrap_or(&c) == b"bbwd")
+        })
+        .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    format!(
+        "{} (anon {}, file {})",
+        field("VmRSS:"),
+        field("RssAnon:"),
+        field("RssFile:")
+    )
+}
+
 fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -99,6 +125,13 @@ fn the_standby_fences_its_dead_peer_over_redfish_and_takes_over_only_after_the_s
     );
     assert!(st["fencing"]["tls_warning"].is_null(), "{st:#}");
     assert_eq!(emu.power_state(&system), "On");
+    // Footprint (BENCHMARKS.md; run with BBWD_BIN=target/release/bbwd): n1 active with an IPMI
+    // fencer, n2 standby with the Redfish one (its TLS connection open).
+    eprintln!(
+        "pair footprint: VmRSS n1 (active, IPMI fencer) {} KiB, n2 (standby, Redfish fencer) {} KiB",
+        rss_kib(&lab, Node::N1),
+        rss_kib(&lab, Node::N2)
+    );
 
     // Node 1 loses power (its own BMC). Node 2 must fence it over Redfish before serving.
     let watch = PowerWatch::start(&emu, &system);
