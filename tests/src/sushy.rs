@@ -401,7 +401,7 @@ impl Sushy {
 /// Reads a system's `PowerState` by curl in a loop, recording each answer and when.
 pub struct PowerWatch {
     stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<(Instant, String)>>>,
+    seen: Arc<Mutex<Vec<(Instant, Instant, String)>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -429,7 +429,7 @@ impl PowerWatch {
                 let out = run_bounded(cmd, Duration::from_secs(10));
                 if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
                     let state = v["PowerState"].as_str().unwrap_or("?").to_string();
-                    seen2.lock().unwrap().push((at, state));
+                    seen2.lock().unwrap().push((at, Instant::now(), state));
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -441,8 +441,9 @@ impl PowerWatch {
         }
     }
 
-    /// Stops; every answer with the moment just before its request.
-    pub fn finish(mut self) -> Vec<(Instant, String)> {
+    /// Stops; every answer with the moments just before its request and just after its reply
+    /// (the service answered in between).
+    pub fn finish(mut self) -> Vec<(Instant, Instant, String)> {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();

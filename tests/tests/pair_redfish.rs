@@ -162,7 +162,7 @@ fn the_standby_fences_its_dead_peer_over_redfish_and_takes_over_only_after_the_s
         .unwrap_or_else(|| panic!("no fence confirmed step: {st:#}"));
     let (now_i, now_ms) = (Instant::now(), wall_ms());
     let to_ms = |t: Instant| now_ms - now_i.saturating_duration_since(t).as_millis() as u64;
-    if let Some((t, _)) = seen.iter().rev().find(|(_, s)| s == "On") {
+    if let Some((t, _, _)) = seen.iter().rev().find(|(_, _, s)| s == "On") {
         assert!(
             to_ms(*t) <= confirmed_ms,
             "the service said On {} ms after n2 confirmed the fence\n{seen:?}\n{}",
@@ -173,7 +173,7 @@ fn the_standby_fences_its_dead_peer_over_redfish_and_takes_over_only_after_the_s
     eprintln!(
         "pair over redfish: takeover timeline {}; emulator reads On during it: {}",
         serde_json::to_string(&timeline).unwrap(),
-        seen.iter().filter(|(_, s)| s == "On").count()
+        seen.iter().filter(|(_, _, s)| s == "On").count()
     );
     sampler.assert_at_most_one();
 }

@@ -120,24 +120,28 @@ fn off_returns_only_once_the_service_reports_off_and_on_and_cycle_are_confirmed(
     assert_eq!(after, "Off", "bbwd said off while the service says {after}");
     // Never reported Off by bbwd before the service: every answer the independent client got
     // after bbwd returned is Off, and the last On it read came before bbwd returned.
-    let last_on = seen.iter().rev().find(|(_, s)| s == "On").map(|(t, _)| *t);
+    let last_on = seen
+        .iter()
+        .rev()
+        .find(|(_, _, s)| s == "On")
+        .map(|(t, _, _)| *t);
     if let Some(t) = last_on {
         assert!(t <= returned, "the service said On after bbwd printed off");
     }
     assert!(
         seen.iter()
-            .filter(|(t, _)| *t > returned)
-            .all(|(_, s)| s == "Off"),
+            .filter(|(t, _, _)| *t > returned)
+            .all(|(_, _, s)| s == "Off"),
         "{seen:?}"
     );
     eprintln!(
         "redfish off: bbwd {} ms; service first read Off {} ms after start (watcher, 50 ms + curl); {} reads On during the command",
         took.as_millis(),
         seen.iter()
-            .find(|(_, s)| s == "Off")
-            .map(|(t, _)| t.saturating_duration_since(started).as_millis() as i64)
+            .find(|(_, _, s)| s == "Off")
+            .map(|(t, _, _)| t.saturating_duration_since(started).as_millis() as i64)
             .unwrap_or(-1),
-        seen.iter().filter(|(t, s)| *t >= started && s == "On").count()
+        seen.iter().filter(|(t, _, s)| *t >= started && s == "On").count()
     );
 
     // Already off: success at once, still off.
@@ -157,7 +161,7 @@ fn off_returns_only_once_the_service_reports_off_and_on_and_cycle_are_confirmed(
     ok(&out, "on", &emu);
     assert_eq!(after, "On");
     assert!(
-        seen.iter().any(|(_, s)| s == "Off"),
+        seen.iter().any(|(_, _, s)| s == "Off"),
         "a cycle that never showed Off: {seen:?}"
     );
 }
@@ -306,4 +310,95 @@ fn two_systems_need_the_system_key_and_only_that_one_is_fenced() {
     let (out, _) = fence(&cfg, "status");
     let err = failed(&out);
     assert!(err.contains("no such system"), "{err}");
+}
+
+/// Figures for BENCHMARKS.md, not a check (ignored by default):
+/// `BBWD_BIN=target/release/bbwd cargo test -p bbwd-tests --test redfish_fence -- --ignored --nocapture bench`
+/// (`BENCH_RUNS`, default 7). Per run: `bbwd fence off` of a system that is On, while an
+/// independent client reads `PowerState` in a loop. The fake driver makes the new state
+/// visible at a whole second (its apply time is `int(now) + 1..11 s`), so the moment the service
+/// started reporting Off is the whole second between the start of the watcher's last On read and
+/// the end of its first Off read;
+/// bbwd's lag = its exit - that moment. Also `status` and `off` when already off.
+#[test]
+#[ignore]
+fn bench_fence_off_over_redfish() {
+    if !sushy::available() {
+        return;
+    }
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    let dir = TestDir::new("redfish_bench");
+    let emu = Sushy::start(dir.path(), &Options::default());
+    let system = emu.systems[0].clone();
+    let cfg = config(&dir, emu.port, sushy::PASSWORD, &ca(&emu.pki.ca), "30s");
+    let wall = |t: Instant| {
+        let (ni, nw) = (Instant::now(), std::time::SystemTime::now());
+        nw - ni.saturating_duration_since(t)
+    };
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let (mut lags, mut totals, mut statuses, mut already) = (vec![], vec![], vec![], vec![]);
+    for run in 0..runs {
+        let (out, _) = fence(&cfg, "on");
+        ok(&out, "on", &emu);
+        let (out, took) = fence(&cfg, "status");
+        ok(&out, "on", &emu);
+        statuses.push(took.as_millis() as f64);
+        let watch = PowerWatch::start(&emu, &system);
+        let (out, took) = fence(&cfg, "off");
+        let returned = Instant::now();
+        std::thread::sleep(Duration::from_millis(300));
+        let seen = watch.finish();
+        ok(&out, "off", &emu);
+        let last_on = seen
+            .iter()
+            .rev()
+            .find(|(_, _, s)| s == "On")
+            .map(|(t, _, _)| *t);
+        let first_off = seen.iter().find(|(_, _, s)| s == "Off").map(|(_, t, _)| *t);
+        let (Some(on), Some(off)) = (last_on, first_off) else {
+            eprintln!("run {run}: watcher saw no change ({seen:?})");
+            continue;
+        };
+        // The whole second in (last On read, first Off read]: when the service began to say Off.
+        let switch = secs(wall(on)).floor() + 1.0;
+        if switch > secs(wall(off)) {
+            eprintln!("run {run}: no whole second between the reads; skipped");
+            continue;
+        }
+        let lag_ms = (secs(wall(returned)) - switch) * 1000.0;
+        lags.push(lag_ms);
+        totals.push(took.as_millis() as f64);
+        eprintln!(
+            "run {run}: off {} ms wall, returned {lag_ms:.0} ms after the service began to report Off",
+            took.as_millis()
+        );
+        let (out, took) = fence(&cfg, "off");
+        ok(&out, "off", &emu);
+        already.push(took.as_millis() as f64);
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (
+            v.get(v.len() / 2).copied().unwrap_or(f64::NAN),
+            v.first().copied().unwrap_or(f64::NAN),
+            v.last().copied().unwrap_or(f64::NAN),
+        )
+    };
+    for (name, v) in [
+        ("off, wall (includes the emulator's 1-11 s)", &mut totals),
+        ("off, after the service reported Off", &mut lags),
+        ("status, wall", &mut statuses),
+        ("off when already off, wall", &mut already),
+    ] {
+        let n = v.len();
+        let (m, lo, hi) = med(v);
+        eprintln!("BENCH {name}: median {m:.0} ms, range {lo:.0} - {hi:.0} ms, {n} runs");
+    }
 }
