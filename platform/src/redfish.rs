@@ -617,14 +617,18 @@ impl Conn {
         let r = self.request(ctx, method, path, true, body, deadline)?;
         if r.status == 401 && matches!(self.auth, Auth::Session { .. }) {
             log::info!("{}: session expired (401); logging in again", ctx.name);
-            self.login(ctx, deadline)?;
+            // On a fresh connection: a service that refused a request may not have read its
+            // body, which would then be taken for the start of the next request.
+            self.stream = None;
+            self.login(ctx, deadline, true)?;
             return self.request(ctx, method, path, true, body, deadline);
         }
         Ok(r)
     }
 
     /// POST to the session collection: the token, or basic auth when the service has none.
-    fn login(&mut self, ctx: &Ctx<'_>, deadline: Instant) -> Result<(), Failure> {
+    /// `again`: a session worked before, so the service has sessions; no falling back then.
+    fn login(&mut self, ctx: &Ctx<'_>, deadline: Instant, again: bool) -> Result<(), Failure> {
         let basic = || {
             let mut cred = ctx.service.username.as_bytes().to_vec();
             cred.push(b':');
@@ -671,7 +675,7 @@ impl Conn {
             }
             401 | 403 => Err(Failure::BadCredentials),
             // No session service after all: basic authentication.
-            404 | 405 | 501 => {
+            404 | 405 | 501 if !again => {
                 self.sessions = None;
                 self.auth = basic();
                 Ok(())
@@ -697,7 +701,7 @@ impl Conn {
         conn.sessions = root["Links"]["Sessions"]["@odata.id"]
             .as_str()
             .map(String::from);
-        conn.login(ctx, deadline)?;
+        conn.login(ctx, deadline, false)?;
         let system = match &ctx.service.system {
             Some(s) => s.clone(),
             None => {

@@ -452,6 +452,81 @@ impl PowerWatch {
     }
 }
 
+/// `tests/redfish/responder.py`: a small Redfish service with a SessionService (which the
+/// emulator lacks), and hostile modes: `redirect`, `nopowerstate`, `oddpowerstate`, `error500`.
+/// The same user and password as the emulator; python3's standard library only.
+pub struct Responder {
+    child: Child,
+    pub port: u16,
+    pub pki: Pki,
+    log: PathBuf,
+}
+
+impl Responder {
+    /// Starts one on 127.0.0.1 in `dir`; `expire_after`: tokens stop working after that many
+    /// authenticated requests (0: never).
+    pub fn start(dir: &Path, mode: &str, expire_after: u32) -> Responder {
+        let pki = Pki::new(dir, "127.0.0.1");
+        let port = crate::free_port();
+        let log = dir.join("responder.log");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("redfish/responder.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .args(["--port", &port.to_string(), "--mode", mode])
+            .args(["--expire-after", &expire_after.to_string()])
+            .arg("--cert")
+            .arg(&pki.cert)
+            .arg("--key")
+            .arg(&pki.key)
+            .arg("--log")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("responder.err")).unwrap())
+            .spawn()
+            .expect("start responder.py");
+        wait_until(Duration::from_secs(20), "responder.py listens", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Responder {
+            child,
+            port,
+            pki,
+            log,
+        }
+    }
+
+    /// Every request so far: (method, path, credentials: none | token | login | logout |
+    /// refused | login-refused).
+    pub fn requests(&self) -> Vec<(String, String, String)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| {
+                let f = |k: &str| v[k].as_str().unwrap_or("").to_string();
+                (f("method"), f("path"), f("auth"))
+            })
+            .collect()
+    }
+
+    /// The responder's stderr, for failure messages.
+    pub fn diagnostics(&self) -> String {
+        format!(
+            "--- responder requests ---\n{:?}\n--- stderr ---\n{}",
+            self.requests(),
+            std::fs::read_to_string(self.log.with_file_name("responder.err")).unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        kill_pid(self.child.id(), libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Sushy {
     fn drop(&mut self) {
         kill_pid(self.child.id(), libc::SIGKILL);

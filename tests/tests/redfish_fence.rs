@@ -402,3 +402,88 @@ fn bench_fence_off_over_redfish() {
         eprintln!("BENCH {name}: median {m:.0} ms, range {lo:.0} - {hi:.0} ms, {n} runs");
     }
 }
+
+/// The session path, which the emulator lacks (it has no SessionService): against
+/// `tests/redfish/responder.py`. bbwd logs in with POST to the service's Sessions, uses only the
+/// X-Auth-Token after that (never basic authentication), logs in again when the token stops
+/// working (401) in the middle of a fence, and deletes its session on exit.
+#[test]
+fn sessions_are_used_renewed_on_401_and_deleted_on_exit() {
+    if !sushy::available() {
+        return;
+    }
+    let dir = TestDir::new("redfish_session");
+    // Tokens die after 3 authenticated requests: an off (system, status, reset, polls) needs
+    // several sessions.
+    let rf = sushy::Responder::start(dir.path(), "normal", 3);
+    let cfg = config(&dir, rf.port, sushy::PASSWORD, &ca(&rf.pki.ca), "10s");
+    let (out, _) = fence(&cfg, "off");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        rf.diagnostics()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "off");
+    let reqs = rf.requests();
+    let count = |auth: &str| reqs.iter().filter(|(_, _, a)| a == auth).count();
+    assert!(count("login") >= 2, "no new log-in after a 401: {reqs:?}");
+    assert!(count("refused") >= 1, "the token never expired: {reqs:?}");
+    assert_eq!(count("login-refused"), 0, "{reqs:?}");
+    // The reset went through on a token, and the last request deleted the session.
+    assert!(
+        reqs.iter().any(|(m, p, a)| m == "POST"
+            && p.ends_with("/Actions/ComputerSystem.Reset")
+            && a == "token"),
+        "{reqs:?}"
+    );
+    assert_eq!(
+        reqs.last().map(|r| r.2.as_str()),
+        Some("logout"),
+        "{reqs:?}"
+    );
+
+    // A wrong password at the session log-in: bad credentials, nothing else tried.
+    let dir2 = TestDir::new("redfish_session_badpw");
+    let rf = sushy::Responder::start(dir2.path(), "normal", 0);
+    let cfg = config(&dir2, rf.port, "wrong", &ca(&rf.pki.ca), "10s");
+    let (out, _) = fence(&cfg, "off");
+    let err = failed(&out);
+    assert!(err.contains("bad credentials"), "{err}");
+    let reqs = rf.requests();
+    assert!(
+        reqs.iter()
+            .all(|(_, _, a)| a == "none" || a == "login-refused"),
+        "{reqs:?}"
+    );
+}
+
+/// A service that misbehaves: each is a failure with its reason, and nothing is reported off.
+#[test]
+fn redirects_missing_or_odd_power_states_and_http_errors_fail_clearly() {
+    if !sushy::available() {
+        return;
+    }
+    for (mode, needle) in [
+        ("redirect", "redirect to https://198.51.100.7"),
+        ("nopowerstate", "no PowerState"),
+        ("oddpowerstate", "unexpected PowerState \"Sleeping\""),
+        ("error500", "HTTP 500"),
+    ] {
+        let dir = TestDir::new(&format!("redfish_{mode}"));
+        let rf = sushy::Responder::start(dir.path(), mode, 0);
+        let cfg = config(&dir, rf.port, sushy::PASSWORD, &ca(&rf.pki.ca), "5s");
+        let (out, _) = fence(&cfg, "off");
+        let err = failed(&out);
+        assert!(err.contains(needle), "{mode}: {err}\n{}", rf.diagnostics());
+        if mode == "error500" {
+            // The service's own message is passed on.
+            assert!(err.contains("The BMC is busy"), "{err}");
+        }
+        if mode == "redirect" {
+            // Never followed: nothing was sent anywhere else (the responder saw the system
+            // request, and bbwd has no route to 198.51.100.7 here anyway).
+            assert!(err.contains("follows no redirects"), "{err}");
+        }
+    }
+}
