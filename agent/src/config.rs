@@ -2857,6 +2857,11 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
                 "database.address" => p.message.contains("cannot resolve"),
                 "watchdog.ipmi" => p.message.contains("only used with device = \"ipmi\""),
                 "load_balancer" => p.message.contains("cannot both be set"),
+                // The Redfish keys, documented beside the example's method = "ipmi".
+                "fencing.system"
+                | "fencing.ca_file"
+                | "fencing.tls_fingerprint"
+                | "fencing.insecure" => p.message.contains("needs method = \"redfish\""),
                 _ => false,
             };
             assert!(expected, "unexpected problem in the example: {p}");
