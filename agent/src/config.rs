@@ -237,7 +237,20 @@ pub struct RedfishKeys {
     pub tls: RedfishTls,
 }
 
-/// `[fencing]`
+/// One fence device: `[fencing]` itself, or one `[[fencing.device]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FenceDevice {
+    /// `ipmi` (default) or `redfish`.
+    pub method: String,
+    pub lan: IpmiLan,
+    /// `Some` exactly when `method = "redfish"`.
+    pub redfish: Option<RedfishKeys>,
+    /// IPMI: default 3; 0 is refused.
+    pub cipher_suite: u8,
+}
+
+/// `[fencing]`. `method`, `lan`, `redfish` and `cipher_suite` are the FIRST device's (the only
+/// one in the single-table form); `devices` lists every device in the order they are tried.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fencing {
     /// `ipmi` (default) or `redfish`.
@@ -248,6 +261,9 @@ pub struct Fencing {
     pub redfish: Option<RedfishKeys>,
     /// Default 3; 0 is refused (it accepts any password).
     pub cipher_suite: u8,
+    /// Added key `device` (`[[fencing.device]]`, Pacemaker's fencing levels): the devices tried
+    /// in order until one confirms off; at least one (the single form: `[fencing]` itself).
+    pub devices: Vec<FenceDevice>,
     /// Default `off`.
     pub action: FenceAction,
     /// Default 10 s.
@@ -465,8 +481,9 @@ pub fn warnings(cfg: &Config) -> Vec<Problem> {
         })
         .chain(
             cfg.fencing
-                .as_ref()
-                .and_then(|f| f.redfish.as_ref())
+                .iter()
+                .flat_map(|f| f.devices.iter())
+                .filter_map(|d| d.redfish.as_ref())
                 .filter(|r| r.tls == RedfishTls::Insecure)
                 .map(|_| Problem {
                     key: "fencing.insecure".to_string(),
@@ -636,6 +653,21 @@ const FENCING_KEYS: &[&str] = &[
     "action",
     "timeout",
     // method = "redfish" only:
+    "system",
+    "ca_file",
+    "tls_fingerprint",
+    "insecure",
+    // several devices, tried in order: [[fencing.device]]
+    "device",
+];
+/// The keys of one fence device (`[fencing]` without `device`, or each `[[fencing.device]]`).
+const DEVICE_KEYS: &[&str] = &[
+    "method",
+    "host",
+    "port",
+    "username",
+    "password_file",
+    "cipher_suite",
     "system",
     "ca_file",
     "tls_fingerprint",
@@ -1261,7 +1293,10 @@ impl Checker<'_> {
         }
         if let (Some(watchdog), Some(Some(fencing))) = (watchdog, fencing) {
             if let Some(own) = &watchdog.ipmi {
-                if own.host == fencing.lan.host && own.port == fencing.lan.port {
+                let own_bmc = fencing.devices.iter().any(|d| {
+                    d.method == "ipmi" && d.lan.host == own.host && d.lan.port == own.port
+                });
+                if own_bmc {
                     let offset = root
                         .get("fencing")
                         .and_then(|f| f.get_ref().get("host"))
@@ -1965,6 +2000,95 @@ impl Checker<'_> {
         };
         self.unknown_keys(sec, FENCING_KEYS);
         let mut ok = true;
+        // The devices: `[[fencing.device]]` in order, or the single device of `[fencing]`.
+        let devices: Vec<Option<FenceDevice>> = match sec.get("device") {
+            None => vec![self.fence_device(sec)],
+            Some(item) => {
+                for key in DEVICE_KEYS {
+                    if let Some(k) = sec.get(key) {
+                        self.at(
+                            sec.key(key),
+                            k,
+                            format!("with [[fencing.device]], {key} belongs in each device (only action and timeout stay in [fencing])"),
+                        );
+                        ok = false;
+                    }
+                }
+                match item.get_ref() {
+                    DeValue::Array(list) if !list.is_empty() => list
+                        .iter()
+                        .map(|d| match d.get_ref() {
+                            DeValue::Table(table) => {
+                                let dsec = Sec {
+                                    name: "fencing.device",
+                                    table,
+                                    header: d.span().start,
+                                };
+                                self.unknown_keys(dsec, DEVICE_KEYS);
+                                self.fence_device(dsec)
+                            }
+                            _ => {
+                                self.wrong_type(
+                                    "fencing.device".to_string(),
+                                    d,
+                                    "a table ([[fencing.device]])",
+                                );
+                                None
+                            }
+                        })
+                        .collect(),
+                    _ => {
+                        self.wrong_type(
+                            "fencing.device".to_string(),
+                            item,
+                            "a non-empty array of tables ([[fencing.device]])",
+                        );
+                        vec![None]
+                    }
+                }
+            }
+        };
+        let action = match self.string(sec, "action") {
+            Some((a, span)) => match a.as_str() {
+                "off" => FenceAction::Off,
+                "cycle" => FenceAction::Cycle,
+                _ => {
+                    self.report(
+                        sec.key("action"),
+                        Some(span.start),
+                        format!("\"{a}\": expected \"off\" or \"cycle\""),
+                    );
+                    ok = false;
+                    FenceAction::Off
+                }
+            },
+            None => {
+                ok &= sec.get("action").is_none();
+                FenceAction::Off
+            }
+        };
+        let timeout = self.timed(sec, "timeout", DEFAULT_FENCE_TIMEOUT, |t| {
+            &mut t.fence_timeout
+        });
+        if !ok {
+            return None;
+        }
+        let devices: Vec<FenceDevice> = devices.into_iter().collect::<Option<_>>()?;
+        let first = devices.first()?.clone();
+        Some(Some(Fencing {
+            method: first.method,
+            lan: first.lan,
+            redfish: first.redfish,
+            cipher_suite: first.cipher_suite,
+            devices,
+            action,
+            timeout,
+        }))
+    }
+
+    /// One fence device's keys (`[fencing]` itself, or one `[[fencing.device]]`).
+    fn fence_device(&mut self, sec: Sec<'_, '_>) -> Option<FenceDevice> {
+        let mut ok = true;
         let method = match self.string(sec, "method") {
             Some((m, _)) if m == "ipmi" || m == "redfish" => m,
             Some((m, span)) => {
@@ -2019,39 +2143,15 @@ impl Checker<'_> {
                 ok = false;
             }
         }
-        let action = match self.string(sec, "action") {
-            Some((a, span)) => match a.as_str() {
-                "off" => FenceAction::Off,
-                "cycle" => FenceAction::Cycle,
-                _ => {
-                    self.report(
-                        sec.key("action"),
-                        Some(span.start),
-                        format!("\"{a}\": expected \"off\" or \"cycle\""),
-                    );
-                    ok = false;
-                    FenceAction::Off
-                }
-            },
-            None => {
-                ok &= sec.get("action").is_none();
-                FenceAction::Off
-            }
-        };
-        let timeout = self.timed(sec, "timeout", DEFAULT_FENCE_TIMEOUT, |t| {
-            &mut t.fence_timeout
-        });
         if !ok {
             return None;
         }
-        Some(Some(Fencing {
+        Some(FenceDevice {
             method,
             lan: lan?,
             redfish,
             cipher_suite,
-            action,
-            timeout,
-        }))
+        })
     }
 
     /// `system` and the certificate check of `method = "redfish"`: exactly one of `ca_file`
@@ -3575,6 +3675,76 @@ t+h8RlXtLvUB/0zX7TsGjndYo2kC\n\
         assert_eq!(
             ok(&long_user).fencing.unwrap().lan.username,
             "a-very-long-user-name"
+        );
+    }
+
+    /// `[[fencing.device]]`: several devices in order, each with the keys of a single
+    /// `[fencing]`; action and timeout stay in `[fencing]`; device keys there are refused.
+    #[test]
+    fn fence_devices_are_listed_in_order() {
+        let dir = TempDir::new("devices");
+        let pw = dir.secret("peer2.pass", 0o600);
+        let key = dir.secret("cluster.key", 0o600);
+        let pin = format!("tls_fingerprint = \"sha256:{}\"", "ab".repeat(32));
+        let text = |top: &str, devices: &str| {
+            format!(
+                "[node]\nname = \"bb1\"\n[cluster]\npeer = \"bb2\"\nkey_file = \"{key}\"\n{LINKS}\
+                 [fencing]\n{top}timeout = \"20s\"\n{devices}"
+            )
+        };
+        let two = format!(
+            "[[fencing.device]]\nmethod = \"redfish\"\nhost = \"10.0.1.2\"\nusername = \"fence\"\n\
+             password_file = \"{pw}\"\n{pin}\n\
+             [[fencing.device]]\nhost = \"10.0.2.2\"\nusername = \"fence\"\npassword_file = \"{pw}\"\n"
+        );
+        let c = ok(&text("", &two));
+        let f = c.fencing.unwrap();
+        assert_eq!(f.devices.len(), 2);
+        assert_eq!(
+            (f.devices[0].method.as_str(), f.devices[0].lan.port),
+            ("redfish", 443)
+        );
+        assert_eq!(
+            (
+                f.devices[1].method.as_str(),
+                f.devices[1].lan.port,
+                f.devices[1].cipher_suite
+            ),
+            ("ipmi", 623, 3)
+        );
+        // The first device is also the single-device view.
+        assert_eq!(
+            (f.method.as_str(), f.lan.host.as_str()),
+            ("redfish", "10.0.1.2")
+        );
+        assert_eq!(f.timeout, Duration::from_secs(20));
+        // The single form is one device.
+        let single = ok(&pair(&dir, LINKS, "")).fencing.unwrap();
+        assert_eq!(single.devices.len(), 1);
+        assert_eq!(single.devices[0].lan, single.lan);
+        // Device keys beside the list: refused, naming the key (line 9: [fencing] is 8).
+        one_problem(
+            &text("host = \"10.0.9.9\"\n", &two),
+            "fencing.host",
+            Some(9),
+            "belongs in each device",
+        );
+        // Each device is checked like [fencing]: a Redfish device without its TLS check.
+        let bad = format!(
+            "[[fencing.device]]\nmethod = \"redfish\"\nhost = \"10.0.1.2\"\nusername = \"fence\"\n\
+             password_file = \"{pw}\"\n"
+        );
+        one_problem(
+            &text("", &bad),
+            "fencing.device.ca_file",
+            Some(10),
+            "needs the BMC's certificate checked",
+        );
+        one_problem(
+            &text("", &format!("{two}bogus = 1\n")),
+            "fencing.device.bogus",
+            Some(20),
+            "unknown key",
         );
     }
 

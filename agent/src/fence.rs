@@ -22,14 +22,14 @@
 
 use std::time::{Duration, Instant};
 
-use bbwd_platform::fence_device::{FenceClient, Target};
+use bbwd_platform::fence_device::{FenceDevices, Target};
 use bbwd_platform::ipmi::{
     self, Bmc, Error, Failure, Op, Password, Power, PowerAction, Reply, Settings,
 };
 use bbwd_platform::poll::{PollSet, Want};
 use bbwd_platform::redfish;
 
-use crate::config::{Fencing, RedfishTls};
+use crate::config::{FenceDevice, Fencing, RedfishTls};
 
 /// How often the power state is asked while waiting for it to change: a confirmed off comes
 /// at most this long after the BMC knows (the goal is within 100 ms of the node being gone),
@@ -117,8 +117,13 @@ impl std::fmt::Display for FenceError {
     }
 }
 
-/// The fence device of `[fencing]`: RMCP+ or Redfish.
-pub fn target(f: &Fencing) -> Result<Target, FenceError> {
+/// The fence devices of `[fencing]`, in the order they are tried.
+pub fn targets(f: &Fencing) -> Result<Vec<Target>, FenceError> {
+    f.devices.iter().map(target).collect()
+}
+
+/// One fence device: RMCP+ or Redfish.
+pub fn target(f: &FenceDevice) -> Result<Target, FenceError> {
     if let Some(r) = &f.redfish {
         let password =
             redfish::Secret::from_file(&f.lan.password_file).map_err(FenceError::Password)?;
@@ -162,7 +167,7 @@ pub fn settings(f: &Fencing, keepalive: Option<Duration>) -> Settings {
 }
 
 /// One fence action in progress, driven without blocking: the caller polls the client's
-/// [`FenceClient::fd`] until [`FenceRun::wake_at`] and calls [`FenceRun::advance`] after each
+/// [`FenceDevices::fd`] until [`FenceRun::wake_at`] and calls [`FenceRun::advance`] after each
 /// wake-up. The CLI drives it in a loop; a daemon can drive it from its poll loop.
 ///
 /// ```text
@@ -197,7 +202,7 @@ enum Step {
 impl FenceRun {
     /// Starts `action`: submits the first status request.
     pub fn start(
-        client: &mut FenceClient,
+        client: &mut FenceDevices,
         action: Action,
         timeout: Duration,
         now: Instant,
@@ -224,14 +229,14 @@ impl FenceRun {
     }
 
     /// When the caller must call `advance` at the latest (also on the client's fd).
-    pub fn wake_at(&self, client: &FenceClient) -> Option<Instant> {
+    pub fn wake_at(&self, client: &FenceDevices) -> Option<Instant> {
         [self.next_poll, client.deadline()]
             .into_iter()
             .flatten()
             .min()
     }
 
-    fn submit(&mut self, client: &mut FenceClient, op: Op, now: Instant) {
+    fn submit(&mut self, client: &mut FenceDevices, op: Op, now: Instant) {
         let left = self.deadline.saturating_duration_since(now);
         // One operation at a time, and this run is the client's only user while it lasts.
         if client.submit(op, now, left).is_err() {
@@ -239,7 +244,7 @@ impl FenceRun {
         }
     }
 
-    fn not_confirmed(&mut self, client: &FenceClient, want: Power) -> FenceError {
+    fn not_confirmed(&mut self, client: &FenceDevices, want: Power) -> FenceError {
         FenceError::NotConfirmed {
             bmc: client.name().to_string(),
             want,
@@ -251,7 +256,7 @@ impl FenceRun {
     /// Moves on with whatever happened; `Some` when the action is over.
     pub fn advance(
         &mut self,
-        client: &mut FenceClient,
+        client: &mut FenceDevices,
         now: Instant,
     ) -> Option<Result<Power, FenceError>> {
         if let Some(at) = self.next_poll {
@@ -329,7 +334,7 @@ impl FenceRun {
     /// The current target is reached: the next phase, or the end.
     fn phase_done(
         &mut self,
-        client: &mut FenceClient,
+        client: &mut FenceDevices,
         now: Instant,
     ) -> Option<Result<Power, FenceError>> {
         let reached = self.targets.remove(0);
@@ -352,7 +357,7 @@ impl FenceRun {
 /// Runs `action` against the `[fencing]` BMC and waits for it; returns the final state.
 pub fn run(f: &Fencing, action: Action) -> Result<Power, FenceError> {
     let mut client =
-        FenceClient::start(target(f)?, settings(f, None)).map_err(FenceError::Start)?;
+        FenceDevices::start(targets(f)?, settings(f, None)).map_err(FenceError::Start)?;
     let mut fence = FenceRun::start(&mut client, action, f.timeout, Instant::now());
     let mut set = PollSet::new();
     let result = loop {
@@ -370,7 +375,7 @@ pub fn run(f: &Fencing, action: Action) -> Result<Power, FenceError> {
     result
 }
 
-fn unexpected(client: &FenceClient, r: Reply) -> Error {
+fn unexpected(client: &FenceDevices, r: Reply) -> Error {
     Error {
         bmc: client.name().to_string(),
         op: Op::PowerStatus.name(),

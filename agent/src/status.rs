@@ -337,6 +337,22 @@ impl Status {
             if let Some(w) = f["tls_warning"].as_str() {
                 let _ = writeln!(s, "  FENCING WARNING: {w}");
             }
+            // [[fencing.device]]: each device's own health, in the order they are tried.
+            if let Some(devices) = f["devices"].as_array().filter(|d| d.len() > 1) {
+                for (i, d) in devices.iter().enumerate() {
+                    let state = match (d["session_up"].as_bool(), d["last_error"].as_str()) {
+                        (Some(true), _) => "up".to_string(),
+                        (_, Some(e)) => format!("DOWN: {e}"),
+                        _ => "DOWN".to_string(),
+                    };
+                    let _ = writeln!(
+                        s,
+                        "    device {} {} {state}",
+                        i + 1,
+                        d["bmc"].as_str().unwrap_or("?")
+                    );
+                }
+            }
             if flag("takeover_blocked") {
                 let _ = writeln!(
                     s,
@@ -578,6 +594,17 @@ mod tests {
             s.render().contains("FENCING WARNING: NOT verified"),
             "{}",
             s.render()
+        );
+        // Several devices: each one's health is shown, in order.
+        s.fencing = Some(serde_json::json!({ "session_up": false, "devices": [
+            { "bmc": "Redfish https://10.0.1.2:443", "session_up": true, "last_error": null },
+            { "bmc": "BMC 10.0.2.2:623", "session_up": false, "last_error": "unreachable: no answer" },
+        ] }));
+        let text = s.render();
+        assert!(
+            text.contains("device 1 Redfish https://10.0.1.2:443 up")
+                && text.contains("device 2 BMC 10.0.2.2:623 DOWN: unreachable: no answer"),
+            "{text}"
         );
     }
 

@@ -125,3 +125,176 @@ impl FenceClient {
         }
     }
 }
+
+/// The peer's fence devices in the order they are tried (Pacemaker's fencing levels): one
+/// client each, behind the interface of one device.
+///
+/// # Theory of operation
+/// A power-off always starts at the first device; if a device answers it with a failure
+/// (unreachable, bad credentials, a timeout, an HTTP error...) and time is left, the same
+/// operation goes to the next device, within what is left of the same deadline. The device that
+/// carried out an operation becomes the current one: the power readings that confirm an off
+/// come from the device that sent it, and so do the keep-alive readings until the next off.
+/// Each device gets an equal share of the time left, with the devices after it, so that a
+/// silent one leaves the next its part.
+/// Only failures move on: a device that acknowledges the off but never reports it done keeps
+/// the fence (the caller's procedure fails at its timeout; the next attempt starts again at
+/// the first device).
+///
+/// # Invariants
+/// * At most one operation in flight, on exactly one device.
+/// * With one device this is that device's client, unchanged.
+pub struct FenceDevices {
+    devices: Vec<FenceClient>,
+    /// `BMC a, then Redfish b`.
+    name: String,
+    /// The device operations go to (the last one that answered).
+    current: usize,
+    /// The operation in flight: which device, and its deadline.
+    in_flight: Option<(Op, usize, Instant)>,
+}
+
+impl FenceDevices {
+    /// Starts every device's worker; the first start failure is the error.
+    pub fn start(targets: Vec<Target>, settings: Settings) -> Result<FenceDevices, Error> {
+        let mut devices = Vec::with_capacity(targets.len());
+        for t in targets {
+            devices.push(FenceClient::start(t, settings)?);
+        }
+        let name = devices
+            .iter()
+            .map(|d| d.name())
+            .collect::<Vec<_>>()
+            .join(", then ");
+        Ok(FenceDevices {
+            devices,
+            name,
+            current: 0,
+            in_flight: None,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Every device's name and health, in order (for `bbwd status`).
+    pub fn each(&self) -> Vec<(&str, Health)> {
+        self.devices
+            .iter()
+            .map(|d| (d.name(), d.health()))
+            .collect()
+    }
+
+    /// The first device's warning, if any has one.
+    pub fn warning(&self) -> Option<&'static str> {
+        self.devices.iter().find_map(|d| d.warning())
+    }
+
+    /// Readable when the device in flight (else the current one) has news.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        let i = self.in_flight.map(|(_, i, _)| i).unwrap_or(self.current);
+        self.devices[i.min(self.devices.len() - 1)].fd()
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.in_flight.map(|(_, _, d)| d)
+    }
+
+    pub fn busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// All devices up: up; otherwise the first device's failure that is known.
+    pub fn health(&self) -> Health {
+        let mut all = Health {
+            up: true,
+            ..Health::default()
+        };
+        for d in &self.devices {
+            let h = d.health();
+            all.up &= h.up;
+            if all.last_error.is_none() {
+                all.last_error = h.last_error;
+            }
+            all.sessions_opened += h.sessions_opened;
+            all.ok += h.ok;
+            all.failed += h.failed;
+        }
+        all
+    }
+
+    pub fn submit(&mut self, op: Op, now: Instant, timeout: Duration) -> Result<(), SubmitError> {
+        if self.in_flight.is_some() {
+            return Err(SubmitError::Busy);
+        }
+        let first = match op {
+            Op::Power(ipmi::PowerAction::Off) => 0,
+            _ => self.current,
+        };
+        let deadline = now + timeout;
+        let share = self.share(first, deadline, now);
+        self.devices[first].submit(op, now, share)?;
+        self.in_flight = Some((op, first, deadline));
+        Ok(())
+    }
+
+    /// Device `i`'s time: an equal share of what is left with the devices after it, so that a
+    /// silent device leaves time for the next.
+    fn share(&self, i: usize, deadline: Instant, now: Instant) -> Duration {
+        let left = deadline.saturating_duration_since(now);
+        let rest = (self.devices.len() - i).max(1) as u32;
+        left / rest
+    }
+
+    pub fn try_result(&mut self, now: Instant) -> Option<Done> {
+        let (op, i, deadline) = self.in_flight?;
+        let done = self.devices[i].try_result(now)?;
+        match &done.result {
+            Ok(_) => self.current = i,
+            Err(e) if i + 1 < self.devices.len() && now < deadline => {
+                let next = i + 1;
+                log::warn!(
+                    "fencing: {e}; trying the next device, {}",
+                    self.devices[next].name()
+                );
+                let share = self.share(next, deadline, now);
+                if self.devices[next].submit(op, now, share).is_ok() {
+                    self.in_flight = Some((op, next, deadline));
+                    return None;
+                }
+            }
+            Err(_) => {}
+        }
+        self.in_flight = None;
+        Some(done)
+    }
+
+    /// Runs `op` and waits (the CLI and tests; never the daemon's loop).
+    pub fn call(&mut self, op: Op, timeout: Duration) -> Result<Reply, Error> {
+        if self.submit(op, Instant::now(), timeout).is_err() {
+            return Err(Error {
+                bmc: self.name.clone(),
+                op: op.name(),
+                failure: ipmi::Failure::Protocol("another operation is in flight".into()),
+            });
+        }
+        loop {
+            if let Some(d) = self.try_result(Instant::now()) {
+                return d.result;
+            }
+            let mut set = crate::poll::PollSet::new();
+            let _ = set.add(self.fd(), crate::poll::Want::Read);
+            let _ = set.wait(
+                self.deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now())),
+            );
+        }
+    }
+
+    pub fn close(self, wait: Duration) {
+        for d in self.devices {
+            d.close(wait);
+        }
+    }
+}

@@ -487,3 +487,77 @@ fn redirects_missing_or_odd_power_states_and_http_errors_fail_clearly() {
         }
     }
 }
+
+/// `[[fencing.device]]`: devices tried in order until one confirms off. The first is a Redfish
+/// service that cannot be reached (a closed port), then one that refuses the password; the
+/// third, the emulator with the right credentials, fences. `status` reads through the device
+/// that answers.
+#[test]
+fn several_devices_are_tried_in_order_until_one_confirms_off() {
+    use std::os::unix::fs::PermissionsExt;
+    if !sushy::available() {
+        return;
+    }
+    let dir = TestDir::new("redfish_devices");
+    let emu = Sushy::start(dir.path(), &Options::default());
+    // Writes the base config (one device), then replaces its [fencing] with the list.
+    let base = config(&dir, emu.port, sushy::PASSWORD, &ca(&emu.pki.ca), "30s");
+    let text = std::fs::read_to_string(&base).unwrap();
+    let head = &text[..text.find("[fencing]").unwrap()];
+    let wrong = dir.join("wrong.pass");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let right = dir.join("redfish.pass");
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let device = |port: u16, pw: &Path| {
+        format!(
+            "[[fencing.device]]\nmethod = \"redfish\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+             username = {}\npassword_file = {}\n{}",
+            toml_str(sushy::USER),
+            toml_str(&pw.display().to_string()),
+            ca(&emu.pki.ca)
+        )
+    };
+    let cfg = dir.join("devices.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{head}[fencing]\ntimeout = \"30s\"\n{}{}{}",
+            device(closed, &right),
+            device(emu.port, &wrong),
+            device(emu.port, &right)
+        ),
+    )
+    .unwrap();
+    let (out, _) = bbwd(&cfg, &["check-config"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (out, _) = fence(&cfg, "status");
+    ok(&out, "on", &emu);
+    let (out, _) = fence(&cfg, "off");
+    ok(&out, "off", &emu);
+    assert_eq!(emu.power_state(&emu.systems[0]), "Off");
+
+    // Every device failing: the last device's reason.
+    let cfg2 = dir.join("devices-bad.toml");
+    std::fs::write(
+        &cfg2,
+        format!(
+            "{head}[fencing]\ntimeout = \"10s\"\n{}{}",
+            device(closed, &right),
+            device(emu.port, &wrong)
+        ),
+    )
+    .unwrap();
+    let (out, _) = fence(&cfg2, "on");
+    let err = failed(&out);
+    assert!(err.contains("bad credentials"), "{err}");
+    assert_eq!(emu.power_state(&emu.systems[0]), "Off");
+}

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bbwd_platform::command::{Sequence, SequenceMode, SequenceOutcome};
-use bbwd_platform::fence_device::FenceClient;
+use bbwd_platform::fence_device::FenceDevices;
 use bbwd_platform::fs;
 use bbwd_platform::heartbeat::{Links, Received, RecvError, SendError};
 use bbwd_platform::ipmi::{self, Health, Op, Reply, SubmitError};
@@ -38,7 +38,7 @@ pub trait Platform {
 pub struct Real;
 
 impl Platform for Real {
-    type Bmc = FenceClient;
+    type Bmc = FenceDevices;
     type Vip = Vip;
     type Links = Links;
     type Hooks = Spawner;
@@ -61,32 +61,42 @@ pub trait Bmc {
     fn warning(&self) -> Option<&'static str> {
         None
     }
+    /// Each fence device's name and health, in the order they are tried (`[[fencing.device]]`).
+    fn each(&self) -> Vec<(String, Health)> {
+        vec![(self.name().to_string(), self.health())]
+    }
 }
 
-impl Bmc for FenceClient {
+impl Bmc for FenceDevices {
     fn name(&self) -> &str {
-        FenceClient::name(self)
+        FenceDevices::name(self)
     }
     fn fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(FenceClient::fd(self))
+        Some(FenceDevices::fd(self))
     }
     fn deadline(&self) -> Option<Instant> {
-        FenceClient::deadline(self)
+        FenceDevices::deadline(self)
     }
     fn health(&self) -> Health {
-        FenceClient::health(self)
+        FenceDevices::health(self)
     }
     fn submit(&mut self, op: Op, now: Instant, timeout: Duration) -> Result<(), SubmitError> {
-        FenceClient::submit(self, op, now, timeout)
+        FenceDevices::submit(self, op, now, timeout)
     }
     fn try_result(&mut self, now: Instant) -> Option<Result<Reply, ipmi::Error>> {
-        FenceClient::try_result(self, now).map(|c| c.result)
+        FenceDevices::try_result(self, now).map(|c| c.result)
     }
     fn close(self, wait: Duration) {
-        FenceClient::close(self, wait)
+        FenceDevices::close(self, wait)
     }
     fn warning(&self) -> Option<&'static str> {
-        FenceClient::warning(self)
+        FenceDevices::warning(self)
+    }
+    fn each(&self) -> Vec<(String, Health)> {
+        FenceDevices::each(self)
+            .into_iter()
+            .map(|(n, h)| (n.to_string(), h))
+            .collect()
     }
 }
 
