@@ -155,8 +155,16 @@ pub struct FenceDevices {
 }
 
 impl FenceDevices {
-    /// Starts every device's worker; the first start failure is the error.
+    /// Starts every device's worker; the first start failure is the error. At least one
+    /// device (the config guarantees it; an empty list is refused here too).
     pub fn start(targets: Vec<Target>, settings: Settings) -> Result<FenceDevices, Error> {
+        if targets.is_empty() {
+            return Err(Error {
+                bmc: "fencing".into(),
+                op: "start",
+                failure: ipmi::Failure::Unsupported("no fence device configured".into()),
+            });
+        }
         let mut devices = Vec::with_capacity(targets.len());
         for t in targets {
             devices.push(FenceClient::start(t, settings)?);
@@ -194,7 +202,8 @@ impl FenceDevices {
     /// Readable when the device in flight (else the current one) has news.
     pub fn fd(&self) -> BorrowedFd<'_> {
         let i = self.in_flight.map(|(_, i, _)| i).unwrap_or(self.current);
-        self.devices[i.min(self.devices.len() - 1)].fd()
+        // `start` refuses an empty list: there is always a device 0.
+        self.devices[i.min(self.devices.len().saturating_sub(1))].fd()
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -295,6 +304,19 @@ impl FenceDevices {
     pub fn close(self, wait: Duration) {
         for d in self.devices {
             d.close(wait);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_device_list_is_refused() {
+        match FenceDevices::start(Vec::new(), Settings::default()) {
+            Err(e) => assert!(e.to_string().contains("no fence device"), "{e}"),
+            Ok(_) => panic!("started with no device"),
         }
     }
 }
