@@ -724,7 +724,7 @@ impl Conn {
                     })
                     .unwrap_or_default();
                 match members.as_slice() {
-                    [one] => one.clone(),
+                    [one] => local_path(ctx.service, one)?,
                     [] => {
                         return Err(Failure::Unsupported(format!(
                             "{systems} lists no ComputerSystem: nothing to fence"
@@ -870,6 +870,12 @@ fn power_state(v: &serde_json::Value, system: &str) -> Result<Power, Failure> {
 /// A URI the service named (`Location`, an action target) as a path on this same service;
 /// an absolute URL elsewhere is refused.
 fn local_path(service: &Service, uri: &str) -> Result<String, Failure> {
+    // It goes into a request line: nothing that could end or split it.
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Failure::Protocol(format!(
+            "the service named {uri:?}: not a usable URI (whitespace or control characters)"
+        )));
+    }
     if uri.starts_with('/') {
         return Ok(uri.to_string());
     }
@@ -1659,6 +1665,8 @@ mod tests {
         let off = local_path(&svc, "https://evil.example/redfish/v1/x").unwrap_err();
         assert!(off.to_string().contains("off the host"), "{off}");
         assert!(local_path(&svc, "http://10.0.1.2/x").is_err());
+        let split = local_path(&svc, "/redfish/v1/x HTTP/1.1\r\nHost: y").unwrap_err();
+        assert!(split.to_string().contains("not a usable URI"), "{split}");
     }
 
     #[test]
