@@ -1,7 +1,8 @@
 //! The pair's daemon fencing its peer over Redfish: the pair lab (network namespaces, an
 //! ipmi_sim BMC per node whose power is that node), with node 2's `[fencing]` pointed at a
 //! sushy-tools emulator (TLS, CA-checked, htpasswd) on the lab's management network, whose one
-//! system stands for node 1.
+//! system stands for node 1. Node 2 lists two devices (`[[fencing.device]]`): first a Redfish
+//! service that is not there, then the emulator; the fence goes on to the second.
 //!
 //! The emulator's power does not reach node 1's processes, so the scenario is a power loss:
 //! node 1 loses power through its own BMC (as a power cut would); node 2 notices, fences node 1
@@ -93,13 +94,22 @@ fn the_standby_fences_its_dead_peer_over_redfish_and_takes_over_only_after_the_s
         .expect("[fencing] in the node config");
     let end = start + text[start..].find("timeout = ").unwrap();
     let end = end + text[end..].find('\n').unwrap() + 1;
+    // Two devices, tried in order: first a Redfish service that is not there (a closed port
+    // beside the emulator), then the emulator.
+    let closed = emu.port.wrapping_add(1).max(1024);
+    let device = |port: u16| {
+        format!(
+            "[[fencing.device]]\nmethod = \"redfish\"\nhost = \"{REDFISH_IP}\"\nport = {port}\n\
+             username = {}\npassword_file = {}\nca_file = {}\n",
+            toml_str(sushy::USER),
+            toml_str(&pw.display().to_string()),
+            toml_str(&emu.pki.ca.display().to_string()),
+        )
+    };
     let fencing = format!(
-        "[fencing]\nmethod = \"redfish\"\nhost = \"{REDFISH_IP}\"\nport = {}\nusername = {}\n\
-         password_file = {}\nca_file = {}\naction = \"off\"\ntimeout = \"20s\"\n",
-        emu.port,
-        toml_str(sushy::USER),
-        toml_str(&pw.display().to_string()),
-        toml_str(&emu.pki.ca.display().to_string()),
+        "[fencing]\naction = \"off\"\ntimeout = \"20s\"\n{}{}",
+        device(closed),
+        device(emu.port)
     );
     std::fs::write(
         &path,
@@ -112,17 +122,19 @@ fn the_standby_fences_its_dead_peer_over_redfish_and_takes_over_only_after_the_s
     lab.power_on(Node::N2);
     wait_role(&lab, Node::N1, "active/running");
     wait_role(&lab, Node::N2, "standby/stopped");
-    // The continuous peer-BMC check runs over Redfish: connected, no warning (CA-checked).
-    wait_until(WAIT, "n2's Redfish fencer to be up", || {
-        status(&lab, Node::N2)["fencing"]["session_up"] == true
+    // The continuous peer-BMC check runs over Redfish on both devices: the emulator connected,
+    // the missing one down; no warning (CA-checked).
+    wait_until(WAIT, "n2's second fence device to be up", || {
+        status(&lab, Node::N2)["fencing"]["devices"][1]["session_up"] == true
     });
     let st = status(&lab, Node::N2);
-    assert!(
-        st["fencing"]["bmc"]
-            .as_str()
-            .is_some_and(|b| b.starts_with("Redfish https://10.77.0.210:")),
+    let devices = &st["fencing"]["devices"];
+    assert_eq!(
+        devices[1]["bmc"],
+        format!("Redfish https://{REDFISH_IP}:{}", emu.port),
         "{st:#}"
     );
+    assert_eq!(devices[0]["session_up"], false, "{st:#}");
     assert!(st["fencing"]["tls_warning"].is_null(), "{st:#}");
     assert_eq!(emu.power_state(&system), "On");
     // Footprint (BENCHMARKS.md; run with BBWD_BIN=target/release/bbwd): n1 active with an IPMI
