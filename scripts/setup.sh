@@ -45,6 +45,8 @@ PACKAGES=(
   binutils      # scripts/build-deb.sh: strip and objdump on the packaged binary
   lintian       # package test (tests/tests/deb.rs): the built .deb must be lintian-clean
   man-db        # package test: `man -l` renders the packaged bbwd(8) without warnings
+  python3-venv  # Redfish tests (tests/src/sushy.rs): the venv for sushy-tools (PyPI), the Redfish emulator; python3 runs tests/redfish/responder.py
+  openssl       # Redfish tests: the test CA and the emulator's TLS certificate (openssl req / x509)
 )
 
 wanted=("${DEMO_PACKAGES[@]}")

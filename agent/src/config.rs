@@ -222,15 +222,54 @@ pub enum FenceAction {
     Cycle,
 }
 
-/// `[fencing]`
+/// How a Redfish BMC's TLS certificate is checked (`[fencing]` with `method = "redfish"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedfishTls {
+    /// `ca_file`: a PEM file of CA certificates (read and parsed by the check).
+    CaFile(PathBuf),
+    /// `tls_fingerprint = "sha256:..."`: this certificate exactly.
+    Fingerprint([u8; 32]),
+    /// `insecure = true`: not checked (a warning in check-config and `bbwd status`).
+    Insecure,
+}
+
+/// The Redfish-only keys of `[fencing]`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Fencing {
-    /// Only `ipmi`.
+pub struct RedfishKeys {
+    /// `system`: the ComputerSystem's path; `None` = the only one the service lists.
+    pub system: Option<String>,
+    /// Exactly one of `ca_file`, `tls_fingerprint`, `insecure = true`.
+    pub tls: RedfishTls,
+}
+
+/// One fence device: `[fencing]` itself, or one `[[fencing.device]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FenceDevice {
+    /// `ipmi` (default) or `redfish`.
     pub method: String,
     pub lan: IpmiLan,
-    /// 3 (default), 17, or `"auto"` (`bbwd_platform::ipmi::CIPHER_SUITE_AUTO`); anything else
-    /// is refused (0 accepts any password). The same as `lan.cipher_suite`.
+    /// `Some` exactly when `method = "redfish"`.
+    pub redfish: Option<RedfishKeys>,
+    /// IPMI: 3 (default), 17, or `"auto"` (`bbwd_platform::ipmi::CIPHER_SUITE_AUTO`); anything
+    /// else is refused (0 accepts any password). The same as `lan.cipher_suite`.
     pub cipher_suite: u8,
+}
+
+/// `[fencing]`. `method`, `lan`, `redfish` and `cipher_suite` are the FIRST device's (the only
+/// one in the single-table form); `devices` lists every device in the order they are tried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fencing {
+    /// `ipmi` (default) or `redfish`.
+    pub method: String,
+    /// Host, port (default 623 for ipmi, 443 for redfish), user name, password file.
+    pub lan: IpmiLan,
+    /// `Some` exactly when `method = "redfish"`.
+    pub redfish: Option<RedfishKeys>,
+    /// IPMI: 3 (default), 17 or `"auto"`; the same as `lan.cipher_suite`.
+    pub cipher_suite: u8,
+    /// Added key `device` (`[[fencing.device]]`, Pacemaker's fencing levels): the devices tried
+    /// in order until one confirms off; at least one (the single form: `[fencing]` itself).
+    pub devices: Vec<FenceDevice>,
     /// Default `off`.
     pub action: FenceAction,
     /// Default 10 s.
@@ -455,6 +494,20 @@ pub fn warnings(cfg: &Config) -> Vec<Problem> {
             line: None,
             message: v.to_string(),
         })
+        .chain(
+            cfg.fencing
+                .iter()
+                .flat_map(|f| f.devices.iter())
+                .filter_map(|d| d.redfish.as_ref())
+                .filter(|r| r.tls == RedfishTls::Insecure)
+                .map(|_| Problem {
+                    key: "fencing.insecure".to_string(),
+                    line: None,
+                    message: "the BMC's TLS certificate is NOT verified: anyone on the path can read \
+                              the BMC password and fake a confirmed off; set ca_file or tls_fingerprint"
+                        .to_string(),
+                }),
+        )
         .collect()
 }
 
@@ -614,7 +667,29 @@ const FENCING_KEYS: &[&str] = &[
     "cipher_suite",
     "action",
     "timeout",
+    // method = "redfish" only:
+    "system",
+    "ca_file",
+    "tls_fingerprint",
+    "insecure",
+    // several devices, tried in order: [[fencing.device]]
+    "device",
 ];
+/// The keys of one fence device (`[fencing]` without `device`, or each `[[fencing.device]]`).
+const DEVICE_KEYS: &[&str] = &[
+    "method",
+    "host",
+    "port",
+    "username",
+    "password_file",
+    "cipher_suite",
+    "system",
+    "ca_file",
+    "tls_fingerprint",
+    "insecure",
+];
+/// The keys of `[fencing]` that only `method = "redfish"` uses.
+const REDFISH_ONLY_KEYS: &[&str] = &["system", "ca_file", "tls_fingerprint", "insecure"];
 const HOOKS_KEYS: &[&str] = &["before_start", "after_stop"];
 const LOAD_BALANCER_KEYS: &[&str] = &["haproxy_agent"];
 const METRICS_KEYS: &[&str] = &["listen", "textfile"];
@@ -1249,7 +1324,10 @@ impl Checker<'_> {
         }
         if let (Some(watchdog), Some(Some(fencing))) = (watchdog, fencing) {
             if let Some(own) = &watchdog.ipmi {
-                if own.host == fencing.lan.host && own.port == fencing.lan.port {
+                let own_bmc = fencing.devices.iter().any(|d| {
+                    d.method == "ipmi" && d.lan.host == own.host && d.lan.port == own.port
+                });
+                if own_bmc {
                     let offset = root
                         .get("fencing")
                         .and_then(|f| f.get_ref().get("host"))
@@ -1633,7 +1711,7 @@ impl Checker<'_> {
                     );
                     ok = false;
                 }
-                let lan = self.ipmi_lan(sub, "/etc/bbwd/own-bmc.pass");
+                let lan = self.ipmi_lan(sub, "/etc/bbwd/own-bmc.pass", false);
                 ok &= lan.is_some();
                 lan
             }
@@ -1651,8 +1729,14 @@ impl Checker<'_> {
         })
     }
 
-    /// The RMCP+ keys shared by `[watchdog.ipmi]` and `[fencing]`.
-    fn ipmi_lan(&mut self, sec: Sec<'_, '_>, password_example: &str) -> Option<IpmiLan> {
+    /// The RMCP+ keys shared by `[watchdog.ipmi]` and `[fencing]` (`redfish`: the same keys
+    /// for a Redfish service: port 443 by default, no IPMI limit on the user name).
+    fn ipmi_lan(
+        &mut self,
+        sec: Sec<'_, '_>,
+        password_example: &str,
+        redfish: bool,
+    ) -> Option<IpmiLan> {
         let host = self.required_string(sec, "host", "\"10.0.1.1\"");
         if let Some((host, span)) = &host {
             if host
@@ -1667,10 +1751,15 @@ impl Checker<'_> {
                 return None;
             }
         }
-        let port = self.integer(sec, "port", DEFAULT_IPMI_PORT, 1..=65535) as u16;
+        let default_port = if redfish {
+            i64::from(bbwd_platform::redfish::DEFAULT_PORT)
+        } else {
+            DEFAULT_IPMI_PORT
+        };
+        let port = self.integer(sec, "port", default_port, 1..=65535) as u16;
         let username = self.required_string(sec, "username", "\"fence\"");
         if let Some((user, span)) = &username {
-            if user.len() > MAX_IPMI_USER_BYTES {
+            if !redfish && user.len() > MAX_IPMI_USER_BYTES {
                 self.report(
                     sec.key("username"),
                     Some(span.start),
@@ -1980,23 +2069,54 @@ impl Checker<'_> {
         };
         self.unknown_keys(sec, FENCING_KEYS);
         let mut ok = true;
-        let method = match self.string(sec, "method") {
-            Some((m, _)) if m == "ipmi" => m,
-            Some((m, span)) => {
-                self.report(
-                    sec.key("method"),
-                    Some(span.start),
-                    format!("\"{m}\": the only method is \"ipmi\""),
-                );
-                ok = false;
-                m
-            }
-            None => {
-                ok &= sec.get("method").is_none();
-                "ipmi".to_string()
+        // The devices: `[[fencing.device]]` in order, or the single device of `[fencing]`.
+        let devices: Vec<Option<FenceDevice>> = match sec.get("device") {
+            None => vec![self.fence_device(sec)],
+            Some(item) => {
+                for key in DEVICE_KEYS {
+                    if let Some(k) = sec.get(key) {
+                        self.at(
+                            sec.key(key),
+                            k,
+                            format!("with [[fencing.device]], {key} belongs in each device (only action and timeout stay in [fencing])"),
+                        );
+                        ok = false;
+                    }
+                }
+                match item.get_ref() {
+                    DeValue::Array(list) if !list.is_empty() => list
+                        .iter()
+                        .map(|d| match d.get_ref() {
+                            DeValue::Table(table) => {
+                                let dsec = Sec {
+                                    name: "fencing.device",
+                                    table,
+                                    header: d.span().start,
+                                };
+                                self.unknown_keys(dsec, DEVICE_KEYS);
+                                self.fence_device(dsec)
+                            }
+                            _ => {
+                                self.wrong_type(
+                                    "fencing.device".to_string(),
+                                    d,
+                                    "a table ([[fencing.device]])",
+                                );
+                                None
+                            }
+                        })
+                        .collect(),
+                    _ => {
+                        self.wrong_type(
+                            "fencing.device".to_string(),
+                            item,
+                            "a non-empty array of tables ([[fencing.device]])",
+                        );
+                        vec![None]
+                    }
+                }
             }
         };
-        let lan = self.ipmi_lan(sec, "/etc/bbwd/peer-bmc.pass");
         let action = match self.string(sec, "action") {
             Some((a, span)) => match a.as_str() {
                 "off" => FenceAction::Off,
@@ -2022,14 +2142,167 @@ impl Checker<'_> {
         if !ok {
             return None;
         }
-        let lan = lan?;
+        let devices: Vec<FenceDevice> = devices.into_iter().collect::<Option<_>>()?;
+        let first = devices.first()?.clone();
         Some(Some(Fencing {
-            method,
-            cipher_suite: lan.cipher_suite,
-            lan,
+            method: first.method,
+            lan: first.lan,
+            redfish: first.redfish,
+            cipher_suite: first.cipher_suite,
+            devices,
             action,
             timeout,
         }))
+    }
+
+    /// One fence device's keys (`[fencing]` itself, or one `[[fencing.device]]`).
+    fn fence_device(&mut self, sec: Sec<'_, '_>) -> Option<FenceDevice> {
+        let mut ok = true;
+        let method = match self.string(sec, "method") {
+            Some((m, _)) if m == "ipmi" || m == "redfish" => m,
+            Some((m, span)) => {
+                self.report(
+                    sec.key("method"),
+                    Some(span.start),
+                    format!("\"{m}\": expected \"ipmi\" or \"redfish\""),
+                );
+                ok = false;
+                m
+            }
+            None => {
+                ok &= sec.get("method").is_none();
+                "ipmi".to_string()
+            }
+        };
+        let is_redfish = method == "redfish";
+        let lan = self.ipmi_lan(sec, "/etc/bbwd/peer-bmc.pass", is_redfish);
+        let redfish = if is_redfish {
+            if sec.get("cipher_suite").is_some() {
+                self.report(
+                    sec.key("cipher_suite"),
+                    sec.get("cipher_suite").map(|i| i.span().start),
+                    "cipher_suite is an IPMI key: remove it with method = \"redfish\"",
+                );
+                ok = false;
+            }
+            let keys = self.redfish_keys(sec);
+            ok &= keys.is_some();
+            keys
+        } else {
+            for key in REDFISH_ONLY_KEYS {
+                if let Some(item) = sec.get(key) {
+                    self.at(
+                        sec.key(key),
+                        item,
+                        format!("{key} is a Redfish key: it needs method = \"redfish\""),
+                    );
+                    ok = false;
+                }
+            }
+            None
+        };
+        if !ok {
+            return None;
+        }
+        // The suite (3, 17 or "auto") is read and checked with the other RMCP+ keys.
+        let lan = lan?;
+        Some(FenceDevice {
+            method,
+            cipher_suite: lan.cipher_suite,
+            lan,
+            redfish,
+        })
+    }
+
+    /// `system` and the certificate check of `method = "redfish"`: exactly one of `ca_file`
+    /// (a readable PEM file of CA certificates), `tls_fingerprint` (`sha256:` and 32 bytes in
+    /// hex), `insecure = true`.
+    fn redfish_keys(&mut self, sec: Sec<'_, '_>) -> Option<RedfishKeys> {
+        let mut ok = true;
+        let system = match self.string(sec, "system") {
+            Some((s, span)) => {
+                if !s.starts_with("/redfish/v1/")
+                    || s.chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+                {
+                    self.report(
+                        sec.key("system"),
+                        Some(span.start),
+                        format!("\"{s}\": expected the ComputerSystem's path, e.g. \"/redfish/v1/Systems/1\""),
+                    );
+                    ok = false;
+                }
+                Some(s)
+            }
+            None => {
+                ok &= sec.get("system").is_none();
+                None
+            }
+        };
+        let ca_file = if sec.get("ca_file").is_some() {
+            match self.path(sec, "ca_file", None, "\"/etc/bbwd/peer-bmc-ca.pem\"") {
+                Some((path, span)) => match bbwd_platform::redfish::read_ca_file(&path) {
+                    Ok(_) => Some(path),
+                    Err(e) => {
+                        self.report(sec.key("ca_file"), Some(span.start), e);
+                        ok = false;
+                        None
+                    }
+                },
+                None => {
+                    ok = false;
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let fingerprint = match self.string(sec, "tls_fingerprint") {
+            Some((text, span)) => match bbwd_platform::redfish::parse_fingerprint(&text) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    self.report(sec.key("tls_fingerprint"), Some(span.start), e);
+                    ok = false;
+                    None
+                }
+            },
+            None => {
+                ok &= sec.get("tls_fingerprint").is_none();
+                None
+            }
+        };
+        let insecure = self.boolean(sec, "insecure", false);
+        let given = usize::from(sec.get("ca_file").is_some())
+            + usize::from(sec.get("tls_fingerprint").is_some())
+            + usize::from(insecure);
+        if given > 1 {
+            let key = if insecure {
+                "insecure"
+            } else {
+                "tls_fingerprint"
+            };
+            self.report(
+                sec.key(key),
+                sec.get(key).map(|i| i.span().start),
+                "give exactly one of ca_file, tls_fingerprint and insecure = true",
+            );
+            return None;
+        }
+        if given == 0 {
+            self.report(
+                sec.key("ca_file"),
+                Some(sec.header),
+                "method = \"redfish\" needs the BMC's certificate checked: ca_file = the PEM file of the CA that signed it, or tls_fingerprint = \"sha256:...\" of the certificate itself (openssl x509 -noout -fingerprint -sha256); insecure = true only to accept any certificate",
+            );
+            return None;
+        }
+        let tls = match (ca_file, fingerprint) {
+            (Some(path), _) => RedfishTls::CaFile(path),
+            (None, Some(f)) => RedfishTls::Fingerprint(f),
+            (None, None) if insecure => RedfishTls::Insecure,
+            (None, None) => return None,
+        };
+        ok.then_some(RedfishKeys { system, tls })
     }
 
     fn hooks(&mut self, root: &DeTable<'_>) -> Hooks {
@@ -2734,6 +3007,11 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
                 "database.address" => p.message.contains("cannot resolve"),
                 "watchdog.ipmi" => p.message.contains("only used with device = \"ipmi\""),
                 "load_balancer" => p.message.contains("cannot both be set"),
+                // The Redfish keys, documented beside the example's method = "ipmi".
+                "fencing.system"
+                | "fencing.ca_file"
+                | "fencing.tls_fingerprint"
+                | "fencing.insecure" => p.message.contains("needs method = \"redfish\""),
                 _ => false,
             };
             assert!(expected, "unexpected problem in the example: {p}");
@@ -3438,14 +3716,213 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
         );
     }
 
+    /// A CA certificate (P-256, self-signed) for the `ca_file` checks: data, never trusted.
+    const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----\n\
+MIIBkTCCATegAwIBAgIUB4EODe8jOB8DgQEJR+VgTRutlUswCgYIKoZIzj0EAwIw\n\
+HjEcMBoGA1UEAwwTYmJ3ZCBjb25maWcgdGVzdCBDQTAeFw0yNjEyMDQyMDIzMTJa\n\
+Fw0zNjEyMDEyMDIzMTJaMB4xHDAaBgNVBAMME2Jid2QgY29uZmlnIHRlc3QgQ0Ew\n\
+WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQNSu0v3M/hu+7Lomx8EuMo4kV7bD99\n\
+dFaRcmvElsj39B1rXtN3iAbsnH4TeY7j666qcNehAtwBsXRNgfTpBSbZo1MwUTAd\n\
+BgNVHQ4EFgQU60Ax/Gyayrum/SZ8ag1zAQ7tri4wHwYDVR0jBBgwFoAU60Ax/Gya\n\
+yrum/SZ8ag1zAQ7tri4wDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBF\n\
+AiEAtzORmC/2DMelsuwYLCyhyGrIRtJ2qyCT9K+LMutr76YCIEAZ4w5oEju6BSII\n\
+t+h8RlXtLvUB/0zX7TsGjndYo2kC\n\
+-----END CERTIFICATE-----\n\
+";
+
+    /// `method = "redfish"`: the TLS check is required and exactly one; each key's value is
+    /// checked (a readable PEM CA file, a sha256 fingerprint, a /redfish/v1/ path); the IPMI
+    /// and Redfish keys stay with their method; port 443 by default; insecure is a warning.
+    #[test]
+    fn redfish_keys_checked() {
+        let dir = TempDir::new("redfish");
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, TEST_CA_PEM).unwrap();
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "hello\n").unwrap();
+        let rf = |extra: &str| pair(&dir, LINKS, &format!("method = \"redfish\"\n{extra}"));
+        let pin = format!("tls_fingerprint = \"sha256:{}\"\n", "ab".repeat(32));
+        // Lines: 8 [fencing], 12 method, 13.. extra.
+        one_problem(
+            &rf(""),
+            "fencing.ca_file",
+            Some(8),
+            "needs the BMC's certificate checked",
+        );
+        one_problem(
+            &rf(&format!("ca_file = \"{}\"\n", not_pem.display())),
+            "fencing.ca_file",
+            Some(13),
+            "not a PEM certificate file",
+        );
+        one_problem(
+            &rf("ca_file = \"/nonexistent/ca.pem\"\n"),
+            "fencing.ca_file",
+            Some(13),
+            "No such file",
+        );
+        one_problem(
+            &rf("tls_fingerprint = \"AB:CD\"\n"),
+            "fencing.tls_fingerprint",
+            Some(13),
+            "expected \"sha256:\"",
+        );
+        one_problem(
+            &rf("tls_fingerprint = \"sha256:ABCD\"\n"),
+            "fencing.tls_fingerprint",
+            Some(13),
+            "64 hex digits",
+        );
+        one_problem(
+            &rf(&format!("ca_file = \"{}\"\n{pin}", ca.display())),
+            "fencing.tls_fingerprint",
+            Some(14),
+            "exactly one of ca_file, tls_fingerprint and insecure",
+        );
+        one_problem(
+            &rf(&format!("{pin}insecure = true\n")),
+            "fencing.insecure",
+            Some(14),
+            "exactly one",
+        );
+        one_problem(
+            &rf(&format!("{pin}system = \"Systems/1\"\n")),
+            "fencing.system",
+            Some(14),
+            "ComputerSystem's path",
+        );
+        one_problem(
+            &rf(&format!("{pin}cipher_suite = 3\n")),
+            "fencing.cipher_suite",
+            Some(14),
+            "IPMI key",
+        );
+        one_problem(
+            &pair(&dir, LINKS, &pin),
+            "fencing.tls_fingerprint",
+            Some(12),
+            "needs method = \"redfish\"",
+        );
+
+        // Valid: a CA file, a pin, or insecure (then a warning naming the key).
+        let c = ok(&rf(&format!(
+            "ca_file = \"{}\"\nsystem = \"/redfish/v1/Systems/abc\"\n",
+            ca.display()
+        )));
+        let f = c.fencing.unwrap();
+        assert_eq!((f.method.as_str(), f.lan.port), ("redfish", 443));
+        let r = f.redfish.unwrap();
+        assert_eq!(r.tls, RedfishTls::CaFile(ca.clone()));
+        assert_eq!(r.system.as_deref(), Some("/redfish/v1/Systems/abc"));
+        let c = ok(&rf(&format!("{pin}port = 8443\n")));
+        let f = c.fencing.as_ref().unwrap();
+        assert_eq!(f.lan.port, 8443);
+        assert_eq!(
+            f.redfish.as_ref().unwrap().tls,
+            RedfishTls::Fingerprint([0xab; 32])
+        );
+        assert!(warnings(&c).iter().all(|w| w.key != "fencing.insecure"));
+        let c = ok(&rf("insecure = true\n"));
+        assert_eq!(
+            c.fencing.as_ref().unwrap().redfish.as_ref().unwrap().tls,
+            RedfishTls::Insecure
+        );
+        let w = warnings(&c);
+        assert!(
+            w.iter()
+                .any(|w| w.key == "fencing.insecure" && w.message.contains("NOT verified")),
+            "{w:?}"
+        );
+        // Redfish user names are not bound by IPMI's 16 bytes.
+        let long_user = rf(&pin).replace(
+            "username = \"fence\"",
+            "username = \"a-very-long-user-name\"",
+        );
+        assert_eq!(
+            ok(&long_user).fencing.unwrap().lan.username,
+            "a-very-long-user-name"
+        );
+    }
+
+    /// `[[fencing.device]]`: several devices in order, each with the keys of a single
+    /// `[fencing]`; action and timeout stay in `[fencing]`; device keys there are refused.
+    #[test]
+    fn fence_devices_are_listed_in_order() {
+        let dir = TempDir::new("devices");
+        let pw = dir.secret("peer2.pass", 0o600);
+        let key = dir.secret("cluster.key", 0o600);
+        let pin = format!("tls_fingerprint = \"sha256:{}\"", "ab".repeat(32));
+        let text = |top: &str, devices: &str| {
+            format!(
+                "[node]\nname = \"bb1\"\n[cluster]\npeer = \"bb2\"\nkey_file = \"{key}\"\n{LINKS}\
+                 [fencing]\n{top}timeout = \"20s\"\n{devices}\
+                 [vip]\naddress = \"10.0.0.50/24\"\ninterface = \"eth0\"\n"
+            )
+        };
+        let two = format!(
+            "[[fencing.device]]\nmethod = \"redfish\"\nhost = \"10.0.1.2\"\nusername = \"fence\"\n\
+             password_file = \"{pw}\"\n{pin}\n\
+             [[fencing.device]]\nhost = \"10.0.2.2\"\nusername = \"fence\"\npassword_file = \"{pw}\"\n"
+        );
+        let c = ok(&text("", &two));
+        let f = c.fencing.unwrap();
+        assert_eq!(f.devices.len(), 2);
+        assert_eq!(
+            (f.devices[0].method.as_str(), f.devices[0].lan.port),
+            ("redfish", 443)
+        );
+        assert_eq!(
+            (
+                f.devices[1].method.as_str(),
+                f.devices[1].lan.port,
+                f.devices[1].cipher_suite
+            ),
+            ("ipmi", 623, 3)
+        );
+        // The first device is also the single-device view.
+        assert_eq!(
+            (f.method.as_str(), f.lan.host.as_str()),
+            ("redfish", "10.0.1.2")
+        );
+        assert_eq!(f.timeout, Duration::from_secs(20));
+        // The single form is one device.
+        let single = ok(&pair(&dir, LINKS, "")).fencing.unwrap();
+        assert_eq!(single.devices.len(), 1);
+        assert_eq!(single.devices[0].lan, single.lan);
+        // Device keys beside the list: refused, naming the key (line 9: [fencing] is 8).
+        one_problem(
+            &text("host = \"10.0.9.9\"\n", &two),
+            "fencing.host",
+            Some(9),
+            "belongs in each device",
+        );
+        // Each device is checked like [fencing]: a Redfish device without its TLS check.
+        let bad = format!(
+            "[[fencing.device]]\nmethod = \"redfish\"\nhost = \"10.0.1.2\"\nusername = \"fence\"\n\
+             password_file = \"{pw}\"\n"
+        );
+        one_problem(
+            &text("", &bad),
+            "fencing.device.ca_file",
+            Some(10),
+            "needs the BMC's certificate checked",
+        );
+        one_problem(
+            &text("", &format!("{two}bogus = 1\n")),
+            "fencing.device.bogus",
+            Some(20),
+            "unknown key",
+        );
+    }
+
     #[test]
     fn fencing_keys_checked() {
         let dir = TempDir::new("fencing");
         one_problem(
-            &pair(&dir, LINKS, "method = \"redfish\"\n"),
+            &pair(&dir, LINKS, "method = \"ipmilan\"\n"),
             "fencing.method",
             Some(12),
-            "only method is \"ipmi\"",
+            "expected \"ipmi\" or \"redfish\"",
         );
         one_problem(
             &pair(&dir, LINKS, "action = \"reboot\"\n"),

@@ -2,16 +2,15 @@
 //! hand, without the daemon (SPEC CLI).
 //!
 //! Owns the command's sequence and its output: the power state (`on`/`off`) on stdout, one
-//! line with the reason on stderr when it fails. Must not: talk IPMI itself (that is
-//! `bbwd_platform::ipmi`, which also keeps every BMC-side failure, a panic included, from
-//! reaching here), or run
-//! inside the daemon (it waits).
+//! line with the reason on stderr when it fails. Must not: talk IPMI or Redfish itself (that is
+//! `bbwd_platform::ipmi` / `bbwd_platform::redfish` behind `bbwd_platform::fence_device`, which
+//! also keep every library failure from reaching here), or run inside the daemon (it waits).
 //!
-//! | action | sequence                                                              | done when            |
+//! | action | sequence (IPMI / Redfish)                                              | done when            |
 //! |--------|-----------------------------------------------------------------------|----------------------|
-//! | status | Get Chassis Status                                                    | the BMC answered     |
-//! | off    | status; if on: Chassis Control off, then status every [`POLL`]       | the BMC reports off  |
-//! | on     | status; if off: Chassis Control on, then status every [`POLL`]       | the BMC reports on   |
+//! | status | Get Chassis Status / GET the system's `PowerState`                    | the BMC answered     |
+//! | off    | status; if on: Chassis Control off / Reset `ForceOff`, then status every [`POLL`] | the BMC reports off  |
+//! | on     | status; if off: Chassis Control on / Reset `On`, then status every [`POLL`]       | the BMC reports on   |
 //! | cycle  | off (confirmed), then on (confirmed): never a blind chassis cycle     | the BMC reports on   |
 //!
 //! Each confirmed phase has `[fencing] timeout` (a cycle has it twice). Already off (on) is
@@ -23,13 +22,14 @@
 
 use std::time::{Duration, Instant};
 
+use bbwd_platform::fence_device::{FenceDevices, Target};
 use bbwd_platform::ipmi::{
-    self, Bmc, Error, Failure, IpmiClient, Op, Password, Power, PowerAction, Reply, Settings,
-    Target,
+    self, Bmc, Error, Failure, Op, Password, Power, PowerAction, Reply, Settings,
 };
 use bbwd_platform::poll::{PollSet, Want};
+use bbwd_platform::redfish;
 
-use crate::config::Fencing;
+use crate::config::{FenceDevice, Fencing, RedfishTls};
 
 /// How often the power state is asked while waiting for it to change: a confirmed off comes
 /// at most this long after the BMC knows (the goal is within 100 ms of the node being gone),
@@ -117,31 +117,57 @@ impl std::fmt::Display for FenceError {
     }
 }
 
-/// The RMCP+ target of `[fencing]`.
-pub fn target(f: &Fencing) -> Result<Target, FenceError> {
+/// The fence devices of `[fencing]`, in the order they are tried.
+pub fn targets(f: &Fencing) -> Result<Vec<Target>, FenceError> {
+    f.devices.iter().map(target).collect()
+}
+
+/// One fence device: RMCP+ or Redfish.
+pub fn target(f: &FenceDevice) -> Result<Target, FenceError> {
+    if let Some(r) = &f.redfish {
+        let password =
+            redfish::Secret::from_file(&f.lan.password_file).map_err(FenceError::Password)?;
+        return Ok(Target::Redfish(redfish::Service {
+            host: f.lan.host.clone(),
+            port: f.lan.port,
+            username: f.lan.username.clone(),
+            password,
+            system: r.system.clone(),
+            tls: match &r.tls {
+                RedfishTls::CaFile(p) => redfish::Tls::CaFile(p.clone()),
+                RedfishTls::Fingerprint(d) => redfish::Tls::Fingerprint(*d),
+                RedfishTls::Insecure => redfish::Tls::Insecure,
+            },
+        }));
+    }
     let password = Password::from_file(&f.lan.password_file).map_err(FenceError::Password)?;
-    Ok(Target::Lan(Bmc {
+    Ok(Target::Ipmi(ipmi::Target::Lan(Bmc {
         host: f.lan.host.clone(),
         port: f.lan.port,
         username: f.lan.username.clone(),
         password,
         cipher_suite: f.cipher_suite,
-    }))
+    })))
 }
 
 /// Client settings for fencing: a reply may take at most a third of the timeout, so that a
 /// lost reply leaves time for a fresh session. `keepalive` is the daemon's choice (`None` for
 /// the CLI).
 pub fn settings(f: &Fencing, keepalive: Option<Duration>) -> Settings {
+    let reply = if f.redfish.is_some() {
+        redfish::REPLY_TIMEOUT
+    } else {
+        ipmi::REPLY_TIMEOUT
+    };
     Settings {
-        reply_timeout: ipmi::REPLY_TIMEOUT.min(f.timeout / 3),
+        reply_timeout: reply.min(f.timeout / 3),
         keepalive,
         keepalive_op: Op::PowerStatus,
     }
 }
 
 /// One fence action in progress, driven without blocking: the caller polls the client's
-/// [`IpmiClient::fd`] until [`FenceRun::wake_at`] and calls [`FenceRun::advance`] after each
+/// [`FenceDevices::fd`] until [`FenceRun::wake_at`] and calls [`FenceRun::advance`] after each
 /// wake-up. The CLI drives it in a loop; a daemon can drive it from its poll loop.
 ///
 /// ```text
@@ -176,7 +202,7 @@ enum Step {
 impl FenceRun {
     /// Starts `action`: submits the first status request.
     pub fn start(
-        client: &mut IpmiClient,
+        client: &mut FenceDevices,
         action: Action,
         timeout: Duration,
         now: Instant,
@@ -203,14 +229,14 @@ impl FenceRun {
     }
 
     /// When the caller must call `advance` at the latest (also on the client's fd).
-    pub fn wake_at(&self, client: &IpmiClient) -> Option<Instant> {
+    pub fn wake_at(&self, client: &FenceDevices) -> Option<Instant> {
         [self.next_poll, client.deadline()]
             .into_iter()
             .flatten()
             .min()
     }
 
-    fn submit(&mut self, client: &mut IpmiClient, op: Op, now: Instant) {
+    fn submit(&mut self, client: &mut FenceDevices, op: Op, now: Instant) {
         let left = self.deadline.saturating_duration_since(now);
         // One operation at a time, and this run is the client's only user while it lasts.
         if client.submit(op, now, left).is_err() {
@@ -218,7 +244,7 @@ impl FenceRun {
         }
     }
 
-    fn not_confirmed(&mut self, client: &IpmiClient, want: Power) -> FenceError {
+    fn not_confirmed(&mut self, client: &FenceDevices, want: Power) -> FenceError {
         FenceError::NotConfirmed {
             bmc: client.name().to_string(),
             want,
@@ -230,7 +256,7 @@ impl FenceRun {
     /// Moves on with whatever happened; `Some` when the action is over.
     pub fn advance(
         &mut self,
-        client: &mut IpmiClient,
+        client: &mut FenceDevices,
         now: Instant,
     ) -> Option<Result<Power, FenceError>> {
         if let Some(at) = self.next_poll {
@@ -308,7 +334,7 @@ impl FenceRun {
     /// The current target is reached: the next phase, or the end.
     fn phase_done(
         &mut self,
-        client: &mut IpmiClient,
+        client: &mut FenceDevices,
         now: Instant,
     ) -> Option<Result<Power, FenceError>> {
         let reached = self.targets.remove(0);
@@ -330,7 +356,8 @@ impl FenceRun {
 
 /// Runs `action` against the `[fencing]` BMC and waits for it; returns the final state.
 pub fn run(f: &Fencing, action: Action) -> Result<Power, FenceError> {
-    let mut client = IpmiClient::start(target(f)?, settings(f, None)).map_err(FenceError::Start)?;
+    let mut client =
+        FenceDevices::start(targets(f)?, settings(f, None)).map_err(FenceError::Start)?;
     let mut fence = FenceRun::start(&mut client, action, f.timeout, Instant::now());
     let mut set = PollSet::new();
     let result = loop {
@@ -348,7 +375,7 @@ pub fn run(f: &Fencing, action: Action) -> Result<Power, FenceError> {
     result
 }
 
-fn unexpected(client: &IpmiClient, r: Reply) -> Error {
+fn unexpected(client: &FenceDevices, r: Reply) -> Error {
     Error {
         bmc: client.name().to_string(),
         op: Op::PowerStatus.name(),

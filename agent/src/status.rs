@@ -203,7 +203,8 @@ impl Status {
     /// that keeps failing, a fencing BMC that reports the heard peer off (it is another
     /// machine's), both nodes `preferred_active`, a node that self-fenced. WARNING: a lost
     /// heartbeat link, a BMC session that is down (fencing would fail), failover paused by
-    /// maintenance, neither node preferred.
+    /// maintenance, neither node preferred, a Redfish BMC whose TLS certificate is not verified
+    /// (`fencing.tls_warning`, `insecure = true`).
     fn pair_exit_code(&self) -> i32 {
         let fencing = |k: &str| {
             self.fencing
@@ -234,7 +235,11 @@ impl Status {
         let degraded = links.is_some_and(|(up, total, alive)| up < total || !alive)
             || fencing("session_up") == Some(false)
             || fencing("failover_paused") == Some(true)
-            || conflict == Some("neither");
+            || conflict == Some("neither")
+            || self
+                .fencing
+                .as_ref()
+                .is_some_and(|f| f.get("tls_warning").is_some_and(|w| w.is_string()));
         let base = match (self.role.as_str(), self.state.as_str()) {
             ("standby", "stopped" | "starting") => OK,
             (_, "running") if self.bitbucket.consecutive_failures == 0 => OK,
@@ -337,6 +342,25 @@ impl Status {
                 f["bmc"].as_str().unwrap_or("?")
             );
             let flag = |k: &str| f[k].as_bool() == Some(true);
+            if let Some(w) = f["tls_warning"].as_str() {
+                let _ = writeln!(s, "  FENCING WARNING: {w}");
+            }
+            // [[fencing.device]]: each device's own health, in the order they are tried.
+            if let Some(devices) = f["devices"].as_array().filter(|d| d.len() > 1) {
+                for (i, d) in devices.iter().enumerate() {
+                    let state = match (d["session_up"].as_bool(), d["last_error"].as_str()) {
+                        (Some(true), _) => "up".to_string(),
+                        (_, Some(e)) => format!("DOWN: {e}"),
+                        _ => "DOWN".to_string(),
+                    };
+                    let _ = writeln!(
+                        s,
+                        "    device {} {} {state}",
+                        i + 1,
+                        d["bmc"].as_str().unwrap_or("?")
+                    );
+                }
+            }
             if flag("takeover_blocked") {
                 let _ = writeln!(
                     s,
@@ -565,6 +589,31 @@ mod tests {
         assert_eq!(with("preference_conflict", "both".into()), CRITICAL);
         assert_eq!(with("preference_conflict", "neither".into()), WARNING);
         assert_eq!(with("failover_paused", true.into()), WARNING);
+        // A Redfish fencer whose certificate is not verified (insecure = true): WARNING, and
+        // the human form says why; no warning (null) is OK.
+        assert_eq!(with("tls_warning", serde_json::Value::Null), OK);
+        assert_eq!(
+            with("tls_warning", "TLS certificate NOT verified".into()),
+            WARNING
+        );
+        let mut s = st.clone();
+        s.fencing = Some(serde_json::json!({ "session_up": true, "tls_warning": "NOT verified" }));
+        assert!(
+            s.render().contains("FENCING WARNING: NOT verified"),
+            "{}",
+            s.render()
+        );
+        // Several devices: each one's health is shown, in order.
+        s.fencing = Some(serde_json::json!({ "session_up": false, "devices": [
+            { "bmc": "Redfish https://10.0.1.2:443", "session_up": true, "last_error": null },
+            { "bmc": "BMC 10.0.2.2:623", "session_up": false, "last_error": "unreachable: no answer" },
+        ] }));
+        let text = s.render();
+        assert!(
+            text.contains("device 1 Redfish https://10.0.1.2:443 up")
+                && text.contains("device 2 BMC 10.0.2.2:623 DOWN: unreachable: no answer"),
+            "{text}"
+        );
     }
 
     /// A healthy standby printed "BBWD OK - bb2 stopped", which reads like the single-node

@@ -9,7 +9,8 @@
 //! (`agentcheck`), the Prometheus scrape endpoint (`metrics_server`). The virtual IP: netlink add/remove/watch, gratuitous ARP / unsolicited NA
 //! and the pre-add probe (`vip`).
 //! Sessions to a BMC over IPMI (RMCP+ or `/dev/ipmi0`) on a worker thread, for fencing and the
-//! BMC watchdog (`ipmi`). The pair's other eyes on the network: reachability of the witness by
+//! BMC watchdog (`ipmi`); fencing over Redfish (HTTPS with a verified certificate, `redfish`), and
+//! either behind one client (`fence_device`). The pair's other eyes on the network: reachability of the witness by
 //! ICMP echo (`witness`) and the VIP interface's link state over netlink (`linkwatch`).
 //!
 //! # What it must not do
@@ -27,6 +28,7 @@ pub mod agentcheck;
 pub mod clock;
 pub mod command;
 pub mod control;
+pub mod fence_device;
 pub mod fs;
 pub mod heartbeat;
 pub mod http;
@@ -38,6 +40,7 @@ pub mod netlink;
 pub mod poll;
 pub mod process;
 pub mod realtime;
+pub mod redfish;
 pub mod reexec;
 pub mod sdnotify;
 pub mod signals;

@@ -37,6 +37,8 @@ pub mod vm;
 /// ipmi_sim, a real BMC per test (`tests/tests/ipmi_*.rs`).
 pub mod ipmisim;
 
+/// sushy-tools' emulator, a real Redfish service per test (`tests/tests/redfish_fence.rs`).
+pub mod sushy;
 /// A test BMC speaking RMCP+ suites 3 and 17, with hostile modes (`tests/tests/testbmc.rs`).
 pub mod testbmc;
 

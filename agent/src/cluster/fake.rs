@@ -69,6 +69,8 @@ pub struct World {
     /// What `try_result` answers next (taken; `None`: still running).
     pub bmc_result: Option<Result<Reply, ipmi::Error>>,
     pub bmc_health: Health,
+    /// What `warning` answers (an unverified Redfish certificate).
+    pub bmc_warning: Option<&'static str>,
     /// The VIP is on the interface (`add` and `remove` change it).
     pub vip_held: bool,
     /// VIP operations that fail.
@@ -156,6 +158,9 @@ impl Bmc for FakeBmc {
     }
     fn close(self, _wait: Duration) {
         self.0.borrow_mut().call(Call::BmcClose);
+    }
+    fn warning(&self) -> Option<&'static str> {
+        self.0.borrow().bmc_warning
     }
 }
 

@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bbwd_platform::command::{Sequence, SequenceMode, SequenceOutcome};
+use bbwd_platform::fence_device::FenceDevices;
 use bbwd_platform::fs;
 use bbwd_platform::heartbeat::{Links, Received, RecvError, SendError};
-use bbwd_platform::ipmi::{self, Health, IpmiClient, Op, Reply, SubmitError};
+use bbwd_platform::ipmi::{self, Health, Op, Reply, SubmitError};
 use bbwd_platform::vip::{Added, ProbeOutcome, Removed, Vip, VipError};
 
 /// The types one [`Cluster`](super::Cluster) drives.
@@ -32,12 +33,12 @@ pub trait Platform {
     type Storage: RecordStore;
 }
 
-/// The real platform: IPMI over the network, netlink and raw sockets, UDP, child processes,
+/// The real platform: IPMI or Redfish over the network, netlink and raw sockets, UDP, child processes,
 /// files in `state_dir`.
 pub struct Real;
 
 impl Platform for Real {
-    type Bmc = IpmiClient;
+    type Bmc = FenceDevices;
     type Vip = Vip;
     type Links = Links;
     type Hooks = Spawner;
@@ -56,29 +57,46 @@ pub trait Bmc {
     /// The outstanding operation's result (a timeout once its deadline passed), if any.
     fn try_result(&mut self, now: Instant) -> Option<Result<Reply, ipmi::Error>>;
     fn close(self, wait: Duration);
+    /// A weakness of the device's configuration for `bbwd status` (an unverified certificate).
+    fn warning(&self) -> Option<&'static str> {
+        None
+    }
+    /// Each fence device's name and health, in the order they are tried (`[[fencing.device]]`).
+    fn each(&self) -> Vec<(String, Health)> {
+        vec![(self.name().to_string(), self.health())]
+    }
 }
 
-impl Bmc for IpmiClient {
+impl Bmc for FenceDevices {
     fn name(&self) -> &str {
-        IpmiClient::name(self)
+        FenceDevices::name(self)
     }
     fn fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(IpmiClient::fd(self))
+        Some(FenceDevices::fd(self))
     }
     fn deadline(&self) -> Option<Instant> {
-        IpmiClient::deadline(self)
+        FenceDevices::deadline(self)
     }
     fn health(&self) -> Health {
-        IpmiClient::health(self)
+        FenceDevices::health(self)
     }
     fn submit(&mut self, op: Op, now: Instant, timeout: Duration) -> Result<(), SubmitError> {
-        IpmiClient::submit(self, op, now, timeout).map(|_| ())
+        FenceDevices::submit(self, op, now, timeout)
     }
     fn try_result(&mut self, now: Instant) -> Option<Result<Reply, ipmi::Error>> {
-        IpmiClient::try_result(self, now).map(|c| c.result)
+        FenceDevices::try_result(self, now).map(|c| c.result)
     }
     fn close(self, wait: Duration) {
-        IpmiClient::close(self, wait)
+        FenceDevices::close(self, wait)
+    }
+    fn warning(&self) -> Option<&'static str> {
+        FenceDevices::warning(self)
+    }
+    fn each(&self) -> Vec<(String, Health)> {
+        FenceDevices::each(self)
+            .into_iter()
+            .map(|(n, h)| (n.to_string(), h))
+            .collect()
     }
 }
 

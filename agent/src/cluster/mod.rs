@@ -26,8 +26,9 @@ use bbwd_core::node::{Action, Input, Node, PairSettings};
 use bbwd_core::timing;
 use bbwd_platform::clock;
 use bbwd_platform::command::SequenceMode;
+use bbwd_platform::fence_device::FenceDevices;
 use bbwd_platform::heartbeat::Links;
-use bbwd_platform::ipmi::{IpmiClient, Op, Power, PowerAction, Reply};
+use bbwd_platform::ipmi::{Op, Power, PowerAction, Reply};
 use bbwd_platform::linkwatch::LinkWatch;
 use bbwd_platform::poll::{PollSet, Token, Want};
 use bbwd_platform::vip::{AddressWatch, ProbeOutcome, Vip, VipError};
@@ -176,8 +177,8 @@ impl Cluster<Real> {
         let boot_id =
             bbwd_platform::heartbeat::random_boot_id().map_err(|e| format!("heartbeat: {e}"))?;
         let first_sequence = clock::wall_ms().saturating_mul(1000);
-        let fencer = IpmiClient::start(
-            fence_cli::target(f).map_err(|e| format!("fencing: {e}"))?,
+        let fencer = FenceDevices::start(
+            fence_cli::targets(f).map_err(|e| format!("fencing: {e}"))?,
             fence_cli::settings(f, Some(FENCE_KEEPALIVE)),
         )
         .map_err(|e| format!("fencing: {e}"))?;
@@ -849,6 +850,12 @@ impl<P: Platform> Cluster<P> {
         let fencing = serde_json::json!({
             "bmc": self.fencer.name(),
             "session_up": h.up,
+            "tls_warning": self.fencer.warning(),
+            "devices": self.fencer.each().into_iter().map(|(bmc, h)| serde_json::json!({
+                "bmc": bmc,
+                "session_up": h.up,
+                "last_error": h.last_error.map(|e| e.to_string()),
+            })).collect::<Vec<_>>(),
             "last_error": h.last_error.map(|e| e.to_string()),
             "blocked": p.is_some_and(|p| p.fence_blocked()),
             "takeover_blocked": p.is_some_and(|p| p.takeover_blocked()),

@@ -292,6 +292,25 @@ fn a_bmc_session_going_down_and_up_is_reported_once_each() {
     ));
 }
 
+/// The fencing object of `bbwd status` carries the device's warning (an unverified Redfish
+/// certificate: `insecure = true`) and each device's health.
+#[test]
+fn status_carries_the_fence_device_warning_and_each_devices_health() {
+    let mut t = T::new();
+    t.service();
+    let (_, _, fencing) = t.cluster.status(t.now, &t.node);
+    assert!(fencing["tls_warning"].is_null(), "{fencing:#}");
+    t.world.borrow_mut().bmc_warning = Some("TLS certificate NOT verified");
+    t.world.borrow_mut().bmc_health = ipmi::Health {
+        up: true,
+        ..ipmi::Health::default()
+    };
+    let (_, _, fencing) = t.cluster.status(t.now, &t.node);
+    assert_eq!(fencing["tls_warning"], "TLS certificate NOT verified");
+    assert_eq!(fencing["devices"][0]["session_up"], true, "{fencing:#}");
+    assert_eq!(fencing["devices"][0]["bmc"], fencing["bmc"], "{fencing:#}");
+}
+
 // ---- hooks and the storage record ------------------------------------------------------------
 
 #[test]
