@@ -15,6 +15,7 @@ esac
 # Debian packages the demo uses (each named for what needs it); the tests use them too.
 DEMO_PACKAGES=(
   gcc           # the linker cargo calls (cc); IPMI tests also build tests/ipmi/wdfix.c with it
+  musl-tools    # musl-gcc: ring's C parts in the shipped static musl build (scripts/lib/release.sh)
   libc6-dev     # the C runtime objects that link needs; the wdfix shim's headers
   curl          # the demo pokes the Bitbucket simulator's fault endpoints
   procps        # ps/pgrep for the demo's process listing

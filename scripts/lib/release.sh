@@ -12,6 +12,9 @@
 # $BBWD_RELEASE_BIN is its path, relative to the repository root.
 BBWD_RELEASE_TARGET="$(uname -m)-unknown-linux-musl"
 BBWD_RELEASE_BIN="target/$BBWD_RELEASE_TARGET/release/bbwd"
+# ring (rustls' crypto, Redfish fencing) has C and assembly parts: built for musl with Debian's
+# musl-gcc wrapper (musl-tools), which cc-rs would otherwise look for as x86_64-linux-musl-gcc.
+export "CC_$(uname -m)_unknown_linux_musl=musl-gcc"
 
 bbwd_release_build() {
   if ! rustup target list --installed 2>/dev/null | grep -qx "$BBWD_RELEASE_TARGET"; then
