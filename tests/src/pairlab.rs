@@ -1287,7 +1287,8 @@ ip -n "$ns" link set eth0 up
 ip -n "$ns" link set eth1 up
 ip link set "$port" up
 echo "$(date +%s.%N) BOOTED $$" >> "$dir/node.events"
-# LAB_BOOT: this start of the node command is a boot (a later restart of bbwd alone is not).
-LAB_BOOT=1 ip netns exec "$ns" /bin/sh "$dir/node-cmd.sh" >> "$dir/node.log" 2>&1 < /dev/null &
+# LAB_BOOT: this start of the node command is a boot (a later restart of bbwd alone is not); its
+# value, this power process's pid, names the boot (the node command records it once booted).
+LAB_BOOT=$$ ip netns exec "$ns" /bin/sh "$dir/node-cmd.sh" >> "$dir/node.log" 2>&1 < /dev/null &
 while :; do sleep 0.2 & wait $!; done
 "#;

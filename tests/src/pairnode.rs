@@ -108,7 +108,10 @@ timeout = "10s"
             // boot id) is void after it. The lab's nodes share the host's kernel (one boot id),
             // so the node's boot removes them, as a real reboot's new boot id voids them (only
             // at a boot: the lab's node script sets LAB_BOOT; a restart of bbwd alone keeps them).
-            "[ -z \"$LAB_BOOT\" ] || rm -f {dir}/state/storage {dir}/state/bitbucket.pid; \
+            // `booted` then names the boot (the power process's pid): a restart of bbwd by the
+            // soak's operator waits for it, or it would start from the last boot's records.
+            "[ -z \"$LAB_BOOT\" ] || {{ rm -f {dir}/state/storage {dir}/state/bitbucket.pid; \
+             echo \"$LAB_BOOT\" > {dir}/booted; }}; \
              unset LAB_BOOT; RUST_LOG=info exec {} run -c {} >> {dir}/bbwd.log 2>&1",
             bbwd_bin().display(),
             path.display(),

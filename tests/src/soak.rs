@@ -621,8 +621,27 @@ fn stop_bbwd(lab: &PairLab, node: Node) -> Result<(), String> {
 
 /// Starts bbwd on a powered node as its power-on does (the node's `node-cmd.sh`), detached
 /// (`setsid -f`) inside its namespace, its output appended to the node's log.
+///
+/// Only on a node whose current boot has finished its boot step (the node command wrote this
+/// power-on's id to `booted`): until then the boot itself starts bbwd, after voiding the last
+/// boot's records; a start before that would resume from them (the lab's nodes share one
+/// kernel boot id), as no real node can. Seen on a loaded machine, where a boot took longer than
+/// the operator's wait.
 pub fn start_bbwd(lab: &PairLab, node: Node) -> Result<(), String> {
     let dir = &lab.bmc(node).dir;
+    let read = |path: std::path::PathBuf| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let power = read(dir.join("node.pid"));
+    let booted = read(lab.dir().join(node.name()).join("booted"));
+    if power.is_empty() || power != booted {
+        return Err(format!(
+            "{} is still booting (power-on {power:?}, last boot done {booted:?}): not started",
+            node.name()
+        ));
+    }
     let shell = format!(
         "setsid -f /bin/sh {cmd} >> {log} 2>&1 < /dev/null",
         cmd = dir.join("node-cmd.sh").display(),
