@@ -24,6 +24,7 @@
 //! | `vip.interface` | the interface exists | error | the VIP cannot be added: the takeover would fail |
 //! | `cluster.listen` | each address is this node's | error | the heartbeat link cannot bind |
 //! | `load_balancer.haproxy_agent` | the address is this node's (or unspecified) | error | HAProxy's agent check cannot be answered |
+//! | `metrics.listen` | the address is this node's (or unspecified) | error | Prometheus could not scrape it |
 //! | `cluster.key_file` | at least 32 bytes (the README's advice) | warning (under 16: error, `run` refuses) | a short key is guessable |
 //! | `watchdog.device` | a character device exists at the path | error | the node could not be reset when bbwd hangs |
 
@@ -192,6 +193,19 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
             if let Err(e) = TcpListener::bind(SocketAddr::new(ip, 0)) {
                 add(
                     "load_balancer.haproxy_agent".into(),
+                    Severity::Error,
+                    Kind::Mismatch,
+                    not_local(ip, &e),
+                );
+            }
+        }
+    }
+    if let Some(listen) = cfg.metrics.as_ref().and_then(|m| m.listen) {
+        let ip = listen.ip();
+        if !ip.is_unspecified() {
+            if let Err(e) = TcpListener::bind(SocketAddr::new(ip, 0)) {
+                add(
+                    "metrics.listen".into(),
                     Severity::Error,
                     Kind::Mismatch,
                     not_local(ip, &e),
@@ -400,6 +414,8 @@ mod tests {
             .contains("192.0.2.1 is not an address of this node"));
         let cfg = config(&dir, "[load_balancer]\nhaproxy_agent = \"0.0.0.0:7777\"\n");
         assert_eq!(check(&cfg), vec![]);
+        let cfg = config(&dir, "[metrics]\nlisten = \"192.0.2.1:9776\"\n");
+        assert_eq!(keys(&check(&cfg), Severity::Error), ["metrics.listen"]);
     }
 
     #[test]
