@@ -337,8 +337,9 @@ impl fmt::Display for Failure {
         match self {
             Failure::Unreachable(why) => write!(f, "unreachable: {why}"),
             Failure::BadCredentials => f.write_str(
-                "bad credentials: the BMC refused the user name or password (or the user may \
-                 not log in as administrator, which bbwd asks for)",
+                "bad credentials: the BMC refused the user name or password (or the user lacks \
+                 the role power control needs: IPMI administrator or operator, which bbwd asks \
+                 for; a Redfish role with ComputerSystem.Reset)",
             ),
             Failure::InsufficientPrivilege(why) => write!(f, "insufficient privilege: {why}"),
             Failure::Timeout => f.write_str("timeout: the BMC did not answer in time"),
