@@ -346,6 +346,7 @@ fn config(dir: &TestDir, port: u16, pw: &Path, suite: &str) -> PathBuf {
     let text = format!(
         "[node]\nname = \"n1\"\nstate_dir = {}\ncontrol_socket = {}\n\n\
          [cluster]\npeer = \"n2\"\nlisten = [\"127.0.0.1:{}\"]\npeer_addresses = [\"127.0.0.1:{}\"]\nkey_file = {}\n\n\
+         [vip]\naddress = \"10.0.0.50/24\"\ninterface = \"lo\"\n\n\
          [fencing]\nmethod = \"ipmi\"\nhost = \"127.0.0.1\"\nport = {port}\nusername = {}\npassword_file = {}\n\
          cipher_suite = {suite}\ntimeout = \"10s\"\n",
         toml_str(&format!("{d}/state")),
