@@ -75,51 +75,63 @@ impl std::fmt::Display for Finding {
 
 /// Every finding for `cfg` on this node, errors and warnings, in config order.
 pub fn check(cfg: &Config) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let mut add = |key: String, severity: Severity, kind: Kind, message: String| {
-        out.push(Finding {
-            key,
+    let mut out = Findings(Vec::new());
+    node_findings(cfg, &mut out);
+    bitbucket_findings(cfg, &mut out);
+    program_findings(cfg, &mut out);
+    network_findings(cfg, &mut out);
+    if let WatchdogDevice::Device(path) = &cfg.watchdog.device {
+        if let Some(problem) = device_problem(path) {
+            out.add("watchdog.device", Severity::Error, Kind::Missing, problem);
+        }
+    }
+    out.0
+}
+
+/// The list being built, in config order.
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn add(&mut self, key: impl Into<String>, severity: Severity, kind: Kind, message: String) {
+        self.0.push(Finding {
+            key: key.into(),
             severity,
             kind,
             message,
         })
-    };
+    }
+}
 
+/// `[node]`: the control socket's group, and a state_dir that takes a file.
+fn node_findings(cfg: &Config, out: &mut Findings) {
     if let Some(group) = &cfg.node.status_group {
         if let Err(e) = bbwd_platform::control::group_id(group) {
-            add(
-                "node.status_group".into(),
-                Severity::Error,
-                Kind::Missing,
-                e,
-            );
+            out.add("node.status_group", Severity::Error, Kind::Missing, e);
         }
     }
     // Only where it can tell without creating anything: an existing state_dir must take a file.
     let dir = &cfg.node.state_dir;
     if dir.is_dir() {
         if let Err(e) = bbwd_platform::fs::check_writable(dir) {
-            add(
-                "node.state_dir".into(),
+            out.add(
+                "node.state_dir",
                 Severity::Error,
                 Kind::Mismatch,
                 format!("not writable ({e}); bbwd refuses to start Bitbucket without a pid file"),
             );
         }
     }
+}
 
+/// `[bitbucket]`: the program, the user it runs as, the status URL's host.
+fn bitbucket_findings(cfg: &Config, out: &mut Findings) {
     if let Some(problem) = program_problem(&cfg.bitbucket.command) {
-        add(
-            "bitbucket.command".into(),
-            Severity::Error,
-            Kind::Missing,
-            problem,
-        );
+        out.add("bitbucket.command", Severity::Error, Kind::Missing, problem);
     }
     if let Some(user) = &cfg.bitbucket.user {
         if let Err(e) = bbwd_platform::process::RunAs::lookup(user) {
-            add(
-                "bitbucket.user".into(),
+            out.add(
+                "bitbucket.user",
                 Severity::Error,
                 Kind::Missing,
                 e.to_string(),
@@ -127,21 +139,24 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
         }
     }
     if let Some(message) = status_url_unresolved(&cfg.bitbucket.status_url) {
-        add(
-            "bitbucket.status_url".into(),
+        out.add(
+            "bitbucket.status_url",
             Severity::Warning,
             Kind::Mismatch,
             message,
         );
     }
+}
 
+/// `[hooks]` and `[notify]`: every program bbwd will run at a takeover, a release or an event.
+fn program_findings(cfg: &Config, out: &mut Findings) {
     for (name, list) in [
         ("before_start", &cfg.hooks.before_start),
         ("after_stop", &cfg.hooks.after_stop),
     ] {
         for (i, argv) in list.iter().enumerate() {
             if let Some(problem) = program_problem(argv) {
-                add(
+                out.add(
                     format!("hooks.{name}[{i}]"),
                     Severity::Error,
                     Kind::Missing,
@@ -152,19 +167,18 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
     }
     if let Some(notify) = &cfg.notify {
         if let Some(problem) = program_problem(&notify.command) {
-            add(
-                "notify.command".into(),
-                Severity::Error,
-                Kind::Missing,
-                problem,
-            );
+            out.add("notify.command", Severity::Error, Kind::Missing, problem);
         }
     }
+}
 
+/// Interfaces and addresses: the VIP's interface, the heartbeat links, the cluster key, the
+/// agent-check and metrics listeners.
+fn network_findings(cfg: &Config, out: &mut Findings) {
     if let Some(vip) = &cfg.vip {
         if !interface_exists(&vip.interface) {
-            add(
-                "vip.interface".into(),
+            out.add(
+                "vip.interface",
                 Severity::Error,
                 Kind::Mismatch,
                 format!(
@@ -177,7 +191,7 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
     if let Some(cluster) = &cfg.cluster {
         for (i, addr) in cluster.listen.iter().enumerate() {
             if let Err(e) = UdpSocket::bind(SocketAddr::new(addr.ip(), 0)) {
-                add(
+                out.add(
                     format!("cluster.listen[{i}]"),
                     Severity::Error,
                     Kind::Mismatch,
@@ -185,45 +199,26 @@ pub fn check(cfg: &Config) -> Vec<Finding> {
                 );
             }
         }
-        key_findings(&cluster.key_file, &mut add);
+        key_findings(&cluster.key_file, out);
     }
-    if let Some(lb) = &cfg.load_balancer {
-        let ip = lb.haproxy_agent.ip();
-        if !ip.is_unspecified() {
-            if let Err(e) = TcpListener::bind(SocketAddr::new(ip, 0)) {
-                add(
-                    "load_balancer.haproxy_agent".into(),
-                    Severity::Error,
-                    Kind::Mismatch,
-                    not_local(ip, &e),
-                );
-            }
+    let tcp_listeners = [
+        (
+            "load_balancer.haproxy_agent",
+            cfg.load_balancer.as_ref().map(|lb| lb.haproxy_agent),
+        ),
+        (
+            "metrics.listen",
+            cfg.metrics.as_ref().and_then(|m| m.listen),
+        ),
+    ];
+    for (key, addr) in tcp_listeners {
+        let Some(ip) = addr.map(|a| a.ip()).filter(|ip| !ip.is_unspecified()) else {
+            continue;
+        };
+        if let Err(e) = TcpListener::bind(SocketAddr::new(ip, 0)) {
+            out.add(key, Severity::Error, Kind::Mismatch, not_local(ip, &e));
         }
     }
-    if let Some(listen) = cfg.metrics.as_ref().and_then(|m| m.listen) {
-        let ip = listen.ip();
-        if !ip.is_unspecified() {
-            if let Err(e) = TcpListener::bind(SocketAddr::new(ip, 0)) {
-                add(
-                    "metrics.listen".into(),
-                    Severity::Error,
-                    Kind::Mismatch,
-                    not_local(ip, &e),
-                );
-            }
-        }
-    }
-    if let WatchdogDevice::Device(path) = &cfg.watchdog.device {
-        if let Some(problem) = device_problem(path) {
-            add(
-                "watchdog.device".into(),
-                Severity::Error,
-                Kind::Missing,
-                problem,
-            );
-        }
-    }
-    out
 }
 
 /// Why `argv[0]` cannot be run here, if it cannot.
@@ -267,15 +262,15 @@ fn not_local(ip: IpAddr, e: &io::Error) -> String {
     }
 }
 
-fn key_findings(path: &Path, add: &mut impl FnMut(String, Severity, Kind, String)) {
-    let key = "cluster.key_file".to_string();
+fn key_findings(path: &Path, out: &mut Findings) {
+    let key = "cluster.key_file";
     match bbwd_platform::fs::read_secret_file(path) {
-        Err(e) => add(key, Severity::Error, Kind::Missing, e.to_string()),
+        Err(e) => out.add(key, Severity::Error, Kind::Missing, e.to_string()),
         Ok(bytes) if bytes.len() < bbwd_core::heartbeat::MIN_KEY_BYTES => {
             let e = bbwd_core::heartbeat::KeyError::TooShort { bytes: bytes.len() };
-            add(key, Severity::Error, Kind::Mismatch, e.to_string())
+            out.add(key, Severity::Error, Kind::Mismatch, e.to_string())
         }
-        Ok(bytes) if bytes.len() < ADVISED_KEY_BYTES => add(
+        Ok(bytes) if bytes.len() < ADVISED_KEY_BYTES => out.add(
             key,
             Severity::Warning,
             Kind::Mismatch,
@@ -426,21 +421,14 @@ mod tests {
             std::fs::write(&key, vec![b'k'; bytes]).unwrap();
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         };
-        let mut found = Vec::new();
-        let mut add = |key: String, severity: Severity, kind: Kind, message: String| {
-            found.push(Finding {
-                key,
-                severity,
-                kind,
-                message,
-            })
-        };
+        let mut out = Findings(Vec::new());
         write_key(20);
-        key_findings(&key, &mut add);
+        key_findings(&key, &mut out);
         write_key(8);
-        key_findings(&key, &mut add);
+        key_findings(&key, &mut out);
         write_key(32);
-        key_findings(&key, &mut add);
+        key_findings(&key, &mut out);
+        let found = out.0;
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!(found[0].severity, Severity::Warning);
         assert!(found[0].message.contains("the key is 20 bytes"));
