@@ -217,7 +217,17 @@ fn counter(w: &mut dyn Write, name: &str, value: u64, help: &str) -> fmt::Result
 
 /// Renders every metric of `s`. Fails only when `w` is full.
 pub fn render(s: &Sample<'_>, w: &mut dyn Write) -> fmt::Result {
-    let c = s.counters;
+    render_identity(s, w)?;
+    render_bitbucket(s, w)?;
+    render_watchdog(s, w)?;
+    if let Some(p) = s.pair {
+        render_pair(p, s.counters, w)?;
+    }
+    render_mirror(s, w)
+}
+
+/// What this daemon is: version, start time, mode, state, role.
+fn render_identity(s: &Sample<'_>, w: &mut dyn Write) -> fmt::Result {
     family(
         w,
         "bbwd_build_info",
@@ -255,6 +265,12 @@ pub fn render(s: &Sample<'_>, w: &mut dyn Write) -> fmt::Result {
         s.role,
         "The node's role (pair mode: active or standby; otherwise none): 1 for the current one.",
     )?;
+    Ok(())
+}
+
+/// Bitbucket as the supervisor sees it: the last check, failures, restarts, events.
+fn render_bitbucket(s: &Sample<'_>, w: &mut dyn Write) -> fmt::Result {
+    let c = s.counters;
     gauge(
         w,
         "bbwd_bitbucket_http_status",
@@ -300,6 +316,11 @@ pub fn render(s: &Sample<'_>, w: &mut dyn Write) -> fmt::Result {
     if c.events_other > 0 {
         writeln!(w, "bbwd_events_total{{kind=\"other\"}} {}", c.events_other)?;
     }
+    Ok(())
+}
+
+/// The watchdog, and the database check that shares its section of status.
+fn render_watchdog(s: &Sample<'_>, w: &mut dyn Write) -> fmt::Result {
     gauge(
         w,
         "bbwd_watchdog_armed",
@@ -320,9 +341,11 @@ pub fn render(s: &Sample<'_>, w: &mut dyn Write) -> fmt::Result {
             "1 when the last [database] connect check succeeded.",
         )?;
     }
-    if let Some(p) = s.pair {
-        render_pair(p, c, w)?;
-    }
+    Ok(())
+}
+
+/// Mirror mode: what HAProxy's agent check is told.
+fn render_mirror(s: &Sample<'_>, w: &mut dyn Write) -> fmt::Result {
     if let Some(lb) = s.lb {
         one_of(
             w,
