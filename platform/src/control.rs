@@ -512,11 +512,30 @@ pub fn request(path: &Path, line: &[u8], timeout: Duration) -> Result<Vec<u8>, E
         let left = deadline.saturating_duration_since(Instant::now());
         (!left.is_zero()).then_some(left)
     };
+
+    let stream = connect(path, &remaining)?;
+    // Send the line and its newline. A daemon that closed early (it refused us, or we are over
+    // its limits) may still have left a reply: read it rather than report the broken pipe.
+    for part in [line, b"\n"] {
+        if let Err(e) = send_all(&stream, part, &remaining) {
+            if matches!(e, Error::Io(ref io) if matches!(io.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset))
+            {
+                break;
+            }
+            return Err(e);
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+
+    read_reply(&stream, path, &remaining)
+}
+
+/// A connected blocking stream to the daemon at `path`, within the deadline.
+fn connect(path: &Path, remaining: &dyn Fn() -> Option<Duration>) -> Result<UnixStream, Error> {
     let connect_err = |source: io::Error| Error::Connect {
         path: path.to_path_buf(),
         source,
     };
-
     // A blocking socket whose send timeout (SO_SNDTIMEO) also bounds a connect to a daemon
     // whose backlog is full.
     let fd: OwnedFd = socket::socket(
@@ -537,26 +556,22 @@ pub fn request(path: &Path, line: &[u8], timeout: Duration) -> Result<Vec<u8>, E
         Err(e) => return Err(connect_err(e.into())),
     }
 
-    // Send the line and its newline. A daemon that closed early (it refused us, or we are over
-    // its limits) may still have left a reply: read it rather than report the broken pipe.
-    for part in [line, b"\n"] {
-        if let Err(e) = send_all(&stream, part, &remaining) {
-            if matches!(e, Error::Io(ref io) if matches!(io.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset))
-            {
-                break;
-            }
-            return Err(e);
-        }
-    }
-    let _ = stream.shutdown(std::net::Shutdown::Write);
+    Ok(stream)
+}
 
+/// The daemon's reply line (its newline taken off), at most `MAX_REPLY` bytes, within the deadline.
+fn read_reply(
+    stream: &UnixStream,
+    path: &Path,
+    remaining: &dyn Fn() -> Option<Duration>,
+) -> Result<Vec<u8>, Error> {
     let mut reply = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         stream
             .set_read_timeout(Some(remaining().ok_or(Error::Timeout)?))
             .map_err(Error::Io)?;
-        match (&stream).read(&mut chunk) {
+        match (&*stream).read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
                 if reply.len() + n > MAX_REPLY {
