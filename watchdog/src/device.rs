@@ -274,45 +274,7 @@ impl DeviceWatchdog {
         let identity = identity_text(&info.identity);
         let options = info.options;
 
-        let requested = timeout_arg(timeout);
-        let mut secs: libc::c_int = requested;
-        if options & wdiof::SETTIMEOUT != 0 {
-            // SAFETY: WDIOC_SETTIMEOUT reads and writes back one `int`; `secs` is a live local
-            // `c_int`.
-            if let Err(e) = unsafe { sys::set_timeout(fd, &mut secs) } {
-                return Err(Error::Refused {
-                    op: "WDIOC_SETTIMEOUT",
-                    device: device.to_string(),
-                    detail: format!(
-                        "{identity} refuses a timeout of {requested}s ({e}); choose one in its range"
-                    ),
-                });
-            }
-        } else {
-            warn!("{device} ({identity}): the driver cannot change its timeout; using its own");
-        }
-        // Read back what the driver really uses: SETTIMEOUT's answer may be rounded, and without
-        // SETTIMEOUT only GETTIMEOUT can say.
-        let mut got: libc::c_int = 0;
-        // SAFETY: WDIOC_GETTIMEOUT writes one `int` into `got`, a live local `c_int`.
-        match unsafe { sys::get_timeout(fd, &mut got) } {
-            Ok(_) if got > 0 => secs = got,
-            Ok(_) => {}
-            Err(e) if unsupported(e) => {}
-            Err(e) => return Err(io_err("WDIOC_GETTIMEOUT", e.into())),
-        }
-        if secs <= 0 {
-            return Err(Error::Refused {
-                op: "WDIOC_GETTIMEOUT",
-                device: device.to_string(),
-                detail: format!("{identity} reports no usable timeout ({secs}s)"),
-            });
-        }
-        if secs != requested {
-            warn!(
-                "{device} ({identity}): asked for a {requested}s timeout, the driver uses {secs}s"
-            );
-        }
+        let secs = Self::set_timeout(file, device, &identity, options, timeout)?;
 
         let mut boot: libc::c_int = 0;
         // SAFETY: WDIOC_GETBOOTSTATUS writes one `int` into `boot`, a live local `c_int`.
@@ -341,6 +303,66 @@ impl DeviceWatchdog {
             last_reset_by_watchdog: last_reset,
             time_left_supported: true,
         })
+    }
+
+    /// Asks the driver for `timeout` (when it can change it) and returns the timeout it really
+    /// uses, in whole seconds, read back: the answer may be rounded, and without SETTIMEOUT only
+    /// GETTIMEOUT can say.
+    fn set_timeout(
+        file: &File,
+        device: &str,
+        identity: &str,
+        options: u32,
+        timeout: Duration,
+    ) -> Result<libc::c_int, Error> {
+        let fd = file.as_raw_fd();
+        let requested = timeout_arg(timeout);
+        let mut secs: libc::c_int = requested;
+        if options & wdiof::SETTIMEOUT != 0 {
+            // SAFETY: WDIOC_SETTIMEOUT reads and writes back one `int`; `secs` is a live local
+            // `c_int`.
+            if let Err(e) = unsafe { sys::set_timeout(fd, &mut secs) } {
+                return Err(Error::Refused {
+                    op: "WDIOC_SETTIMEOUT",
+                    device: device.to_string(),
+                    detail: format!(
+                        "{identity} refuses a timeout of {requested}s ({e}); choose one in its range"
+                    ),
+                });
+            }
+        } else {
+            warn!("{device} ({identity}): the driver cannot change its timeout; using its own");
+        }
+        // Read back what the driver really uses: SETTIMEOUT's answer may be rounded, and without
+        // SETTIMEOUT only GETTIMEOUT can say.
+        let mut got: libc::c_int = 0;
+        // SAFETY: WDIOC_GETTIMEOUT writes one `int` into `got`, a live local `c_int`.
+        match unsafe { sys::get_timeout(fd, &mut got) } {
+            Ok(_) if got > 0 => secs = got,
+            Ok(_) => {}
+            Err(e) if unsupported(e) => {}
+            Err(e) => {
+                return Err(Error::Io {
+                    op: "WDIOC_GETTIMEOUT",
+                    device: device.to_string(),
+                    source: e.into(),
+                })
+            }
+        }
+        if secs <= 0 {
+            return Err(Error::Refused {
+                op: "WDIOC_GETTIMEOUT",
+                device: device.to_string(),
+                detail: format!("{identity} reports no usable timeout ({secs}s)"),
+            });
+        }
+        if secs != requested {
+            warn!(
+                "{device} ({identity}): asked for a {requested}s timeout, the driver uses {secs}s"
+            );
+        }
+
+        Ok(secs)
     }
 
     /// The driver's option bits (`WDIOF_*`).
