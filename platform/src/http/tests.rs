@@ -229,20 +229,105 @@ fn url_errors() {
 
 // ---- the probe against real loopback servers -------------------------------------------
 
+/// A server that writes a reply (in pieces of `piece` bytes) and closes: what the probe makes
+/// of each, one case per line.
 #[test]
-fn running_200() {
-    let server = serve(
-        "127.0.0.1:0",
-        Answer::Bytes {
-            reply: json_reply(200, "OK", r#"{"state":"RUNNING"}"#),
-            piece: usize::MAX,
-        },
+fn replies_written_whole_or_in_pieces_then_closed() {
+    let html = "<html><head><title>404</title></head><body>Not Found</body></html>";
+    let not_found = format!(
+        "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{html}",
+        html.len()
     );
-    assert_eq!(
-        probe_once(&server.target, Duration::from_secs(5)),
-        reply(200, Some(BbState::Running))
-    );
-    server.finish();
+    let error_body =
+        r#"{"state":"ERROR","results":[{"description":"The database is unreachable"}]}"#;
+    let mut oversized = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n".to_vec();
+    oversized.extend(std::iter::repeat_n(b' ', REPLY_CAPACITY));
+    oversized.extend_from_slice(br#"{"state":"RUNNING"}"#);
+    let exact = {
+        let head = "HTTP/1.0 200 OK\r\n\r\n";
+        let state = r#"{"state":"MAINTENANCE"}"#;
+        let padding = REPLY_CAPACITY - head.len() - state.len();
+        format!("{head}{state}{}", " ".repeat(padding)).into_bytes()
+    };
+    assert_eq!(exact.len(), REPLY_CAPACITY);
+    let whole = usize::MAX;
+    let cases: Vec<(&str, Vec<u8>, usize, ProbeOutcome)> = vec![
+        (
+            "running_200",
+            json_reply(200, "OK", r#"{"state":"RUNNING"}"#),
+            whole,
+            reply(200, Some(BbState::Running)),
+        ),
+        (
+            "not_found_with_html_body_has_no_state",
+            not_found.into_bytes(),
+            whole,
+            reply(404, None),
+        ),
+        (
+            "error_500",
+            json_reply(500, "Internal Server Error", error_body),
+            whole,
+            reply(500, Some(BbState::Error)),
+        ),
+        (
+            "garbage_is_malformed",
+            b"SSH-2.0-OpenSSH_9.2\r\n\x00\xff garbage\r\n\r\n".to_vec(),
+            whole,
+            ProbeOutcome::Failed(ProbeFailure::Malformed),
+        ),
+        (
+            "reply_in_one_byte_writes",
+            json_reply(200, "OK", r#"{"state":"FIRST_RUN"}"#),
+            1,
+            reply(200, Some(BbState::FirstRun)),
+        ),
+        (
+            "reply_without_length_ends_at_eof_in_one_byte_writes",
+            b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{\"state\":\"STARTING\"}".to_vec(),
+            1,
+            reply(503, Some(BbState::Starting)),
+        ),
+        (
+            "oversized_reply_without_length_is_too_large",
+            oversized,
+            whole,
+            ProbeOutcome::Failed(ProbeFailure::TooLarge),
+        ),
+        (
+            "reply_of_exactly_the_capacity_is_accepted",
+            exact,
+            whole,
+            reply(200, Some(BbState::Maintenance)),
+        ),
+        (
+            "peer_closing_mid_headers_is_truncated",
+            b"HTTP/1.1 200 OK\r\nContent-Type: applic".to_vec(),
+            whole,
+            ProbeOutcome::Failed(ProbeFailure::Truncated),
+        ),
+        (
+            "peer_closing_mid_body_is_truncated",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n{\"state\":\"RUN".to_vec(),
+            whole,
+            ProbeOutcome::Failed(ProbeFailure::Truncated),
+        ),
+        (
+            "peer_closing_without_a_byte_is_truncated",
+            Vec::new(),
+            whole,
+            ProbeOutcome::Failed(ProbeFailure::Truncated),
+        ),
+    ];
+    for (name, raw, piece, want) in cases {
+        let server = serve("127.0.0.1:0", Answer::Bytes { reply: raw, piece });
+        assert_eq!(
+            probe_once(&server.target, Duration::from_secs(5)),
+            want,
+            "{name}"
+        );
+        server.finish();
+    }
 }
 
 #[test]
@@ -295,93 +380,6 @@ fn every_state_over_the_wire() {
 }
 
 #[test]
-fn not_found_with_html_body_has_no_state() {
-    let html = "<html><head><title>404</title></head><body>Not Found</body></html>";
-    let raw = format!(
-        "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{html}",
-        html.len()
-    );
-    let server = serve(
-        "127.0.0.1:0",
-        Answer::Bytes {
-            reply: raw.into_bytes(),
-            piece: usize::MAX,
-        },
-    );
-    assert_eq!(
-        probe_once(&server.target, Duration::from_secs(5)),
-        reply(404, None)
-    );
-    server.finish();
-}
-
-#[test]
-fn error_500() {
-    let body = r#"{"state":"ERROR","results":[{"description":"The database is unreachable"}]}"#;
-    let server = serve(
-        "127.0.0.1:0",
-        Answer::Bytes {
-            reply: json_reply(500, "Internal Server Error", body),
-            piece: usize::MAX,
-        },
-    );
-    assert_eq!(
-        probe_once(&server.target, Duration::from_secs(5)),
-        reply(500, Some(BbState::Error))
-    );
-    server.finish();
-}
-
-#[test]
-fn garbage_is_malformed() {
-    let server = serve(
-        "127.0.0.1:0",
-        Answer::Bytes {
-            reply: b"SSH-2.0-OpenSSH_9.2\r\n\x00\xff garbage\r\n\r\n".to_vec(),
-            piece: usize::MAX,
-        },
-    );
-    assert_eq!(
-        probe_once(&server.target, Duration::from_secs(5)),
-        ProbeOutcome::Failed(ProbeFailure::Malformed)
-    );
-    server.finish();
-}
-
-#[test]
-fn reply_in_one_byte_writes() {
-    let server = serve(
-        "127.0.0.1:0",
-        Answer::Bytes {
-            reply: json_reply(200, "OK", r#"{"state":"FIRST_RUN"}"#),
-            piece: 1,
-        },
-    );
-    assert_eq!(
-        probe_once(&server.target, Duration::from_secs(5)),
-        reply(200, Some(BbState::FirstRun))
-    );
-    server.finish();
-}
-
-#[test]
-fn reply_without_length_ends_at_eof_in_one_byte_writes() {
-    let raw = b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{\"state\":\"STARTING\"}";
-    let server = serve(
-        "127.0.0.1:0",
-        Answer::Bytes {
-            reply: raw.to_vec(),
-            piece: 1,
-        },
-    );
-    assert_eq!(
-        probe_once(&server.target, Duration::from_secs(5)),
-        reply(503, Some(BbState::Starting))
-    );
-    server.finish();
-}
-
-#[test]
 fn content_length_completes_without_waiting_for_eof() {
     // The server keeps the connection open: the probe must finish on Content-Length alone.
     let server = serve(
@@ -398,25 +396,6 @@ fn content_length_completes_without_waiting_for_eof() {
 }
 
 #[test]
-fn oversized_reply_without_length_is_too_large() {
-    let mut raw = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n".to_vec();
-    raw.extend(std::iter::repeat_n(b' ', REPLY_CAPACITY));
-    raw.extend_from_slice(br#"{"state":"RUNNING"}"#);
-    let server = serve(
-        "127.0.0.1:0",
-        Answer::Bytes {
-            reply: raw,
-            piece: usize::MAX,
-        },
-    );
-    assert_eq!(
-        probe_once(&server.target, Duration::from_secs(5)),
-        ProbeOutcome::Failed(ProbeFailure::TooLarge)
-    );
-    server.finish();
-}
-
-#[test]
 fn oversized_content_length_fails_early() {
     // Only the headers arrive and the connection stays open: TooLarge must not wait.
     let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n{".to_vec();
@@ -424,27 +403,6 @@ fn oversized_content_length_fails_early() {
     assert_eq!(
         probe_once(&server.target, Duration::from_secs(5)),
         ProbeOutcome::Failed(ProbeFailure::TooLarge)
-    );
-    server.finish();
-}
-
-#[test]
-fn reply_of_exactly_the_capacity_is_accepted() {
-    let head = "HTTP/1.0 200 OK\r\n\r\n";
-    let state = r#"{"state":"MAINTENANCE"}"#;
-    let padding = REPLY_CAPACITY - head.len() - state.len();
-    let raw = format!("{head}{state}{}", " ".repeat(padding)).into_bytes();
-    assert_eq!(raw.len(), REPLY_CAPACITY);
-    let server = serve(
-        "127.0.0.1:0",
-        Answer::Bytes {
-            reply: raw,
-            piece: usize::MAX,
-        },
-    );
-    assert_eq!(
-        probe_once(&server.target, Duration::from_secs(5)),
-        reply(200, Some(BbState::Maintenance))
     );
     server.finish();
 }
@@ -500,55 +458,6 @@ fn refused_port() {
         probe_once(&target, Duration::from_secs(5)),
         ProbeOutcome::Failed(ProbeFailure::Refused)
     );
-}
-
-#[test]
-fn peer_closing_mid_headers_is_truncated() {
-    let server = serve(
-        "127.0.0.1:0",
-        Answer::Bytes {
-            reply: b"HTTP/1.1 200 OK\r\nContent-Type: applic".to_vec(),
-            piece: usize::MAX,
-        },
-    );
-    assert_eq!(
-        probe_once(&server.target, Duration::from_secs(5)),
-        ProbeOutcome::Failed(ProbeFailure::Truncated)
-    );
-    server.finish();
-}
-
-#[test]
-fn peer_closing_mid_body_is_truncated() {
-    let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n{\"state\":\"RUN".to_vec();
-    let server = serve(
-        "127.0.0.1:0",
-        Answer::Bytes {
-            reply: raw,
-            piece: usize::MAX,
-        },
-    );
-    assert_eq!(
-        probe_once(&server.target, Duration::from_secs(5)),
-        ProbeOutcome::Failed(ProbeFailure::Truncated)
-    );
-    server.finish();
-}
-
-#[test]
-fn peer_closing_without_a_byte_is_truncated() {
-    let server = serve(
-        "127.0.0.1:0",
-        Answer::Bytes {
-            reply: Vec::new(),
-            piece: usize::MAX,
-        },
-    );
-    assert_eq!(
-        probe_once(&server.target, Duration::from_secs(5)),
-        ProbeOutcome::Failed(ProbeFailure::Truncated)
-    );
-    server.finish();
 }
 
 #[test]
