@@ -45,12 +45,8 @@
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -62,7 +58,10 @@ use rustls::{
 };
 use sha2::{Digest, Sha256};
 
+pub use crate::bmc::{Completion, OpId, BACKOFF_MAX, BACKOFF_MIN};
 pub use crate::ipmi::{Failure, Health, Op, Power, PowerAction, Reply, Settings, SubmitError};
+
+use crate::bmc::{BmcClient, Profile, Protocol};
 
 /// The default HTTPS port of a Redfish service.
 pub const DEFAULT_PORT: u16 = 443;
@@ -79,10 +78,6 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// works. Redfish sessions time out after 30 min by default (`SessionTimeout`), web servers
 /// close idle keep-alive connections after 5 to 60 s: a closed connection is simply reopened.
 pub const KEEPALIVE: Duration = Duration::from_secs(10);
-
-/// First and longest wait between background reconnects after a failure (doubling).
-pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -226,17 +221,6 @@ fn op_name(op: Op) -> &'static str {
             "watchdog"
         }
     }
-}
-
-/// Definitive failures: a fresh connection would get the same.
-fn is_final(f: &Failure) -> bool {
-    matches!(
-        f,
-        Failure::BadCredentials
-            | Failure::InsufficientPrivilege(_)
-            | Failure::Unsupported(_)
-            | Failure::Unreachable(_)
-    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -508,7 +492,7 @@ enum Auth {
 }
 
 /// A connection to the service and what was learnt on connecting.
-struct Conn {
+pub struct Conn {
     stream: Option<Stream>,
     auth: Auth,
     /// Where sessions are created (`Links.Sessions`), if the service has a SessionService.
@@ -1099,258 +1083,68 @@ struct Ctx<'a> {
     name: &'a str,
 }
 
-/// Runs `f`, turning a panic into a protocol failure.
-fn guarded<T>(f: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(Failure::Protocol(format!(
-                "the Redfish client failed (panicked: {msg}); the connection was dropped"
-            )))
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The worker thread
-// ---------------------------------------------------------------------------------------------
-
-/// A finished operation.
+/// A Redfish service as a worker holds it: the service, its TLS configuration (built once, at
+/// start) and its name.
 #[derive(Debug, Clone)]
-pub struct Completion {
-    pub op: Op,
-    pub result: Result<Reply, Error>,
-    /// How long the conversation took (the worker's view).
-    pub elapsed: Duration,
-}
-
-enum Request {
-    Run { id: u64, op: Op, deadline: Instant },
-    Shutdown,
-}
-
-struct Shared {
-    health: Mutex<Health>,
-    /// Set by the worker as its very last act.
-    exited: Mutex<bool>,
-}
-
-struct Worker {
+pub struct Endpoint {
     service: Service,
     config: Arc<ClientConfig>,
     name: String,
-    settings: Settings,
-    conn: Option<Conn>,
-    last_used: Instant,
-    next_connect: Instant,
-    backoff: Duration,
-    shared: Arc<Shared>,
-    wake: Arc<EventFd>,
 }
 
-impl Worker {
-    fn main(mut self, rx: mpsc::Receiver<Request>, tx: mpsc::Sender<(u64, Completion)>) {
-        loop {
-            let wait = self.idle_wait(Instant::now());
-            let req = match wait {
-                Some(w) => rx.recv_timeout(w),
-                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            match req {
-                Ok(Request::Run { id, op, deadline }) => {
-                    let started = Instant::now();
-                    let result = self.run(op, deadline).map_err(|failure| Error {
-                        bmc: self.name.clone(),
-                        op: op_name(op),
-                        failure,
-                    });
-                    self.note(&result);
-                    let done = Completion {
-                        op,
-                        result,
-                        elapsed: started.elapsed(),
-                    };
-                    if tx.send((id, done)).is_err() {
-                        break;
-                    }
-                    self.wake.signal();
-                }
-                Ok(Request::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => self.keepalive(),
-            }
-        }
-        if let Some(mut c) = self.conn.take() {
-            let ctx = Ctx {
-                service: &self.service,
-                config: &self.config,
-                reply_timeout: self.settings.reply_timeout,
-                name: &self.name,
-            };
-            let _ = guarded(|| {
-                c.close(&ctx);
-                Ok(())
-            });
-        }
-        if let Ok(mut e) = self.shared.exited.lock() {
-            *e = true;
-        }
-        self.wake.signal();
-    }
-
-    fn idle_wait(&self, now: Instant) -> Option<Duration> {
-        let every = self.settings.keepalive?;
-        let due = if self.conn.is_some() {
-            self.last_used + every
-        } else {
-            self.next_connect
-        };
-        Some(due.saturating_duration_since(now))
-    }
-
-    fn keepalive(&mut self) {
-        let reconnect = self.conn.is_none();
-        let deadline = Instant::now() + self.settings.reply_timeout * 4;
-        let op = self.settings.keepalive_op;
-        let result = self.attempt(op, deadline).map_err(|failure| Error {
-            bmc: self.name.clone(),
-            op: if reconnect { "connect" } else { "keep-alive" },
-            failure,
-        });
-        match &result {
-            Ok(_) => self.backoff = BACKOFF_MIN,
-            Err(_) => {
-                self.next_connect = Instant::now() + self.backoff;
-                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-            }
-        }
-        if self.note(&result) {
-            self.wake.signal();
-        }
-    }
-
-    /// Records an outcome in the shared health; returns whether `up` changed.
-    fn note(&self, result: &Result<Reply, Error>) -> bool {
-        let Ok(mut h) = self.shared.health.lock() else {
-            return false;
-        };
-        let was = h.up;
-        match result {
-            Ok(_) => {
-                h.up = true;
-                h.ok += 1;
-                h.last_error = None;
-            }
-            Err(e) => {
-                h.up = self.conn.is_some();
-                h.failed += 1;
-                h.last_error = Some(e.clone());
-            }
-        }
-        was != h.up
-    }
-
-    fn run(&mut self, op: Op, deadline: Instant) -> Result<Reply, Failure> {
-        let had = self.conn.is_some();
-        match self.attempt(op, deadline) {
-            Err(f) if had && !is_final(&f) => {
-                if Instant::now() + self.settings.reply_timeout.min(Duration::from_millis(500))
-                    < deadline
-                {
-                    log::info!(
-                        "{}: {}: {f}; retrying once on a fresh connection",
-                        self.name,
-                        op_name(op)
-                    );
-                    match self.attempt(op, deadline) {
-                        Err(Failure::Unreachable(_)) => Err(f),
-                        other => other,
-                    }
-                } else {
-                    Err(f)
-                }
-            }
-            other => other,
-        }
-    }
-
-    /// Connects if needed, then runs `op`. Any failure drops the connection and session.
-    fn attempt(&mut self, op: Op, deadline: Instant) -> Result<Reply, Failure> {
-        if Instant::now() >= deadline {
-            return Err(Failure::Timeout);
-        }
-        let ctx = Ctx {
+impl Endpoint {
+    fn ctx(&self, reply_timeout: Duration) -> Ctx<'_> {
+        Ctx {
             service: &self.service,
             config: &self.config,
-            reply_timeout: self.settings.reply_timeout,
+            reply_timeout,
             name: &self.name,
-        };
-        if self.conn.is_none() {
-            let conn = guarded(|| Conn::open(&ctx, deadline))?;
-            if let Ok(mut h) = self.shared.health.lock() {
-                h.sessions_opened += 1;
-            }
-            log::debug!("{}: connected, system {}", self.name, conn.system);
-            self.conn = Some(conn);
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(Failure::Protocol("no connection".into()));
-        };
-        match guarded(|| conn.run(&ctx, op, deadline)) {
-            Ok(r) => {
-                self.last_used = Instant::now();
-                Ok(r)
-            }
-            Err(f) => {
-                self.conn = None;
-                Err(f)
-            }
         }
     }
 }
 
-/// A non-blocking wake-up for the caller's poll loop (an eventfd).
-struct EventFd(OwnedFd);
+impl Protocol for Endpoint {
+    type Session = Conn;
 
-impl EventFd {
-    fn new() -> std::io::Result<EventFd> {
-        // SAFETY: eventfd(2) with valid flags; the returned descriptor is checked and then
-        // owned by exactly one `OwnedFd`.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    const PROFILE: Profile = Profile {
+        thread_name: "bbwd-redfish",
+        // Enough for rustls and serde_json; the default 2 MiB would be mostly untouched but
+        // a smaller stack bounds what the thread can map.
+        stack_bytes: Some(256 * 1024),
+        protocol: "Redfish",
+        panicked: "the Redfish client",
+        session: "connection",
+        reconnect_op: "connect",
+        keepalive_reply_timeouts: 4,
+        // A retry needs a connection and one request: half a second is room enough even when
+        // the reply timeout is longer.
+        retry_room_cap: Duration::from_millis(500),
+        // Every socket wait while connecting is bounded by the deadline itself.
+        deadline_after_open: false,
+    };
+
+    fn open(&self, reply_timeout: Duration, deadline: Instant) -> Result<Conn, Failure> {
+        let conn = Conn::open(&self.ctx(reply_timeout), deadline)?;
+        log::debug!("{}: connected, system {}", self.name, conn.system);
+        Ok(conn)
     }
 
-    fn signal(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own; a full counter (EAGAIN)
-        // still leaves it readable, which is all a wake-up needs.
-        unsafe {
-            libc::write(
-                self.0.as_raw_fd(),
-                (&one as *const u64).cast(),
-                std::mem::size_of::<u64>(),
-            )
-        };
+    fn run(
+        &self,
+        conn: &mut Conn,
+        op: Op,
+        reply_timeout: Duration,
+        deadline: Instant,
+    ) -> Result<Reply, Failure> {
+        conn.run(&self.ctx(reply_timeout), op, deadline)
     }
 
-    fn drain(&self) {
-        let mut v: u64 = 0;
-        // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd we own.
-        unsafe {
-            libc::read(
-                self.0.as_raw_fd(),
-                (&mut v as *mut u64).cast(),
-                std::mem::size_of::<u64>(),
-            )
-        };
+    fn close(&self, conn: &mut Conn, reply_timeout: Duration) {
+        conn.close(&self.ctx(reply_timeout));
+    }
+
+    fn op_name(op: Op) -> &'static str {
+        op_name(op)
     }
 }
 
@@ -1358,240 +1152,34 @@ impl EventFd {
 // The client (the caller's side)
 // ---------------------------------------------------------------------------------------------
 
-/// The caller's handle on one Redfish service: submit operations, poll [`fd`](Self::fd),
-/// collect results. The same shape as [`crate::ipmi::IpmiClient`].
-pub struct RedfishClient {
-    service: Service,
-    config: Arc<ClientConfig>,
-    name: String,
-    settings: Settings,
-    tx: mpsc::Sender<Request>,
-    rx: mpsc::Receiver<(u64, Completion)>,
-    wake: Arc<EventFd>,
-    shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
-    in_flight: Option<(u64, Op, Instant)>,
-    next_id: u64,
-}
+/// The caller's handle on one Redfish service: submit operations, poll
+/// [`fd`](BmcClient::fd), collect results. The same worker as [`crate::ipmi::IpmiClient`]'s.
+pub type RedfishClient = BmcClient<Endpoint>;
 
-impl RedfishClient {
+impl BmcClient<Endpoint> {
     /// Starts the worker for `service`. Checks what can be checked without the network (the CA
     /// file is read and parsed here).
     pub fn start(service: Service, settings: Settings) -> Result<RedfishClient, Error> {
         let name = service.name();
-        let fail = |failure| Error {
+        let config = tls_config(&service.tls).map_err(|failure| Error {
             bmc: name.clone(),
             op: "start",
             failure,
-        };
-        let config = tls_config(&service.tls).map_err(fail)?;
-        let wake = Arc::new(
-            EventFd::new().map_err(|e| fail(Failure::Unreachable(format!("eventfd: {e}"))))?,
-        );
-        let shared = Arc::new(Shared {
-            health: Mutex::new(Health::default()),
-            exited: Mutex::new(false),
-        });
-        let (tx, rx, thread) = spawn_worker(&service, &config, &name, settings, &shared, &wake)
-            .map_err(|e| fail(Failure::Unreachable(format!("cannot start a thread: {e}"))))?;
-        Ok(RedfishClient {
+        })?;
+        let endpoint = Endpoint {
             service,
             config,
-            name,
-            settings,
-            tx,
-            rx,
-            wake,
-            shared,
-            thread: Some(thread),
-            in_flight: None,
-            next_id: 1,
-        })
-    }
-
-    /// `Redfish https://host:port`.
-    pub fn name(&self) -> &str {
-        &self.name
+            name: name.clone(),
+        };
+        BmcClient::spawn(endpoint, name, settings)
     }
 
     /// What `bbwd status` must warn about: an unverified certificate.
     pub fn warning(&self) -> Option<&'static str> {
-        (self.service.tls == Tls::Insecure).then_some(
+        (self.target().service.tls == Tls::Insecure).then_some(
             "TLS certificate NOT verified (insecure = true): anyone on the path can read the BMC password and fake a confirmed off",
         )
     }
-
-    /// Readable when a result (or a health change) is ready.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.wake.0.as_fd()
-    }
-
-    /// The in-flight operation's deadline.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.in_flight.map(|(_, _, d)| d)
-    }
-
-    pub fn busy(&self) -> bool {
-        self.in_flight.is_some()
-    }
-
-    /// The keep-alive's view of the connection.
-    pub fn health(&self) -> Health {
-        self.shared
-            .health
-            .lock()
-            .map(|h| h.clone())
-            .unwrap_or_default()
-    }
-
-    /// Starts `op`, to finish within `timeout`. One operation at a time.
-    pub fn submit(&mut self, op: Op, now: Instant, timeout: Duration) -> Result<(), SubmitError> {
-        if self.in_flight.is_some() {
-            return Err(SubmitError::Busy);
-        }
-        let id = self.next_id;
-        self.next_id += 1;
-        let deadline = now + timeout;
-        let req = Request::Run { id, op, deadline };
-        if let Err(mpsc::SendError(req)) = self.tx.send(req) {
-            self.respawn();
-            if self.tx.send(req).is_err() {
-                log::error!("{}: the Redfish worker cannot be started", self.name);
-            }
-        }
-        self.in_flight = Some((id, op, deadline));
-        Ok(())
-    }
-
-    /// The in-flight operation's outcome, if it finished or its deadline passed (then
-    /// `timeout`). Never blocks.
-    pub fn try_result(&mut self, now: Instant) -> Option<Completion> {
-        self.wake.drain();
-        let (want, op, deadline) = self.in_flight?;
-        while let Ok((id, c)) = self.rx.try_recv() {
-            if id == want {
-                self.in_flight = None;
-                return Some(c);
-            }
-        }
-        if now >= deadline {
-            self.in_flight = None;
-            return Some(Completion {
-                op,
-                result: Err(Error {
-                    bmc: self.name.clone(),
-                    op: op_name(op),
-                    failure: Failure::Timeout,
-                }),
-                elapsed: now.saturating_duration_since(deadline),
-            });
-        }
-        None
-    }
-
-    /// Runs `op` and waits for it (the CLI and tests; never the daemon's loop).
-    pub fn call(&mut self, op: Op, timeout: Duration) -> Result<Reply, Error> {
-        if self.submit(op, Instant::now(), timeout).is_err() {
-            return Err(Error {
-                bmc: self.name.clone(),
-                op: op_name(op),
-                failure: Failure::Protocol("another operation is in flight".into()),
-            });
-        }
-        loop {
-            if let Some(c) = self.try_result(Instant::now()) {
-                return c.result;
-            }
-            let left = self
-                .deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()))
-                .unwrap_or_default();
-            let mut pfd = libc::pollfd {
-                fd: self.wake.0.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-            // SAFETY: one valid pollfd on our own eventfd, for the duration of the call.
-            unsafe { libc::poll(&mut pfd, 1, ms) };
-        }
-    }
-
-    /// Stops the worker, deleting the session if there is one; waits at most `wait`.
-    pub fn close(mut self, wait: Duration) {
-        let _ = self.tx.send(Request::Shutdown);
-        let until = Instant::now() + wait;
-        while Instant::now() < until {
-            if self.shared.exited.lock().map(|e| *e).unwrap_or(true) {
-                if let Some(t) = self.thread.take() {
-                    let _ = t.join();
-                }
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn respawn(&mut self) {
-        if let Ok((tx, rx, thread)) = spawn_worker(
-            &self.service,
-            &self.config,
-            &self.name,
-            self.settings,
-            &self.shared,
-            &self.wake,
-        ) {
-            self.tx = tx;
-            self.rx = rx;
-            self.thread = Some(thread);
-        }
-    }
-}
-
-impl Drop for RedfishClient {
-    fn drop(&mut self) {
-        let _ = self.tx.send(Request::Shutdown);
-    }
-}
-
-type Spawned = (
-    mpsc::Sender<Request>,
-    mpsc::Receiver<(u64, Completion)>,
-    JoinHandle<()>,
-);
-
-fn spawn_worker(
-    service: &Service,
-    config: &Arc<ClientConfig>,
-    name: &str,
-    settings: Settings,
-    shared: &Arc<Shared>,
-    wake: &Arc<EventFd>,
-) -> std::io::Result<Spawned> {
-    let (req_tx, req_rx) = mpsc::channel();
-    let (done_tx, done_rx) = mpsc::channel();
-    let now = Instant::now();
-    let worker = Worker {
-        service: service.clone(),
-        config: config.clone(),
-        name: name.to_string(),
-        settings,
-        conn: None,
-        last_used: now,
-        next_connect: now,
-        backoff: BACKOFF_MIN,
-        shared: shared.clone(),
-        wake: wake.clone(),
-    };
-    let thread = std::thread::Builder::new()
-        .name("bbwd-redfish".into())
-        // Enough for rustls and serde_json; the default 2 MiB would be mostly untouched but
-        // a smaller stack bounds what the thread can map.
-        .stack_size(256 * 1024)
-        .spawn(move || {
-            let _ = catch_unwind(AssertUnwindSafe(|| worker.main(req_rx, done_tx)));
-        })?;
-    Ok((req_tx, done_rx, thread))
 }
 
 #[cfg(test)]
