@@ -4,8 +4,10 @@
 //! the BMC watchdog.
 //!
 //! Files: `mod.rs` the types and the caller's [`IpmiClient`]; `cmd.rs` the IPMI commands;
-//! `session.rs` the RMCP+ session (handshake, keys, integrity, encryption); `conn.rs` one open
-//! conversation (RMCP+ or `/dev/ipmi0`) as the worker holds it. The worker thread itself is [`crate::bmc`]'s, shared
+//! `session.rs` the RMCP+ session (packets in the session: integrity, encryption, sequence
+//! numbers); `rakp.rs` its handshake (Open Session, RAKP 1-4, the keys); `rmcp.rs` the wire
+//! format, the socket and the pre-session queries; `conn.rs` one open conversation (RMCP+ or
+//! `/dev/ipmi0`) as the worker holds it. The worker thread itself is [`crate::bmc`]'s, shared
 //! with Redfish.
 //!
 //! Owns: the session to one BMC, kept on a worker thread; the commands (chassis status and
@@ -54,6 +56,8 @@
 
 pub mod cmd;
 mod conn;
+mod rakp;
+mod rmcp;
 pub mod session;
 
 pub use crate::bmc::{Completion, Health, OpId, Settings, SubmitError, BACKOFF_MAX, BACKOFF_MIN};
