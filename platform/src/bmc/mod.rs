@@ -36,7 +36,7 @@
 //! * At most one session per [`BmcClient`], owned by its worker thread; a session that failed
 //!   once is never used again.
 //! * No panic crosses the worker's boundary: each conversation runs inside `catch_unwind`
-//!   ([`guarded`]), a panic is a failed operation (`protocol error`) and drops the session; the
+//!   (`guarded`), a panic is a failed operation (`protocol error`) and drops the session; the
 //!   thread's body has a last `catch_unwind` too, and a dead worker is replaced at the next
 //!   submit.
 //! * Every submitted operation completes (with its result or `timeout`) by its deadline, as seen
@@ -60,7 +60,7 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// One protocol's way to a BMC, implemented by the type that says where the BMC is (it is
 /// cloned into each worker). All three conversations run on the worker thread, inside
-/// [`guarded`]; each may block, but for no longer than the reply timeout per wait.
+/// `guarded`; each may block, but for no longer than the reply timeout per wait.
 pub trait Protocol: Clone + Send + 'static {
     /// An open session (and whatever connection carries it).
     type Session: Send;

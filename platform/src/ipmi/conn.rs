@@ -257,8 +257,8 @@ impl Protocol for Target {
         panicked: "the IPMI library",
         session: "session",
         reconnect_op: "open session",
-        // Activation alone is up to 5 exchanges (pre-session, Open Session, RAKP 1 and 3,
-        // privilege), each bounded by the reply timeout.
+        // Opening is some 5 exchanges (pre-session, Open Session, RAKP 1 and 3, privilege) and
+        // the keep-alive one more, each bounded by the reply timeout, not by the deadline.
         keepalive_reply_timeouts: 8,
         retry_room_cap: Duration::MAX,
         deadline_after_open: true,

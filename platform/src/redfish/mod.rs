@@ -205,9 +205,11 @@ impl Protocol for Endpoint {
         panicked: "the Redfish client",
         session: "connection",
         reconnect_op: "connect",
+        // Connecting, logging in and the keep-alive's GET all share this deadline (every socket
+        // wait is bounded by it).
         keepalive_reply_timeouts: 4,
-        // A retry needs a connection and one request: half a second is room enough even when
-        // the reply timeout is longer.
+        // The reply timeout (5 s) is long next to a fence timeout: a retry is tried while more
+        // than 500 ms are left, not only while a whole reply timeout is.
         retry_room_cap: Duration::from_millis(500),
         // Every socket wait while connecting is bounded by the deadline itself.
         deadline_after_open: false,
