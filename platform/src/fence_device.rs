@@ -91,23 +91,20 @@ impl FenceClient {
     pub fn submit(&mut self, op: Op, now: Instant, timeout: Duration) -> Result<(), SubmitError> {
         match self {
             FenceClient::Ipmi(c) => c.submit(op, now, timeout).map(|_| ()),
-            FenceClient::Redfish(c) => c.submit(op, now, timeout),
+            FenceClient::Redfish(c) => c.submit(op, now, timeout).map(|_| ()),
         }
     }
 
     pub fn try_result(&mut self, now: Instant) -> Option<Done> {
-        match self {
-            FenceClient::Ipmi(c) => c.try_result(now).map(|d| Done {
-                op: d.op,
-                result: d.result,
-                elapsed: d.elapsed,
-            }),
-            FenceClient::Redfish(c) => c.try_result(now).map(|d| Done {
-                op: d.op,
-                result: d.result,
-                elapsed: d.elapsed,
-            }),
-        }
+        let done = match self {
+            FenceClient::Ipmi(c) => c.try_result(now),
+            FenceClient::Redfish(c) => c.try_result(now),
+        };
+        done.map(|d| Done {
+            op: d.op,
+            result: d.result,
+            elapsed: d.elapsed,
+        })
     }
 
     /// Runs `op` and waits (the CLI and tests; never the daemon's loop).

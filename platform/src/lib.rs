@@ -8,8 +8,8 @@
 //! (`fs`) and the clocks (`clock`), and the HAProxy agent-check server of a mirror-farm node
 //! (`agentcheck`), the Prometheus scrape endpoint (`metrics_server`). The virtual IP: netlink add/remove/watch, gratuitous ARP / unsolicited NA
 //! and the pre-add probe (`vip`).
-//! Sessions to a BMC over IPMI (RMCP+ or `/dev/ipmi0`) on a worker thread, for fencing and the
-//! BMC watchdog (`ipmi`); fencing over Redfish (HTTPS with a verified certificate, `redfish`), and
+//! Sessions to a BMC over IPMI (RMCP+ or `/dev/ipmi0`) on a worker thread (`bmc`, shared with
+//! Redfish), for fencing and the BMC watchdog (`ipmi`); fencing over Redfish (HTTPS with a verified certificate, `redfish`), and
 //! either behind one client (`fence_device`). The pair's other eyes on the network: reachability of the witness by
 //! ICMP echo (`witness`) and the VIP interface's link state over netlink (`linkwatch`).
 //!
@@ -25,6 +25,7 @@
 //! * Every `unsafe` block carries a `SAFETY:` comment.
 
 pub mod agentcheck;
+pub mod bmc;
 pub mod clock;
 pub mod command;
 pub mod control;

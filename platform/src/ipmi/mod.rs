@@ -4,8 +4,11 @@
 //! the BMC watchdog.
 //!
 //! Files: `mod.rs` the types and the caller's [`IpmiClient`]; `cmd.rs` the IPMI commands;
-//! `session.rs` the RMCP+ session (handshake, keys, integrity, encryption); `worker.rs` the
-//! worker thread that owns the session.
+//! `session.rs` the RMCP+ session (packets in the session: integrity, encryption, sequence
+//! numbers); `rakp.rs` its handshake (Open Session, RAKP 1-4, the keys); `rmcp.rs` the wire
+//! format, the socket and the pre-session queries; `conn.rs` one open conversation (RMCP+ or
+//! `/dev/ipmi0`) as the worker holds it. The worker thread itself is [`crate::bmc`]'s, shared
+//! with Redfish.
 //!
 //! Owns: the session to one BMC, kept on a worker thread; the commands (chassis status and
 //! control, the watchdog timer, session privilege); the mapping of every failure to one clear
@@ -52,21 +55,18 @@
 //!   an HMAC key).
 
 pub mod cmd;
+mod conn;
+mod rakp;
+mod rmcp;
 pub mod session;
-mod worker;
 
-#[cfg(test)]
-use worker::guarded;
-use worker::{spawn_worker, EventFd, Request, Shared};
-pub use worker::{Completion, Health, OpId, Settings};
+pub use crate::bmc::{Completion, Health, OpId, Settings, SubmitError, BACKOFF_MAX, BACKOFF_MIN};
 
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::bmc::BmcClient;
 
 #[cfg(test)]
 use ipmi_rs::connection::{IpmiCommand, Message};
@@ -78,10 +78,6 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often an idle session is used, to keep it open and to know that it works. BMCs close
 /// idle sessions after 30 s (ipmi_sim) to 60 s (the IPMI default).
 pub const KEEPALIVE: Duration = Duration::from_secs(10);
-
-/// First and longest wait between background reconnects after a failure (doubling).
-pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// Longest password RMCP+ carries (IPMI 2.0: 20 bytes).
 pub const MAX_PASSWORD_BYTES: usize = 20;
@@ -319,7 +315,7 @@ pub enum Failure {
 
 impl Failure {
     /// A definitive answer: another attempt on a fresh session would get the same.
-    fn is_final(&self) -> bool {
+    pub(crate) fn is_final(&self) -> bool {
         matches!(
             self,
             Failure::BadCredentials
@@ -401,28 +397,11 @@ pub struct Malformed(pub &'static str);
 // The client (the caller's side)
 // ---------------------------------------------------------------------------------------------
 
-/// The caller's handle on one BMC: submit operations, poll [`fd`](Self::fd), collect results.
-pub struct IpmiClient {
-    target: Target,
-    name: String,
-    settings: Settings,
-    tx: mpsc::Sender<Request>,
-    rx: mpsc::Receiver<Completion>,
-    wake: Arc<EventFd>,
-    shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
-    in_flight: Option<(OpId, Op, Instant)>,
-    next_id: u64,
-}
+/// The caller's handle on one BMC: submit operations, poll [`fd`](BmcClient::fd), collect
+/// results. The worker behind it is [`crate::bmc`]'s.
+pub type IpmiClient = BmcClient<Target>;
 
-/// Why [`IpmiClient::submit`] refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubmitError {
-    /// An operation is in flight: one at a time.
-    Busy,
-}
-
-impl IpmiClient {
+impl BmcClient<Target> {
     /// Starts the worker for `target`. Checks what can be checked without the network.
     pub fn start(target: Target, settings: Settings) -> Result<IpmiClient, Error> {
         let name = target.name();
@@ -444,173 +423,7 @@ impl IpmiClient {
                 ))));
             }
         }
-        let wake = Arc::new(
-            EventFd::new().map_err(|e| fail(Failure::Unreachable(format!("eventfd: {e}"))))?,
-        );
-        let shared = Arc::new(Shared {
-            health: Mutex::new(Health::default()),
-            exited: Mutex::new(false),
-        });
-        let (tx, rx, thread) = spawn_worker(&target, &name, settings, &shared, &wake)
-            .map_err(|e| fail(Failure::Unreachable(format!("cannot start a thread: {e}"))))?;
-        Ok(IpmiClient {
-            target,
-            name,
-            settings,
-            tx,
-            rx,
-            wake,
-            shared,
-            thread: Some(thread),
-            in_flight: None,
-            next_id: 1,
-        })
-    }
-
-    /// `BMC host:port`.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Readable when a result (or a health change) is ready: register it in the poll set.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.wake.0.as_fd()
-    }
-
-    /// The in-flight operation's deadline (the loop must wake for it).
-    pub fn deadline(&self) -> Option<Instant> {
-        self.in_flight.map(|(_, _, d)| d)
-    }
-
-    /// Whether an operation is in flight.
-    pub fn busy(&self) -> bool {
-        self.in_flight.is_some()
-    }
-
-    /// The keep-alive's view of the session.
-    pub fn health(&self) -> Health {
-        self.shared
-            .health
-            .lock()
-            .map(|h| h.clone())
-            .unwrap_or_default()
-    }
-
-    /// Starts `op`, to finish within `timeout`. One operation at a time.
-    pub fn submit(&mut self, op: Op, now: Instant, timeout: Duration) -> Result<OpId, SubmitError> {
-        if self.in_flight.is_some() {
-            return Err(SubmitError::Busy);
-        }
-        let id = OpId(self.next_id);
-        self.next_id += 1;
-        let deadline = now + timeout;
-        let req = Request::Run { id, op, deadline };
-        if let Err(mpsc::SendError(req)) = self.tx.send(req) {
-            // The worker is gone (it never should be): start a new one and hand it over.
-            self.respawn();
-            if self.tx.send(req).is_err() {
-                log::error!("{}: the IPMI worker cannot be started", self.name);
-            }
-        }
-        self.in_flight = Some((id, op, deadline));
-        Ok(id)
-    }
-
-    /// The in-flight operation's outcome, if it finished or its deadline passed (then
-    /// `timeout`). Never blocks.
-    pub fn try_result(&mut self, now: Instant) -> Option<Completion> {
-        self.wake.drain();
-        let (want, op, deadline) = self.in_flight?;
-        loop {
-            match self.rx.try_recv() {
-                Ok(c) if c.id == want => {
-                    self.in_flight = None;
-                    return Some(c);
-                }
-                // The late result of an operation already reported as timed out.
-                Ok(_) => continue,
-                Err(_) => break,
-            }
-        }
-        if now >= deadline {
-            self.in_flight = None;
-            return Some(Completion {
-                id: want,
-                op,
-                result: Err(Error {
-                    bmc: self.name.clone(),
-                    op: op.name(),
-                    failure: Failure::Timeout,
-                }),
-                elapsed: now.saturating_duration_since(deadline),
-            });
-        }
-        None
-    }
-
-    /// Runs `op` and waits for it (the CLI; never the daemon's loop).
-    pub fn call(&mut self, op: Op, timeout: Duration) -> Result<Reply, Error> {
-        let now = Instant::now();
-        if self.submit(op, now, timeout).is_err() {
-            return Err(Error {
-                bmc: self.name.clone(),
-                op: op.name(),
-                failure: Failure::Protocol("another operation is in flight".into()),
-            });
-        }
-        loop {
-            if let Some(c) = self.try_result(Instant::now()) {
-                return c.result;
-            }
-            let left = self
-                .deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()))
-                .unwrap_or_default();
-            let mut pfd = libc::pollfd {
-                fd: self.wake.0.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-            // SAFETY: one valid pollfd on our own eventfd, for the duration of the call.
-            unsafe { libc::poll(&mut pfd, 1, ms) };
-        }
-    }
-
-    /// Stops the worker, closing the session if the BMC allows it; waits at most `wait`.
-    pub fn close(mut self, wait: Duration) {
-        let _ = self.tx.send(Request::Shutdown);
-        let until = Instant::now() + wait;
-        while Instant::now() < until {
-            if self.shared.exited.lock().map(|e| *e).unwrap_or(true) {
-                if let Some(t) = self.thread.take() {
-                    let _ = t.join();
-                }
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn respawn(&mut self) {
-        if let Ok((tx, rx, thread)) = spawn_worker(
-            &self.target,
-            &self.name,
-            self.settings,
-            &self.shared,
-            &self.wake,
-        ) {
-            self.tx = tx;
-            self.rx = rx;
-            self.thread = Some(thread);
-        }
-    }
-}
-
-impl Drop for IpmiClient {
-    fn drop(&mut self) {
-        // Do not wait: the worker closes the session and exits on its own.
-        let _ = self.tx.send(Request::Shutdown);
+        BmcClient::spawn(target, name, settings)
     }
 }
 
@@ -618,6 +431,7 @@ impl Drop for IpmiClient {
 mod tests {
     use super::*;
     use std::net::UdpSocket;
+    use std::time::Instant;
 
     fn lan(port: u16) -> Target {
         Target::Lan(Bmc {
@@ -707,17 +521,6 @@ mod tests {
         let e = IpmiClient::start(t, cli()).err().unwrap();
         assert!(matches!(e.failure, Failure::Unsupported(_)), "{e}");
         assert!(e.to_string().contains("cipher suite 0"), "{e}");
-    }
-
-    #[test]
-    fn a_panic_in_a_conversation_is_a_failed_operation() {
-        let r: Result<(), Failure> = guarded(|| panic!("truncated RAKP 4"));
-        match r {
-            Err(Failure::Protocol(why)) => assert!(why.contains("truncated RAKP 4"), "{why}"),
-            other => panic!("{other:?}"),
-        }
-        let r: Result<u8, Failure> = guarded(|| Ok(7));
-        assert_eq!(r, Ok(7));
     }
 
     #[test]
