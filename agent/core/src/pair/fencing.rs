@@ -84,6 +84,19 @@ impl Pair {
         self.fence(Goal::Off, out);
     }
 
+    /// The priority delay of a standby's fence is over: fence, unless what held at the start
+    /// of the wait no longer does.
+    pub(super) fn on_fence_wait_over(&mut self, now: Instant, attempt: u32, out: &mut Actions) {
+        if self.witness_down() {
+            self.isolated(now, out);
+        } else if self.public_down_since.is_some() || !self.may_take_over(now) {
+            // What held at the start of the wait no longer does.
+            self.stand_by(out);
+        } else {
+            self.request_fence(now, attempt, out);
+        }
+    }
+
     /// Asks for a fence procedure (queued behind a query that is running).
     pub(super) fn fence(&mut self, goal: Goal, out: &mut Actions) {
         match self.bmc_busy {
@@ -100,6 +113,19 @@ impl Pair {
         if self.bmc_busy.is_none() {
             self.bmc_busy = Some(Some(why));
             push(out, Action::Fence(Goal::Status));
+        }
+    }
+
+    /// While the peer is heard, its BMC is asked for its power every `bmc_watch`: a BMC that
+    /// says "off" for a live peer is a misconfiguration found before it is needed.
+    pub(super) fn watch_bmc(&mut self, now: Instant, out: &mut Actions) {
+        if self.peer.alive
+            && self.bmc_busy.is_none()
+            && now >= self.next_bmc_watch
+            && !matches!(self.st, St::SelfFenced)
+        {
+            self.next_bmc_watch = now + self.s.bmc_watch;
+            self.query(Query::Watch, out);
         }
     }
 

@@ -110,15 +110,36 @@ impl Pair {
         }
     }
 
-    /// Moves past release step `done` (best-effort: a failed step is counted, and decides the
-    /// ending: a node that cannot prove it released never says so).
-    pub(super) fn release_next(
+    /// A release step did not finish within its deadline. Bitbucket not gone is the end: this
+    /// node cannot prove it stopped serving. Any other step counts as failed and the release
+    /// goes on.
+    pub(super) fn on_release_step_timeout(
         &mut self,
         now: Instant,
-        done: RelStep,
-        ok: bool,
+        step: RelStep,
         out: &mut Actions,
     ) {
+        if step == RelStep::Stopping {
+            // Bitbucket is not confirmed gone: this node cannot say it stopped serving.
+            ev(
+                out,
+                Kind::ReleaseError,
+                format_args!("Bitbucket not gone within the release deadline"),
+            );
+            self.self_fence(out);
+        } else {
+            ev(
+                out,
+                Kind::ReleaseError,
+                format_args!("release step {step:?} timed out"),
+            );
+            self.release_next(now, step, false, out);
+        }
+    }
+
+    /// Moves past release step `done` (best-effort: a failed step is counted, and decides the
+    /// ending: a node that cannot prove it released never says so).
+    fn release_next(&mut self, now: Instant, done: RelStep, ok: bool, out: &mut Actions) {
         let St::Releasing { why, errors, .. } = self.st else {
             return;
         };

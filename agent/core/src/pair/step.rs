@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use super::state::{Query, RelStep, St};
+use super::state::St;
 use super::{ev, Actions, Hooks, Input, Kind, Pair, ReleaseWhy};
 use crate::fence::Goal;
 
@@ -50,23 +50,7 @@ impl Pair {
                     self.witness_misses.saturating_add(1)
                 };
             }
-            Input::PublicLink { up } => {
-                if up {
-                    if self.public_down_since.take().is_some() {
-                        ev(&mut out, Kind::PublicLink, format_args!("public link up"));
-                    }
-                } else if self.public_down_since.is_none() {
-                    self.public_down_since = Some(now);
-                    ev(
-                        &mut out,
-                        Kind::PublicLink,
-                        format_args!(
-                            "public link down; failing over if it stays down for {:?}",
-                            self.s.link_hold
-                        ),
-                    );
-                }
-            }
+            Input::PublicLink { up } => self.on_public_link(now, up, &mut out),
             Input::Switchover => self.on_switchover(now, &mut out),
             Input::ConfirmPeerDown => self.on_confirm_peer_down(now, &mut out),
             Input::Shutdown => self.on_shutdown(now, &mut out),
@@ -101,16 +85,7 @@ impl Pair {
                 not_before,
                 requested: false,
                 attempt,
-            } if now >= not_before => {
-                if self.witness_down() {
-                    self.isolated(now, out);
-                } else if self.public_down_since.is_some() || !self.may_take_over(now) {
-                    // What held at the start of the wait no longer does.
-                    self.stand_by(out);
-                } else {
-                    self.request_fence(now, attempt, out);
-                }
-            }
+            } if now >= not_before => self.on_fence_wait_over(now, attempt, out),
             St::FenceBlocked { retry_at, attempt } if now >= retry_at => {
                 self.request_fence(now, attempt, out);
             }
@@ -123,22 +98,7 @@ impl Pair {
                 self.release(now, ReleaseWhy::TakeoverFailed, out);
             }
             St::Releasing { step, deadline, .. } if now >= deadline => {
-                if step == RelStep::Stopping {
-                    // Bitbucket is not confirmed gone: this node cannot say it stopped serving.
-                    ev(
-                        out,
-                        Kind::ReleaseError,
-                        format_args!("Bitbucket not gone within the release deadline"),
-                    );
-                    self.self_fence(out);
-                } else {
-                    ev(
-                        out,
-                        Kind::ReleaseError,
-                        format_args!("release step {step:?} timed out"),
-                    );
-                    self.release_next(now, step, false, out);
-                }
+                self.on_release_step_timeout(now, step, out)
             }
             St::Active | St::TakingOver { .. } if self.public_lost(now) => {
                 ev(
@@ -159,13 +119,26 @@ impl Pair {
             }
             _ => {}
         }
-        if self.peer.alive
-            && self.bmc_busy.is_none()
-            && now >= self.next_bmc_watch
-            && !matches!(self.st, St::SelfFenced)
-        {
-            self.next_bmc_watch = now + self.s.bmc_watch;
-            self.query(Query::Watch, out);
+        self.watch_bmc(now, out);
+    }
+
+    /// The public link's carrier changed: note since when it is down (`link_hold` counts from
+    /// there; `evaluate` fails over once it has passed).
+    fn on_public_link(&mut self, now: Instant, up: bool, out: &mut Actions) {
+        if up {
+            if self.public_down_since.take().is_some() {
+                ev(out, Kind::PublicLink, format_args!("public link up"));
+            }
+        } else if self.public_down_since.is_none() {
+            self.public_down_since = Some(now);
+            ev(
+                out,
+                Kind::PublicLink,
+                format_args!(
+                    "public link down; failing over if it stays down for {:?}",
+                    self.s.link_hold
+                ),
+            );
         }
     }
 }
