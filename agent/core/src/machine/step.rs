@@ -7,8 +7,8 @@
 
 use std::time::Instant;
 
-use super::state::{AfterCheck, Proc, Then};
-use super::{event, push, Action, Actions, Db, EventKind, FailReason, Input, Machine, Sig};
+use super::state::{AfterCheck, Proc};
+use super::{Actions, Db, Input, Machine};
 
 impl Machine {
     /// Feeds one input at `now`; returns what to do.
@@ -32,69 +32,10 @@ impl Machine {
         out
     }
 
+    /// Time passed: the lifecycle's deadline (`stop`), then a check if one is due (`monitor`).
     fn on_tick(&mut self, now: Instant, out: &mut Actions) {
-        match self.proc {
-            Proc::Starting { deadline, .. } if now >= deadline => {
-                if self.may_correct() {
-                    let d = self.s.startup_timeout;
-                    event(
-                        out,
-                        EventKind::StartFailed,
-                        format_args!("not healthy within startup_timeout {d:?}"),
-                    );
-                    self.stop(now, Then::Fail(FailReason::StartFailed), out);
-                } else if let Proc::Starting { deadline, .. } = &mut self.proc {
-                    // Holding or maintenance: no verdict on the start while that lasts.
-                    *deadline = now + self.s.startup_timeout;
-                }
-            }
-            Proc::Stopping {
-                pid,
-                deadline,
-                then,
-                ..
-            } if now >= deadline => {
-                let d = self.s.stop_timeout;
-                event(
-                    out,
-                    EventKind::Kill,
-                    format_args!("pid {pid} still running {d:?} after SIGTERM: SIGKILL"),
-                );
-                push(out, Action::Signal(Sig::Kill));
-                self.proc = Proc::Killing {
-                    pid,
-                    deadline: now + self.s.kill_timeout,
-                    then,
-                };
-            }
-            Proc::Killing { pid, deadline, .. } if now >= deadline => self.unkillable(pid, out),
-            Proc::Reaping {
-                pid,
-                deadline,
-                then,
-            } if now >= deadline => {
-                let d = self.s.stop_timeout;
-                event(
-                    out,
-                    EventKind::Kill,
-                    format_args!(
-                        "members of pid {pid}'s process group still run {d:?} after it exited: SIGKILL"
-                    ),
-                );
-                push(out, Action::Signal(Sig::Kill));
-                self.proc = Proc::Killing {
-                    pid,
-                    deadline: now + self.s.kill_timeout,
-                    then,
-                };
-            }
-            _ => {}
-        }
-        if self.wants_checks() && !self.check_in_flight && now >= self.next_check {
-            self.check_in_flight = true;
-            self.next_check = now + self.s.monitor_interval;
-            push(out, Action::Check);
-        }
+        self.on_deadline(now, out);
+        self.schedule_check(now, out);
     }
 
     /// Reconciles after every step: start Bitbucket when it should run and nothing runs.

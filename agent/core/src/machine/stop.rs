@@ -83,7 +83,70 @@ impl Machine {
         };
     }
 
-    pub(super) fn unkillable(&mut self, pid: i32, out: &mut Actions) {
+    /// The lifecycle's deadlines: a start not healthy within `startup_timeout` fails (unless
+    /// holding or in maintenance), and the stop ladder moves on: SIGTERM ignored -> SIGKILL,
+    /// SIGKILL survived -> unkillable, a reaped group's members left -> SIGKILL.
+    pub(super) fn on_deadline(&mut self, now: Instant, out: &mut Actions) {
+        match self.proc {
+            Proc::Starting { deadline, .. } if now >= deadline => {
+                if self.may_correct() {
+                    let d = self.s.startup_timeout;
+                    event(
+                        out,
+                        EventKind::StartFailed,
+                        format_args!("not healthy within startup_timeout {d:?}"),
+                    );
+                    self.stop(now, Then::Fail(FailReason::StartFailed), out);
+                } else if let Proc::Starting { deadline, .. } = &mut self.proc {
+                    // Holding or maintenance: no verdict on the start while that lasts.
+                    *deadline = now + self.s.startup_timeout;
+                }
+            }
+            Proc::Stopping {
+                pid,
+                deadline,
+                then,
+                ..
+            } if now >= deadline => {
+                let d = self.s.stop_timeout;
+                event(
+                    out,
+                    EventKind::Kill,
+                    format_args!("pid {pid} still running {d:?} after SIGTERM: SIGKILL"),
+                );
+                push(out, Action::Signal(Sig::Kill));
+                self.proc = Proc::Killing {
+                    pid,
+                    deadline: now + self.s.kill_timeout,
+                    then,
+                };
+            }
+            Proc::Killing { pid, deadline, .. } if now >= deadline => self.unkillable(pid, out),
+            Proc::Reaping {
+                pid,
+                deadline,
+                then,
+            } if now >= deadline => {
+                let d = self.s.stop_timeout;
+                event(
+                    out,
+                    EventKind::Kill,
+                    format_args!(
+                        "members of pid {pid}'s process group still run {d:?} after it exited: SIGKILL"
+                    ),
+                );
+                push(out, Action::Signal(Sig::Kill));
+                self.proc = Proc::Killing {
+                    pid,
+                    deadline: now + self.s.kill_timeout,
+                    then,
+                };
+            }
+            _ => {}
+        }
+    }
+
+    fn unkillable(&mut self, pid: i32, out: &mut Actions) {
         let d = self.s.kill_timeout;
         event(
             out,
