@@ -193,70 +193,74 @@ impl Key {
             .chain_update(&bytes[..tag_at])
             .verify_slice(&bytes[tag_at..])
             .map_err(|_| Reject::Unauthenticated)?;
-
-        // Authentic from here on; anything odd is the sender's bug, not an attack.
-        let role = Role::from_u8(bytes[OFF_ROLE]).ok_or(Reject::Malformed)?;
-        let state = State::from_u8(bytes[OFF_STATE]).ok_or(Reject::Malformed)?;
-        let health = Health::from_u8(bytes[OFF_HEALTH]).ok_or(Reject::Malformed)?;
-        let flags = Flags::from_bits(u16::from_be_bytes([bytes[OFF_FLAGS], bytes[OFF_FLAGS + 1]]))
-            .ok_or(Reject::Malformed)?;
-        let name_len = usize::from(bytes[OFF_NAME_LEN]);
-        if name_len == 0 || name_len > MAX_NAME_BYTES {
-            return Err(Reject::Malformed);
-        }
-        let name_field = &bytes[OFF_NAME..OFF_BOOT_ID];
-        if name_field[name_len..].iter().any(|&b| b != 0) {
-            return Err(Reject::Malformed);
-        }
-        if std::str::from_utf8(&name_field[..name_len]).is_err() {
-            return Err(Reject::Malformed);
-        }
-        let reserved = if version == VERSION_V1 {
-            &bytes[OFF_RESERVED_V1..OFF_TAG_V1]
-        } else {
-            &bytes[OFF_RESERVED..OFF_TAG]
-        };
-        if reserved.iter().any(|&b| b != 0) {
-            return Err(Reject::Malformed);
-        }
-        let mut name = NodeName {
-            len: name_len as u8,
-            bytes: [0; MAX_NAME_BYTES],
-        };
-        name.bytes.copy_from_slice(name_field);
-        let mut boot_id = [0u8; 16];
-        boot_id.copy_from_slice(&bytes[OFF_BOOT_ID..OFF_SEQUENCE]);
-        Ok(Heartbeat {
-            name,
-            boot_id,
-            sequence: be_u64(bytes, OFF_SEQUENCE),
-            role,
-            state,
-            health,
-            flags,
-            link: bytes[OFF_LINK],
-            wall_ms: be_u64(bytes, OFF_WALL_MS),
-            version,
-            epoch: if version == VERSION_V1 {
-                0
-            } else {
-                be_u32(bytes, OFF_EPOCH)
-            },
-            echo: if version == VERSION_V1 {
-                Challenge::default()
-            } else {
-                let mut boot_id = [0u8; 16];
-                boot_id.copy_from_slice(&bytes[OFF_ECHO_BOOT..OFF_ECHO_EPOCH]);
-                Challenge {
-                    boot_id,
-                    epoch: be_u32(bytes, OFF_ECHO_EPOCH),
-                }
-            },
-            heard: if version == VERSION_V1 {
-                0
-            } else {
-                bytes[OFF_HEARD]
-            },
-        })
+        parse_authentic(bytes, version)
     }
+}
+
+/// Reads the fields of a datagram whose tag verified (`version` and length already checked).
+/// Authentic from here on: anything odd is the sender's bug, not an attack (`Malformed`).
+fn parse_authentic(bytes: &[u8], version: u8) -> Result<Heartbeat, Reject> {
+    let role = Role::from_u8(bytes[OFF_ROLE]).ok_or(Reject::Malformed)?;
+    let state = State::from_u8(bytes[OFF_STATE]).ok_or(Reject::Malformed)?;
+    let health = Health::from_u8(bytes[OFF_HEALTH]).ok_or(Reject::Malformed)?;
+    let flags = Flags::from_bits(u16::from_be_bytes([bytes[OFF_FLAGS], bytes[OFF_FLAGS + 1]]))
+        .ok_or(Reject::Malformed)?;
+    let name_len = usize::from(bytes[OFF_NAME_LEN]);
+    if name_len == 0 || name_len > MAX_NAME_BYTES {
+        return Err(Reject::Malformed);
+    }
+    let name_field = &bytes[OFF_NAME..OFF_BOOT_ID];
+    if name_field[name_len..].iter().any(|&b| b != 0) {
+        return Err(Reject::Malformed);
+    }
+    if std::str::from_utf8(&name_field[..name_len]).is_err() {
+        return Err(Reject::Malformed);
+    }
+    let reserved = if version == VERSION_V1 {
+        &bytes[OFF_RESERVED_V1..OFF_TAG_V1]
+    } else {
+        &bytes[OFF_RESERVED..OFF_TAG]
+    };
+    if reserved.iter().any(|&b| b != 0) {
+        return Err(Reject::Malformed);
+    }
+    let mut name = NodeName {
+        len: name_len as u8,
+        bytes: [0; MAX_NAME_BYTES],
+    };
+    name.bytes.copy_from_slice(name_field);
+    let mut boot_id = [0u8; 16];
+    boot_id.copy_from_slice(&bytes[OFF_BOOT_ID..OFF_SEQUENCE]);
+    Ok(Heartbeat {
+        name,
+        boot_id,
+        sequence: be_u64(bytes, OFF_SEQUENCE),
+        role,
+        state,
+        health,
+        flags,
+        link: bytes[OFF_LINK],
+        wall_ms: be_u64(bytes, OFF_WALL_MS),
+        version,
+        epoch: if version == VERSION_V1 {
+            0
+        } else {
+            be_u32(bytes, OFF_EPOCH)
+        },
+        echo: if version == VERSION_V1 {
+            Challenge::default()
+        } else {
+            let mut boot_id = [0u8; 16];
+            boot_id.copy_from_slice(&bytes[OFF_ECHO_BOOT..OFF_ECHO_EPOCH]);
+            Challenge {
+                boot_id,
+                epoch: be_u32(bytes, OFF_ECHO_EPOCH),
+            }
+        },
+        heard: if version == VERSION_V1 {
+            0
+        } else {
+            bytes[OFF_HEARD]
+        },
+    })
 }
