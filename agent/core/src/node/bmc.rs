@@ -22,6 +22,22 @@ pub(super) enum BmcFor {
 }
 
 impl Node {
+    /// The shell's answer to the outstanding `Action::Bmc`.
+    pub(super) fn on_bmc_reply(
+        &mut self,
+        now: Instant,
+        reply: fence::Reply,
+        pin: &mut heapless::Deque<pair::Input, 16>,
+        out: &mut Actions,
+    ) {
+        if let Some(ps) = &mut self.pair {
+            if let Some((proc, _)) = &mut ps.bmc {
+                let next = proc.on_reply(now, reply);
+                self.bmc_next(now, next, pin, out);
+            }
+        }
+    }
+
     /// Starts a BMC procedure, or queues it behind the one running (only `cycle`'s power-on can
     /// be running when the pair asks: the pair itself asks for one at a time).
     pub(super) fn start_bmc(

@@ -44,6 +44,57 @@ pub struct Node {
     pub(super) exit: bool,
 }
 
+impl PairSide {
+    /// Pair mode's parts at `now` around the pair machine `pair`: this run's tracker and
+    /// sender, nothing advertised yet, a heartbeat due at once.
+    fn new(ps: PairSettings, pair: Pair, now: Instant) -> PairSide {
+        let tracker = PeerTracker::new(
+            ps.key.clone(),
+            ps.me,
+            ps.boot_id,
+            ps.peer,
+            ps.links,
+            ps.pair.peer_timeout,
+        );
+        let sender = Sender::new(ps.key, ps.me, ps.boot_id, ps.first_sequence);
+        PairSide {
+            pair,
+            tracker,
+            sender,
+            interval: ps.heartbeat_interval,
+            next_beat: now,
+            local: hb::Local {
+                role: hb::Role::None,
+                state: hb::State::Starting,
+                health: hb::Health::Unknown,
+                flags: hb::Flags::empty(),
+            },
+            preferred: ps.preferred,
+            fence_timeout: ps.fence_timeout,
+            fence_cycle: ps.fence_cycle,
+            bmc: None,
+            bmc_queued: None,
+            local_told: (false, false),
+        }
+    }
+}
+
+/// What the node found serving at start, if anything (it then resumes instead of advertising
+/// "not serving"): Bitbucket adopted, the VIP on its interface, or storage recorded as held.
+fn serving_at_start(boot: &Boot) -> Option<&'static str> {
+    if crate::mutant::active(crate::mutant::Mutant::AgentRestart) {
+        None
+    } else if boot.sup.adopted_pid.is_some() {
+        Some("Bitbucket still running")
+    } else if boot.vip_held {
+        Some("the VIP still on the interface")
+    } else if boot.storage_held {
+        Some("before_start hooks recorded as in effect")
+    } else {
+        None
+    }
+}
+
 impl Node {
     /// A node at `now`; returns it and its first actions.
     pub fn new(
@@ -52,7 +103,7 @@ impl Node {
         boot: Boot,
         now: Instant,
     ) -> (Node, Actions) {
-        let adopted = boot.sup.adopted_pid;
+        let serving = serving_at_start(&boot);
         let (m, first) = Machine::new(sup, now, boot.sup);
         let mut out = Actions::new();
         let mut node = Node {
@@ -65,47 +116,8 @@ impl Node {
         let mut reports = heapless::Deque::<Report, 8>::new();
         node.take_sup(first, &mut reports, &mut out);
         if let Some(ps) = pair {
-            let serving: Option<&str> =
-                if crate::mutant::active(crate::mutant::Mutant::AgentRestart) {
-                    None
-                } else if adopted.is_some() {
-                    Some("Bitbucket still running")
-                } else if boot.vip_held {
-                    Some("the VIP still on the interface")
-                } else if boot.storage_held {
-                    Some("before_start hooks recorded as in effect")
-                } else {
-                    None
-                };
             let (p, pacts) = Pair::new(ps.pair.clone(), now, serving);
-            let tracker = PeerTracker::new(
-                ps.key.clone(),
-                ps.me,
-                ps.boot_id,
-                ps.peer,
-                ps.links,
-                ps.pair.peer_timeout,
-            );
-            let sender = Sender::new(ps.key, ps.me, ps.boot_id, ps.first_sequence);
-            node.pair = Some(PairSide {
-                pair: p,
-                tracker,
-                sender,
-                interval: ps.heartbeat_interval,
-                next_beat: now,
-                local: hb::Local {
-                    role: hb::Role::None,
-                    state: hb::State::Starting,
-                    health: hb::Health::Unknown,
-                    flags: hb::Flags::empty(),
-                },
-                preferred: ps.preferred,
-                fence_timeout: ps.fence_timeout,
-                fence_cycle: ps.fence_cycle,
-                bmc: None,
-                bmc_queued: None,
-                local_told: (false, false),
-            });
+            node.pair = Some(PairSide::new(ps, p, now));
             let mut permits = heapless::Deque::<bool, 8>::new();
             let mut pair_exit = false;
             node.take_pair(now, pacts, &mut permits, &mut pair_exit, &mut out);

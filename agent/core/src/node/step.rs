@@ -18,20 +18,7 @@ impl Node {
         let mut reports = heapless::Deque::<Report, 8>::new();
         let mut pin = heapless::Deque::<pair::Input, 16>::new();
         match input {
-            Input::Tick => {
-                let acts = self.sup.step(now, machine::Input::Tick);
-                self.take_sup(acts, &mut reports, &mut out);
-                if let Some(ps) = &mut self.pair {
-                    let _ = pin.push_back(pair::Input::Tick);
-                    if let Some((proc, _)) = &mut ps.bmc {
-                        if now >= proc.deadline() {
-                            let next = proc.on_tick(now);
-                            self.bmc_next(now, next, &mut pin, &mut out);
-                        }
-                    }
-                }
-                self.tracker_events(now, &mut pin, &mut out);
-            }
+            Input::Tick => self.on_tick(now, &mut reports, &mut pin, &mut out),
             Input::Sup(i) => {
                 let i = match i {
                     // The node's own: never from the shell.
@@ -43,14 +30,7 @@ impl Node {
                 let acts = self.sup.step(now, i);
                 self.take_sup(acts, &mut reports, &mut out);
             }
-            Input::Bmc(reply) => {
-                if let Some(ps) = &mut self.pair {
-                    if let Some((proc, _)) = &mut ps.bmc {
-                        let next = proc.on_reply(now, reply);
-                        self.bmc_next(now, next, &mut pin, &mut out);
-                    }
-                }
-            }
+            Input::Bmc(reply) => self.on_bmc_reply(now, reply, &mut pin, &mut out),
             Input::HooksDone { phase, ok, detail } => {
                 if phase == Hooks::AfterStop && ok {
                     self.storage_held = false;
@@ -94,5 +74,28 @@ impl Node {
         }
         self.settle(now, reports, pin, &mut out);
         out
+    }
+
+    /// Time passed: the supervisor's deadlines, the pair's, the BMC procedure's, and the
+    /// tracker's timeouts (links and the peer lost).
+    fn on_tick(
+        &mut self,
+        now: Instant,
+        reports: &mut heapless::Deque<Report, 8>,
+        pin: &mut heapless::Deque<pair::Input, 16>,
+        out: &mut Actions,
+    ) {
+        let acts = self.sup.step(now, machine::Input::Tick);
+        self.take_sup(acts, reports, out);
+        if let Some(ps) = &mut self.pair {
+            let _ = pin.push_back(pair::Input::Tick);
+            if let Some((proc, _)) = &mut ps.bmc {
+                if now >= proc.deadline() {
+                    let next = proc.on_tick(now);
+                    self.bmc_next(now, next, pin, out);
+                }
+            }
+        }
+        self.tracker_events(now, pin, out);
     }
 }
