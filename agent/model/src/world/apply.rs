@@ -10,7 +10,7 @@ use bbwd_core::machine::{self, detail};
 use bbwd_core::node::Input;
 use bbwd_core::probe::ExitKind;
 
-use super::{is_fault, Bbwd, BmcMode, Choice, Item, Model, Outcome, Violation, World, LINKS};
+use super::{is_fault, BmcMode, Choice, Item, Model, Outcome, Violation, World, LINKS};
 
 impl Model {
     /// Applies `c` to a copy of `w`, then checks the invariants.
@@ -25,18 +25,30 @@ impl Model {
             // Recoveries count as the end of a fault episode too.
             w.last_fault = w.now;
         }
+        self.transition(&mut w, c, &mut v);
+        if let Some(l) = log.as_mut() {
+            let _ = write!(l, "");
+        }
+        if v.is_none() {
+            v = self.safety(&w);
+        }
+        if v.is_none() && self.first_ready(&w).is_none() && self.next_time(&w).is_none() {
+            v = self.progress(&w);
+        }
+        match v {
+            Some(v) => Outcome::Bad(w, v),
+            None => Outcome::Ok(w),
+        }
+    }
+
+    /// Carries out `c` on `w` (a violation found on the way is kept in `v`).
+    fn transition(&self, w: &mut World, c: Choice, v: &mut Option<Violation>) {
         match c {
-            Choice::Next => match self.first_ready(&w) {
-                Some(k) => {
-                    let it = w.pending.remove(k).unwrap();
-                    self.process(&mut w, it, false, &mut v);
-                }
-                None => self.advance(&mut w, &mut v),
+            Choice::Next => match self.first_ready(w) {
+                Some(k) => self.process_pending(w, k, false, v),
+                None => self.advance(w, v),
             },
-            Choice::Race(k) => {
-                let it = w.pending.remove(k as usize).unwrap();
-                self.process(&mut w, it, false, &mut v);
-            }
+            Choice::Race(k) => self.process_pending(w, k as usize, false, v),
             Choice::Drop(k) => {
                 w.pending.remove(k as usize);
             }
@@ -49,62 +61,29 @@ impl Model {
                 if let Some(Item::Deliver(p)) = w.pending.get(k as usize) {
                     w.captured.push(p.clone());
                 }
-                let it = w.pending.remove(k as usize).unwrap();
-                self.process(&mut w, it, false, &mut v);
+                self.process_pending(w, k as usize, false, v);
             }
-            Choice::Fail(k) => {
-                let it = w.pending.remove(k as usize).unwrap();
-                self.process(&mut w, it, true, &mut v);
-            }
+            Choice::Fail(k) => self.process_pending(w, k as usize, true, v),
             Choice::Late(j) => {
                 let p = w.late.remove(j as usize);
-                self.process(&mut w, Item::Deliver(p), false, &mut v);
+                self.process(w, Item::Deliver(p), false, v);
             }
             Choice::Replay(j) => {
                 let p = w.captured.remove(j as usize);
-                self.process(&mut w, Item::Deliver(p), false, &mut v);
+                self.process(w, Item::Deliver(p), false, v);
             }
             Choice::PowerOff { n, total } => {
-                self.power_off(&mut w, n);
+                self.power_off(w, n);
                 if total {
                     w.env[n as usize].bmc = BmcMode::Unreachable;
                 }
             }
-            Choice::PowerOn(n) => self.power_on(&mut w, n),
+            Choice::PowerOn(n) => self.power_on(w, n),
             Choice::BmcMode(n, m) => w.env[n as usize].bmc = m,
-            Choice::BbwdCrash(n) => self.crash_bbwd(&mut w, n),
-            Choice::Pause(n) => {
-                let e = &mut w.env[n as usize];
-                if let Bbwd::Running(nd) = std::mem::replace(&mut e.bbwd, Bbwd::Down) {
-                    e.bbwd = Bbwd::Paused(nd);
-                }
-            }
-            Choice::Resume(n) => {
-                let e = &mut w.env[n as usize];
-                if let Bbwd::Paused(nd) = std::mem::replace(&mut e.bbwd, Bbwd::Down) {
-                    e.bbwd = Bbwd::Running(nd);
-                    w.pending.push_back(Item::Tick(n));
-                    // What changed meanwhile is queued in its sockets (netlink, ICMP): the
-                    // shell reads it on its first pass.
-                    let (up, witness) = (e.public_up, e.witness_ok);
-                    self.feed(&mut w, n, Input::PublicLink { up }, &mut v);
-                    if self.cfg.witness {
-                        self.feed(&mut w, n, Input::Witness { reachable: witness }, &mut v);
-                    }
-                }
-            }
-            Choice::BbCrash(n) => {
-                if let Some(bb) = &mut w.env[n as usize].bb {
-                    bb.leader_gone = true;
-                    let code = ExitKind::Signaled(9);
-                    self.feed(
-                        &mut w,
-                        n,
-                        Input::Sup(machine::Input::Exited { kind: code }),
-                        &mut v,
-                    );
-                }
-            }
+            Choice::BbwdCrash(n) => self.crash_bbwd(w, n),
+            Choice::Pause(n) => self.pause_bbwd(w, n),
+            Choice::Resume(n) => self.resume_bbwd(w, n, v),
+            Choice::BbCrash(n) => self.crash_bitbucket(w, n, v),
             Choice::BbHang(n) => {
                 if let Some(bb) = &mut w.env[n as usize].bb {
                     bb.hung = true;
@@ -127,32 +106,31 @@ impl Model {
             Choice::Witness(n, ok) => w.env[n as usize].witness_ok = ok,
             Choice::Public(n, up) => {
                 w.env[n as usize].public_up = up;
-                self.feed(&mut w, n, Input::PublicLink { up }, &mut v);
+                self.feed(w, n, Input::PublicLink { up }, v);
             }
             Choice::Maintenance(n, on) => {
                 let reason = detail("model");
-                self.feed(
-                    &mut w,
-                    n,
-                    Input::Sup(machine::Input::Maintenance { on, reason }),
-                    &mut v,
-                );
+                let input = Input::Sup(machine::Input::Maintenance { on, reason });
+                self.feed(w, n, input, v);
             }
-            Choice::Switchover(n) => self.feed(&mut w, n, Input::Switchover, &mut v),
-            Choice::ConfirmPeerDown(n) => self.feed(&mut w, n, Input::ConfirmPeerDown, &mut v),
+            Choice::Switchover(n) => self.feed(w, n, Input::Switchover, v),
+            Choice::ConfirmPeerDown(n) => self.feed(w, n, Input::ConfirmPeerDown, v),
         }
-        if let Some(l) = log.as_mut() {
-            let _ = write!(l, "");
-        }
-        if v.is_none() {
-            v = self.safety(&w);
-        }
-        if v.is_none() && self.first_ready(&w).is_none() && self.next_time(&w).is_none() {
-            v = self.progress(&w);
-        }
-        match v {
-            Some(v) => Outcome::Bad(w, v),
-            None => Outcome::Ok(w),
+    }
+
+    /// Processes pending item `k` now (first in line, or raced ahead), failed if `fail`.
+    fn process_pending(&self, w: &mut World, k: usize, fail: bool, v: &mut Option<Violation>) {
+        let it = w.pending.remove(k).unwrap();
+        self.process(w, it, fail, v);
+    }
+
+    /// Bitbucket's leader dies (SIGKILL from outside, the OOM killer): the group lingers until
+    /// the supervisor reaps it.
+    fn crash_bitbucket(&self, w: &mut World, n: u8, v: &mut Option<Violation>) {
+        if let Some(bb) = &mut w.env[n as usize].bb {
+            bb.leader_gone = true;
+            let code = ExitKind::Signaled(9);
+            self.feed(w, n, Input::Sup(machine::Input::Exited { kind: code }), v);
         }
     }
 }

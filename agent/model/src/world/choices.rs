@@ -54,7 +54,30 @@ impl Model {
         if self.first_ready(w).is_some() || self.next_time(w).is_some() {
             c.push(Choice::Next);
         }
-        // Free: recoveries and the delivery of what a fault held back.
+        self.free_choices(w, &mut c);
+        if w.faults >= self.cfg.faults {
+            return c;
+        }
+        // Faults (each costs one from the budget).
+        self.item_faults(w, &mut c);
+        for n in 0..2u8 {
+            self.node_faults(w, n, &mut c);
+        }
+        if !w.cut.iter().flatten().all(|&x| x) {
+            c.push(Choice::CutAll);
+        }
+        if let Some(m) = self.cfg.mutant {
+            c.retain(|&x| !is_fault(x) || m.menu(x));
+            if m == Mutant::OneReadingFence {
+                // The paused node stays paused: its peer's fence is what is tested.
+                c.retain(|&x| !matches!(x, Choice::Resume(_)));
+            }
+        }
+        c
+    }
+
+    /// Free choices: recoveries, and the delivery of what a fault held back.
+    fn free_choices(&self, w: &World, c: &mut Vec<Choice>) {
         for j in 0..w.late.len() {
             if w.env[w.late[j].to as usize].powered {
                 c.push(Choice::Late(j as u8));
@@ -87,10 +110,11 @@ impl Model {
         if w.cut.iter().flatten().any(|&x| x) {
             c.push(Choice::Heal);
         }
-        if w.faults >= self.cfg.faults {
-            return c;
-        }
-        // Faults (each costs one from the budget).
+    }
+
+    /// Faults on the first pending items: a race, a lost, delayed or captured datagram, a
+    /// failed hook or VIP step.
+    fn item_faults(&self, w: &World, c: &mut Vec<Choice>) {
         for k in 0..w.pending.len().min(4) {
             let it = &w.pending[k];
             if k > 0 && self.ready(w, it) {
@@ -111,68 +135,60 @@ impl Model {
                 c.push(Choice::Fail(k as u8));
             }
         }
-        for n in 0..2u8 {
-            let e = &w.env[n as usize];
-            if e.powered {
-                c.push(Choice::PowerOff { n, total: false });
-                c.push(Choice::PowerOff { n, total: true });
-                if e.bmc == BmcMode::Truthful {
-                    c.push(Choice::BmcMode(n, BmcMode::Unreachable));
-                    c.push(Choice::BmcMode(n, BmcMode::Slow));
-                    c.push(Choice::BmcMode(n, BmcMode::Lying { off_once: true }));
+    }
+
+    /// Faults of node `n` and its surroundings (power, BMC, bbwd, Bitbucket, witness, public
+    /// link, operators), then the cuts of its outgoing links.
+    fn node_faults(&self, w: &World, n: u8, c: &mut Vec<Choice>) {
+        let e = &w.env[n as usize];
+        if e.powered {
+            c.push(Choice::PowerOff { n, total: false });
+            c.push(Choice::PowerOff { n, total: true });
+            if e.bmc == BmcMode::Truthful {
+                c.push(Choice::BmcMode(n, BmcMode::Unreachable));
+                c.push(Choice::BmcMode(n, BmcMode::Slow));
+                c.push(Choice::BmcMode(n, BmcMode::Lying { off_once: true }));
+            }
+            if matches!(e.bbwd, Bbwd::Running(_)) {
+                c.push(Choice::BbwdCrash(n));
+                c.push(Choice::Pause(n));
+                let nd = running(e).unwrap();
+                if nd.machine().view().maintenance.is_none() {
+                    c.push(Choice::Maintenance(n, true));
                 }
-                if matches!(e.bbwd, Bbwd::Running(_)) {
-                    c.push(Choice::BbwdCrash(n));
-                    c.push(Choice::Pause(n));
-                    let nd = running(e).unwrap();
-                    if nd.machine().view().maintenance.is_none() {
-                        c.push(Choice::Maintenance(n, true));
-                    }
-                    if nd.role() == Some(Role::Active) {
-                        c.push(Choice::Switchover(n));
-                    }
-                    if !w.env[1 - n as usize].powered {
-                        c.push(Choice::ConfirmPeerDown(n));
-                    }
+                if nd.role() == Some(Role::Active) {
+                    c.push(Choice::Switchover(n));
                 }
-                if let Some(bb) = e.bb {
-                    if !bb.leader_gone {
-                        c.push(Choice::BbCrash(n));
-                        if !bb.hung {
-                            c.push(Choice::BbHang(n));
-                        }
-                        if !bb.unkillable {
-                            c.push(Choice::BbUnkillable(n));
-                        }
-                    }
-                }
-                if !e.fails_start {
-                    c.push(Choice::BbFailsStart(n));
-                }
-                if self.cfg.witness && e.witness_ok {
-                    c.push(Choice::Witness(n, false));
-                }
-                if e.public_up {
-                    c.push(Choice::Public(n, false));
+                if !w.env[1 - n as usize].powered {
+                    c.push(Choice::ConfirmPeerDown(n));
                 }
             }
-            for link in 0..LINKS as u8 {
-                if !w.cut[n as usize][link as usize] {
-                    c.push(Choice::Cut { from: n, link });
+            if let Some(bb) = e.bb {
+                if !bb.leader_gone {
+                    c.push(Choice::BbCrash(n));
+                    if !bb.hung {
+                        c.push(Choice::BbHang(n));
+                    }
+                    if !bb.unkillable {
+                        c.push(Choice::BbUnkillable(n));
+                    }
                 }
             }
-        }
-        if !w.cut.iter().flatten().all(|&x| x) {
-            c.push(Choice::CutAll);
-        }
-        if let Some(m) = self.cfg.mutant {
-            c.retain(|&x| !is_fault(x) || m.menu(x));
-            if m == Mutant::OneReadingFence {
-                // The paused node stays paused: its peer's fence is what is tested.
-                c.retain(|&x| !matches!(x, Choice::Resume(_)));
+            if !e.fails_start {
+                c.push(Choice::BbFailsStart(n));
+            }
+            if self.cfg.witness && e.witness_ok {
+                c.push(Choice::Witness(n, false));
+            }
+            if e.public_up {
+                c.push(Choice::Public(n, false));
             }
         }
-        c
+        for link in 0..LINKS as u8 {
+            if !w.cut[n as usize][link as usize] {
+                c.push(Choice::Cut { from: n, link });
+            }
+        }
     }
 }
 

@@ -10,9 +10,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bbwd_core::machine::detail;
-use bbwd_core::node::{Boot, Node};
+use bbwd_core::node::{Boot, Input, Node};
 
-use super::{Bbwd, BmcMode, Cause, Env, Model, Violation, World, LINKS, MS};
+use super::{Bbwd, BmcMode, Cause, Env, Item, Model, Violation, World, LINKS, MS};
 
 impl Model {
     /// Both nodes powered on at once, nothing running.
@@ -123,5 +123,30 @@ impl Model {
         let (nd, acts) = Node::new(self.sup_settings(), Some(ps), boot, self.at(now));
         e.bbwd = Bbwd::Running(Box::new(nd));
         self.take(w, n, acts, Cause::Other, v);
+    }
+
+    /// bbwd stops being scheduled (SIGSTOP, a stalled VM): its state is kept, it takes no input;
+    /// its socket keeps datagrams until it runs again.
+    pub(super) fn pause_bbwd(&self, w: &mut World, n: u8) {
+        let e = &mut w.env[n as usize];
+        if let Bbwd::Running(nd) = std::mem::replace(&mut e.bbwd, Bbwd::Down) {
+            e.bbwd = Bbwd::Paused(nd);
+        }
+    }
+
+    /// A paused bbwd runs again: ticked at once, and told what changed meanwhile.
+    pub(super) fn resume_bbwd(&self, w: &mut World, n: u8, v: &mut Option<Violation>) {
+        let e = &mut w.env[n as usize];
+        if let Bbwd::Paused(nd) = std::mem::replace(&mut e.bbwd, Bbwd::Down) {
+            e.bbwd = Bbwd::Running(nd);
+            w.pending.push_back(Item::Tick(n));
+            // What changed meanwhile is queued in its sockets (netlink, ICMP): the
+            // shell reads it on its first pass.
+            let (up, witness) = (e.public_up, e.witness_ok);
+            self.feed(w, n, Input::PublicLink { up }, v);
+            if self.cfg.witness {
+                self.feed(w, n, Input::Witness { reachable: witness }, v);
+            }
+        }
     }
 }
