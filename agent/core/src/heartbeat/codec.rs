@@ -166,7 +166,8 @@ impl Key {
     }
 
     /// Checks and parses one datagram. Only structure and authenticity: who sent it and
-    /// whether it is fresh is [`PeerTracker::receive`]'s business.
+    /// whether it is fresh is [`PeerTracker::receive`](super::PeerTracker::receive)'s
+    /// business.
     pub fn decode(&self, bytes: &[u8]) -> Result<Heartbeat, Reject> {
         if bytes.len() < PACKET_BYTES_V1 {
             return Err(Reject::Truncated);

@@ -181,7 +181,8 @@ impl std::fmt::Debug for NodeName {
 /// The random id of one run of a node's bbwd.
 pub type BootId = [u8; 16];
 
-/// What one packet says; encoded by [`Key::encode`], returned by [`Key::decode`].
+/// What one packet says; encoded by [`Key::encode`](super::Key::encode), returned by
+/// [`Key::decode`](super::Key::decode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Heartbeat {
     pub name: NodeName,

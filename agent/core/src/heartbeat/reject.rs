@@ -7,9 +7,9 @@
 /// Why a datagram was dropped. Each class has a counter in [`DropCounters`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reject {
-    /// Shorter than [`PACKET_BYTES`].
+    /// Shorter than [`PACKET_BYTES`](super::PACKET_BYTES).
     Truncated,
-    /// Longer than [`PACKET_BYTES`].
+    /// Longer than [`PACKET_BYTES`](super::PACKET_BYTES).
     Oversized,
     /// Not a bbwd heartbeat.
     BadMagic,

@@ -19,7 +19,8 @@ pub struct Local {
 }
 
 /// What the receiving side adds to each packet the sender sends (version 2): our challenge, the
-/// peer's echoed, and the links we hear the peer on. From [`PeerTracker::talk`].
+/// peer's echoed, and the links we hear the peer on. From
+/// [`PeerTracker::talk`](super::PeerTracker::talk).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Talk {
     pub epoch: u32,
@@ -54,8 +55,8 @@ impl Sender {
     }
 
     /// Encodes the next packet for `link` into `buf` (a fresh sequence per call) as `version`
-    /// ([`VERSION`], or [`VERSION_V1`] for the compatibility copy, which carries only the v1
-    /// flags); returns its length.
+    /// ([`VERSION`](super::VERSION), or [`VERSION_V1`](super::VERSION_V1) for the
+    /// compatibility copy, which carries only the v1 flags); returns its length.
     pub fn encode(
         &mut self,
         local: &Local,

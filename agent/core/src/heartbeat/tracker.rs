@@ -81,8 +81,8 @@ pub struct PeerTracker {
 }
 
 impl PeerTracker {
-    /// `my_boot_id`: this run's boot id (the one our [`Sender`] sends), the base of our
-    /// challenge. Links: at most 8 (one bit each in `links heard`).
+    /// `my_boot_id`: this run's boot id (the one our [`Sender`](super::Sender) sends), the base
+    /// of our challenge. Links: at most 8 (one bit each in `links heard`).
     pub fn new(
         key: Key,
         me: NodeName,

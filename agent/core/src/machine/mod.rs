@@ -8,7 +8,7 @@
 //! `Checked`). The event loop around it is thin: it turns file-descriptor readiness into inputs
 //! and actions into system calls.
 //!
-//! The process lifecycle ([`Proc`]) and three overlays decide everything:
+//! The process lifecycle (`Proc`, in `state`) and three overlays decide everything:
 //!
 //! ```text
 //!                 reconcile(): want running, database not down
