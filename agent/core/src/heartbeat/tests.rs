@@ -1,6 +1,11 @@
 //! Codec and tracker tests: round trip, every rejection class, mutation fuzzing, link and peer
 //! liveness with a driven clock.
 
+use std::time::{Duration, Instant};
+
+use hmac::Mac;
+
+use super::codec::*;
 use super::*;
 
 // These tests speak version 1 (the layout every earlier test was written for; version 2 has

@@ -1,7 +1,10 @@
 //! State-machine tests with a fake clock: one test (or more) per single-node row of the SPEC
 //! failure table, plus a randomised check of the invariants.
 
+use std::time::{Duration, Instant};
+
 use super::*;
+use crate::probe::{BbState, ExitKind, ProbeFailure, ProbeOutcome};
 
 const MS: Duration = Duration::from_millis(1);
 

@@ -1,9 +1,12 @@
 //! The composed node: two nodes wired back to back in memory (heartbeats delivered at once, a
 //! truthful BMC), with a fake clock. The exhaustive version is `agent/model`.
 
+use std::time::Instant;
+
 use super::*;
 use crate::heartbeat::{BootId, Key};
 use crate::node;
+use crate::pair::Role;
 use crate::probe::{BbState, ProbeOutcome};
 
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";

@@ -3,6 +3,7 @@
 //! randomised check of the invariants. (The exhaustive check of two nodes is `agent/model`.)
 
 use super::*;
+use crate::fence::Goal;
 use crate::machine::detail;
 
 const FENCE_DELAY: Duration = Duration::from_secs(3);
