@@ -2963,7 +2963,7 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
 
     // ---- the example file shipped to operators ----
 
-    const EXAMPLE: &str = include_str!("../../examples/bbwd.toml");
+    const EXAMPLE: &str = include_str!("../../../examples/bbwd.toml");
 
     #[test]
     fn shipped_example_parses_as_a_single_node() {
@@ -3612,7 +3612,7 @@ haproxy_agent = "0.0.0.0:7777"  # HAProxy agent-check port: "up", "drain", "down
         let with_dog = pair(&dir, LINKS, "[watchdog]\ndevice = \"/dev/watchdog\"\n");
         let c = ok(&with_dog);
         let origin = Path::new(ORIGIN);
-        let unit = include_str!("../../systemd/bbwd.service");
+        let unit = include_str!("../../../systemd/bbwd.service");
         let shipped = unit
             .lines()
             .find_map(|l| l.strip_prefix("WatchdogSec="))
@@ -4411,7 +4411,7 @@ interface = \"eth0\"
 mod fuzz {
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../../examples/bbwd.toml");
+    const EXAMPLE: &str = include_str!("../../../examples/bbwd.toml");
 
     use bbwd_testkit::Rng;
 
