@@ -1,6 +1,7 @@
 //! `parse_duration`: every unit, their combinations, and why a bad one is refused.
 
 use super::*;
+use crate::config::duration::MAX_DURATION;
 
 #[test]
 fn durations_in_every_unit_and_combination() {

@@ -1,6 +1,8 @@
 //! Unknown keys and sections: "did you mean", "belongs in [x]", and the distance behind them.
 
 use super::*;
+use crate::config::database::DATABASE_KEYS;
+use crate::config::hints::{closest, edit_distance};
 
 #[test]
 fn unknown_section_suggests_the_closest() {

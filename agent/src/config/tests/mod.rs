@@ -6,6 +6,8 @@ use super::*;
 
 use bbwd_testkit::TempDir;
 
+use crate::config::node::HOSTNAME_FILE;
+
 mod bitbucket;
 mod cluster;
 mod cross_section;
