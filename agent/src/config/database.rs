@@ -3,21 +3,40 @@
 //!
 //! Owns: its keys and the form of `address` (`HOST:PORT`).
 //!
-//! Must not: connect; the one DNS lookup of `address` is all the network it touches.
+//! Must not: resolve or connect: the one DNS lookup of `address` is phase 2's (`io.rs`).
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use toml::de::DeTable;
 
+use super::io::Need;
 use super::walk::{Checker, Zero};
 use super::Database;
 
 pub(super) const DATABASE_KEYS: &[&str] = &["address", "timeout"];
 
+/// `[database]` as the walk reads it: a [`Database`] before phase 2 resolves its address.
+pub(super) struct Draft {
+    pub(super) address: String,
+    pub(super) timeout: Duration,
+}
+
+impl Draft {
+    /// The [`Database`], with `address` as phase 2 resolved it (`None`: it did not: reported).
+    pub(super) fn finish(self, resolved: Option<SocketAddr>) -> Option<Database> {
+        Some(Database {
+            address: self.address,
+            resolved: resolved?,
+            timeout: self.timeout,
+        })
+    }
+}
+
 impl Checker<'_> {
-    /// Outer `None`: invalid (reported); inner `None`: not configured.
-    pub(super) fn database(&mut self, root: &DeTable<'_>) -> Option<Option<Database>> {
+    /// Outer `None`: invalid (reported); inner `None`: not configured. The address is resolved
+    /// in phase 2 (`io.rs`).
+    pub(super) fn database(&mut self, root: &DeTable<'_>) -> Option<Option<Draft>> {
         let Some(sec) = self.section(root, "database", "database") else {
             return (!root.contains_key("database")).then_some(None);
         };
@@ -25,22 +44,18 @@ impl Checker<'_> {
         let address = self.required_string(sec, "address", "\"db.example.com:5432\"");
         let (timeout, _) = self.duration(sec, "timeout", Duration::from_secs(5), Zero::Refused);
         let (address, span) = address?;
-        match resolve(&address) {
-            Ok(resolved) => Some(Some(Database {
-                address,
-                resolved,
-                timeout,
-            })),
-            Err(why) => {
-                self.report(sec.key("address"), Some(span.start), why);
-                None
-            }
+        if let Err(why) = check_host_port(&address) {
+            self.report(sec.key("address"), Some(span.start), why);
+            return None;
         }
+        let need = Need::Resolve(address.clone());
+        self.defer(sec.key("address"), Some(span.start), need);
+        Some(Some(Draft { address, timeout }))
     }
 }
 
-/// Resolves `host:port` once (the database check connects to the result).
-pub(super) fn resolve(address: &str) -> Result<SocketAddr, String> {
+/// `HOST:PORT`, port 1..=65535 (whether HOST resolves is phase 2's question).
+fn check_host_port(address: &str) -> Result<(), String> {
     let port_ok = address
         .rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
@@ -49,12 +64,5 @@ pub(super) fn resolve(address: &str) -> Result<SocketAddr, String> {
             "\"{address}\": expected HOST:PORT, e.g. \"db.example.com:5432\""
         ));
     }
-    match address.to_socket_addrs() {
-        Ok(mut addrs) => addrs.next().ok_or_else(|| {
-            format!("\"{address}\" resolves to no address; fix the name or use an IP address")
-        }),
-        Err(e) => Err(format!(
-            "cannot resolve \"{address}\" ({e}); fix the name or use an IP address"
-        )),
-    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
+use super::io::Need;
 use super::walk::{Checker, Sec};
 use super::{FenceAction, FenceDevice, Fencing, RedfishKeys, RedfishTls};
 
@@ -207,7 +208,7 @@ impl Checker<'_> {
     }
 
     /// `system` and the certificate check of `method = "redfish"`: exactly one of `ca_file`
-    /// (a readable PEM file of CA certificates), `tls_fingerprint` (`sha256:` and 32 bytes in
+    /// (a PEM file of CA certificates, read in phase 2), `tls_fingerprint` (`sha256:` and 32 bytes in
     /// hex), `insecure = true`.
     pub(super) fn redfish_keys(&mut self, sec: Sec<'_, '_>) -> Option<RedfishKeys> {
         let mut ok = true;
@@ -233,14 +234,12 @@ impl Checker<'_> {
         };
         let ca_file = if sec.get("ca_file").is_some() {
             match self.path(sec, "ca_file", None, "\"/etc/bbwd/peer-bmc-ca.pem\"") {
-                Some((path, span)) => match bbwd_platform::redfish::read_ca_file(&path) {
-                    Ok(_) => Some(path),
-                    Err(e) => {
-                        self.report(sec.key("ca_file"), Some(span.start), e);
-                        ok = false;
-                        None
-                    }
-                },
+                Some((path, span)) => {
+                    // Read and parsed in phase 2 (`io.rs`).
+                    let need = Need::CaFile(path.clone());
+                    self.defer(sec.key("ca_file"), Some(span.start), need);
+                    Some(path)
+                }
                 None => {
                     ok = false;
                     None

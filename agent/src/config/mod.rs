@@ -1,22 +1,56 @@
-//! bbwd.toml: every key of SPEC.md with its default, parsed and validated in one pass.
+//! bbwd.toml: every key of SPEC.md with its default, parsed and validated.
 //!
-//! Owns: the `Config` types, their defaults, and the checks `bbwd check-config` and `bbwd run`
-//! perform, including the timing rules of `bbwd_core::timing` (R1-R3 at load, R5 at start
-//! through [`check_at_start`], the warning W1 through [`warnings`]). Every problem is collected (not just the first), each naming its key and, where the
-//! TOML parser knows it, its line. Unknown keys and sections are errors: a typo must never fall
-//! back silently to a default. Secret files named by the config must be mode 0600 or stricter.
+//! Owns: the `Config` types and the entry points: [`load`] and [`parse`] (every check `bbwd
+//! check-config` and `bbwd run` perform on the file), [`check_at_start`] (the timing rule R5,
+//! which needs systemd's `WatchdogSec`) and [`warnings`] (W1, an unverified Redfish
+//! certificate). Every problem is collected (not just the first), each naming its key and,
+//! where the TOML parser knows it, its line. Unknown keys and sections are errors: a typo must
+//! never fall back silently to a default. Secret files named by the config must be mode 0600 or
+//! stricter.
 //!
 //! Must not: start anything, touch the network beyond resolving `database.address` once (so a
 //! name that does not resolve is a config problem, not a surprise at the first check), or read
 //! files other than the config itself, the host name (`/proc/sys/kernel/hostname`, the default
-//! `node.name`) and the metadata of the secret files it names.
+//! `node.name`), the metadata of the secret files it names and a Redfish `ca_file`. Only
+//! [`load`] (the file) and `io.rs` (the rest) do I/O. What a valid config means for this node
+//! (programs, users, interfaces, addresses) is `crate::hostcheck`'s, asked after a config loads.
 //!
-//! # How problems are found
-//! The file is parsed with `toml::de::DeTable::parse_recoverable`, which keeps the span of every
-//! key and value, and walked by hand section by section: each getter returns the value to use
-//! (the default when the key is absent) and records a `Problem` when the value is wrong, so one
-//! pass reports everything. Problems on a line the TOML parser itself rejected are dropped (the
-//! parser's recovery guessed there). A `Config` is returned only when there is no problem.
+//! # Theory of operation
+//!
+//! ```text
+//!  text --DeTable::parse_recoverable--> tables with the span of every key and value,
+//!   |                                   and the TOML syntax errors (problems on their lines)
+//!   v
+//!  phase 1, the walk: sections.rs reads each section through its own file (node.rs ...
+//!   |   metrics.rs) with walk.rs's getters: each returns the value to use (the default when a
+//!   |   key is absent) and records a Problem when the value is wrong, so one pass reports
+//!   |   everything. No I/O: what needs this machine is deferred (io::Pending).
+//!   v
+//!  phase 2, io.rs: host name, secret files' modes, CA file, DNS. A failure is a Problem put
+//!   |   where the walk would have put it, and invalidates its section.
+//!   v
+//!  phase 3: the rules between sections (cross_section.rs) and the timing rules (timing.rs)
+//!   v
+//!  problems sorted by line (those on a line the TOML parser rejected dropped: its recovery
+//!  guessed there); a Config only when there is none
+//! ```
+//!
+//! | file | owns |
+//! |---|---|
+//! | `walk.rs` | spans to lines, problems, the typed getters every section uses |
+//! | `hints.rs` | "did you mean" for unknown keys and sections |
+//! | `duration.rs` | `"15s"` |
+//! | `node.rs` ... `metrics.rs` | one section each: its keys, defaults and rules |
+//! | `bmc.rs` | the BMC keys shared by `[watchdog.ipmi]` and `[fencing]` |
+//! | `sections.rs` | the sections as each phase hands them on |
+//! | `io.rs` | phase 2 |
+//! | `cross_section.rs`, `timing.rs` | phase 3 |
+//!
+//! # Invariants
+//! * A `Config` is returned only when there is no problem; every invalid section reports why.
+//! * The problems, their order and the `Config` are those of a single pass that did the I/O
+//!   inline: phase 2 puts each failure in the walk's order and invalidates what an inline
+//!   failure would have.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,10 +68,12 @@ mod duration;
 mod fencing;
 mod hints;
 mod hooks;
+mod io;
 mod load_balancer;
 mod metrics;
 mod node;
 mod notify;
+mod sections;
 mod timing;
 mod vip;
 mod walk;
@@ -46,7 +82,7 @@ mod watchdog;
 pub use duration::parse_duration;
 pub use timing::{check_at_start, timings};
 
-use timing::TimingInputs;
+use sections::Read;
 use walk::Checker;
 
 /// Where the daemon looks by default (`$BBWD_CONFIG` overrides it, `-c` overrides both).
@@ -396,42 +432,17 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
 }
 
 /// Parses and validates config text; `origin` names it in problems. Checks the secret files it
-/// names on disk.
+/// names on disk, reads the host name when `node.name` is not written, and resolves
+/// `database.address` (phase 2).
 pub fn parse(text: &str, origin: &Path) -> Result<Config, Problems> {
     let (doc, syntax_errors) = DeTable::parse_recoverable(text);
-    let mut ck = Checker {
-        text,
-        problems: Vec::new(),
-        times: TimingInputs::default(),
-    };
-    // Lines the TOML parser already complained about: what it recovered there is a guess, so
-    // problems found in those guesses would only be noise.
-    let mut syntax_lines = Vec::new();
-    for error in &syntax_errors {
-        let line = error.span().map(|span| ck.line_of(span.start));
-        syntax_lines.extend(line);
-        ck.problems.push(Problem {
-            key: String::new(),
-            line,
-            message: format!("TOML syntax error: {}", error.message()),
-        });
-    }
-    let syntax_count = ck.problems.len();
-
-    let config = ck.config(doc.get_ref());
-
-    let (syntax, mut semantic) = {
-        let mut all = std::mem::take(&mut ck.problems);
-        let semantic = all.split_off(syntax_count);
-        (all, semantic)
-    };
-    semantic.retain(|p| p.line.is_none_or(|line| !syntax_lines.contains(&line)));
-    let mut problems = syntax;
-    problems.extend(semantic);
-    // File order; problems without a line (the file as a whole) first. Stable: within a line,
-    // the order they were found in.
-    problems.sort_by_key(|p| p.line.unwrap_or(0));
-
+    let root = doc.get_ref();
+    let mut ck = Checker::new(text, &syntax_errors);
+    let read = Read::walk(&mut ck, root);
+    let sections = read.on_this_host(io::run(&mut ck));
+    sections.cross_check(&mut ck, root);
+    let config = sections.into_config();
+    let mut problems = ck.into_problems();
     match config {
         Some(config) if problems.is_empty() => Ok(config),
         _ => {
@@ -485,47 +496,6 @@ pub fn warnings(cfg: &Config) -> Vec<Problem> {
 pub const MAX_LINKS: usize = 8;
 /// Longest node name, bytes (a host name's limit, HOST_NAME_MAX).
 pub const MAX_NAME_BYTES: usize = 64;
-
-impl Checker<'_> {
-    /// `[bitbucket]` etc. as a whole config.
-    fn config(&mut self, root: &DeTable<'_>) -> Option<Config> {
-        self.top_level_unknowns(root);
-        let node = self.node(root);
-        let bitbucket = self.bitbucket(root);
-        let database = self.database(root);
-        let watchdog = self.watchdog(root);
-        let notify = self.notify(root);
-        // [fencing] before [cluster]: cluster.fence_delay's default is derived from
-        // fencing.timeout. (Problems are put in file order afterwards.)
-        let fencing = self.fencing(root);
-        let cluster = self.cluster(root);
-        let vip = self.vip(root);
-        let hooks = self.hooks(root);
-        let load_balancer = self.load_balancer(root);
-        let metrics = self.metrics(root);
-        self.cross_section(
-            root,
-            node.as_ref(),
-            cluster.as_ref(),
-            watchdog.as_ref(),
-            fencing.as_ref(),
-        );
-        self.timing_rules(root);
-        Some(Config {
-            node: node?,
-            bitbucket: bitbucket?,
-            database: database?,
-            watchdog: watchdog?,
-            notify: notify?,
-            cluster: cluster?,
-            vip: vip?,
-            fencing: fencing?,
-            hooks,
-            load_balancer: load_balancer?,
-            metrics: metrics?,
-        })
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -3,12 +3,14 @@
 //! Owns: the keys of `[node]` and their defaults, and the rule for a node's name
 //! ([`check_name`], which `cluster.peer` shares).
 //!
-//! Must not: touch anything but the host name, and that only when `name` is not written.
+//! Must not: read the host name: when `name` is not written the walk defers it to phase 2
+//! (`io.rs`), which reads it and checks it with [`check_name`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use toml::de::DeTable;
 
+use super::io::Need;
 use super::walk::Checker;
 use super::{Node, MAX_NAME_BYTES};
 
@@ -18,20 +20,40 @@ pub(super) const DEFAULT_STATE_DIR: &str = "/var/lib/bbwd";
 
 pub(super) const DEFAULT_CONTROL_SOCKET: &str = "/run/bbwd/control.sock";
 
-/// Where the kernel publishes the host name (the default `node.name`).
-pub(super) const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
-
 /// Longest Unix socket path, bytes (`sun_path` is 108 bytes including the NUL).
 pub(super) const MAX_SOCKET_PATH_BYTES: usize = 107;
 
+/// `[node]` as the walk reads it: a [`Node`] whose `name` is `None` when not written (the host
+/// name serves; phase 2 reads it).
+pub(super) struct Draft {
+    pub(super) name: Option<String>,
+    pub(super) state_dir: PathBuf,
+    pub(super) control_socket: PathBuf,
+    pub(super) status_group: Option<String>,
+}
+
+impl Draft {
+    /// The [`Node`], named by `host_name` (from phase 2) when `name` is not written; `None`
+    /// when neither is there (the host name could not serve: reported).
+    pub(super) fn finish(self, host_name: Option<String>) -> Option<Node> {
+        Some(Node {
+            name: self.name.or(host_name)?,
+            state_dir: self.state_dir,
+            control_socket: self.control_socket,
+            status_group: self.status_group,
+        })
+    }
+}
+
 impl Checker<'_> {
-    pub(super) fn node(&mut self, root: &DeTable<'_>) -> Option<Node> {
+    pub(super) fn node(&mut self, root: &DeTable<'_>) -> Option<Draft> {
         let Some(sec) = self.section(root, "node", "node") else {
             if root.contains_key("node") {
                 return None; // not a table: reported
             }
-            return Some(Node {
-                name: self.default_node_name()?,
+            self.defer_host_name();
+            return Some(Draft {
+                name: None,
                 state_dir: PathBuf::from(DEFAULT_STATE_DIR),
                 control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
                 status_group: None,
@@ -40,13 +62,16 @@ impl Checker<'_> {
         self.unknown_keys(sec, NODE_KEYS);
         let name = match self.string(sec, "name") {
             Some((name, span)) => match check_name(&name) {
-                Ok(()) => Some(name),
+                Ok(()) => Some(Some(name)),
                 Err(why) => {
                     self.report(sec.key("name"), Some(span.start), why);
                     None
                 }
             },
-            None if sec.get("name").is_none() => self.default_node_name(),
+            None if sec.get("name").is_none() => {
+                self.defer_host_name();
+                Some(None)
+            }
             None => None,
         };
         let state_dir = self.path(
@@ -85,7 +110,7 @@ impl Checker<'_> {
             None if sec.get("status_group").is_some() => return None,
             None => None,
         };
-        Some(Node {
+        Some(Draft {
             name: name?,
             state_dir: state_dir?.0,
             control_socket: control_socket?.0,
@@ -93,34 +118,9 @@ impl Checker<'_> {
         })
     }
 
-    /// The host name, for a config without `node.name`.
-    pub(super) fn default_node_name(&mut self) -> Option<String> {
-        let read = match bbwd_platform::fs::read_optional(Path::new(HOSTNAME_FILE)) {
-            Ok(Some(bytes)) => Ok(String::from_utf8_lossy(&bytes).trim().to_string()),
-            Ok(None) => Err(format!("{HOSTNAME_FILE} does not exist")),
-            Err(e) => Err(e.to_string()),
-        };
-        match read {
-            Ok(name) => match check_name(&name) {
-                Ok(()) => Some(name),
-                Err(why) => {
-                    self.report(
-                        "node.name",
-                        None,
-                        format!("not set, and the host name cannot serve: {why}; set [node] name"),
-                    );
-                    None
-                }
-            },
-            Err(why) => {
-                self.report(
-                    "node.name",
-                    None,
-                    format!("not set, and the host name cannot be read ({why}); set [node] name"),
-                );
-                None
-            }
-        }
+    /// `name` is not written: the host name serves, read in phase 2 (`io.rs`).
+    fn defer_host_name(&mut self) {
+        self.defer("node.name".to_string(), None, Need::HostName);
     }
 }
 

@@ -5,9 +5,12 @@
 //! reports everything.
 //!
 //! Owns: the wording of the problems every section shares (wrong type, missing key, out of
-//! range, bad duration, not an absolute path, bad command, bad socket address, unknown key).
+//! range, bad duration, not an absolute path, bad command, bad socket address, unknown key),
+//! the list of checks deferred to phase 2, and the final order of the problems.
 //!
-//! Must not: know any section's keys, defaults or rules (each section's file does).
+//! Must not: know any section's keys, defaults or rules (each section's file does), or do I/O:
+//! a check that needs this machine (a secret file's mode, the host name, DNS) is left to phase 2
+//! through [`Checker::defer`].
 
 use std::net::SocketAddr;
 use std::ops::{Range, RangeInclusive};
@@ -18,6 +21,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::hints::{closest, key_hint, sections_with_key, TOP_LEVEL};
+use super::io::{Need, Pending};
 use super::timing::TimingInputs;
 use super::{parse_duration, Problem, MAX_LINKS};
 
@@ -52,10 +56,53 @@ impl<'a, 'i> Sec<'a, 'i> {
 /// Collects problems while walking the document; every getter returns the value to use (the
 /// default when the key is absent or wrong) and records why when wrong.
 pub(super) struct Checker<'t> {
-    pub(super) text: &'t str,
+    text: &'t str,
     pub(super) problems: Vec<Problem>,
     /// The durations the timing rules relate, as the sections are read.
     pub(super) times: TimingInputs,
+    /// The checks left to phase 2 (`io.rs`), in the order the walk met them.
+    pub(super) pending: Vec<Pending>,
+    /// How many of `problems`, at the start, are the TOML parser's own.
+    syntax_count: usize,
+    /// The lines of those.
+    syntax_lines: Vec<usize>,
+}
+
+impl<'t> Checker<'t> {
+    /// A checker of `text`, starting with the TOML parser's own errors.
+    pub(super) fn new(text: &'t str, syntax_errors: &[toml::de::Error]) -> Self {
+        let mut ck = Checker {
+            text,
+            problems: Vec::new(),
+            times: TimingInputs::default(),
+            pending: Vec::new(),
+            syntax_count: 0,
+            syntax_lines: Vec::new(),
+        };
+        for error in syntax_errors {
+            let line = error.span().map(|span| ck.line_of(span.start));
+            ck.syntax_lines.extend(line);
+            ck.problems.push(Problem {
+                key: String::new(),
+                line,
+                message: format!("TOML syntax error: {}", error.message()),
+            });
+        }
+        ck.syntax_count = ck.problems.len();
+        ck
+    }
+
+    /// Every problem, in file order: problems without a line (the file as a whole) first, and
+    /// within a line in the order they were found. Problems on a line the TOML parser rejected
+    /// are dropped: what it recovered there is a guess, so they would only be noise.
+    pub(super) fn into_problems(self) -> Vec<Problem> {
+        let mut problems = self.problems;
+        let mut semantic = problems.split_off(self.syntax_count);
+        semantic.retain(|p| p.line.is_none_or(|line| !self.syntax_lines.contains(&line)));
+        problems.extend(semantic);
+        problems.sort_by_key(|p| p.line.unwrap_or(0));
+        problems
+    }
 }
 
 impl Checker<'_> {
@@ -323,7 +370,7 @@ impl Checker<'_> {
         Some((PathBuf::from(s), span))
     }
 
-    /// A secret file: required, absolute, and mode 0600 or stricter on disk.
+    /// A secret file: required and absolute; its mode is checked in phase 2 (`io.rs`).
     pub(super) fn secret_file(
         &mut self,
         sec: Sec<'_, '_>,
@@ -331,11 +378,24 @@ impl Checker<'_> {
         example: &str,
     ) -> Option<PathBuf> {
         let (path, span) = self.path(sec, key, None, example)?;
-        if let Err(e) = bbwd_platform::fs::check_secret_file(&path) {
-            self.report(sec.key(key), Some(span.start), e.to_string());
-            return None;
-        }
+        self.defer(
+            sec.key(key),
+            Some(span.start),
+            Need::SecretFile(path.clone()),
+        );
         Some(path)
+    }
+
+    /// Leaves a check that needs this machine to phase 2 (`io.rs`), which reports a failure
+    /// under `key` at `offset`, in the place among the problems where it is found now.
+    pub(super) fn defer(&mut self, key: String, offset: Option<usize>, need: Need) {
+        let slot = self.problems.len();
+        self.pending.push(Pending {
+            key,
+            offset,
+            slot,
+            need,
+        });
     }
 
     /// An argument vector: a non-empty array of strings whose first element (the program) is

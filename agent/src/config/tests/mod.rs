@@ -6,7 +6,7 @@ use super::*;
 
 use bbwd_testkit::TempDir;
 
-use crate::config::node::HOSTNAME_FILE;
+use crate::config::io::HOSTNAME_FILE;
 
 mod bitbucket;
 mod cluster;
