@@ -13,14 +13,14 @@ use super::walk::{Checker, Sec};
 use super::IpmiLan;
 
 /// Standard RMCP+ port.
-pub(super) const DEFAULT_IPMI_PORT: i64 = 623;
-
+const DEFAULT_IPMI_PORT: i64 = 623;
 /// Longest IPMI user name, bytes: a longer one silently becomes the null user on some BMCs.
-pub(super) const MAX_IPMI_USER_BYTES: usize = 16;
+const MAX_IPMI_USER_BYTES: usize = 16;
 
 impl Checker<'_> {
     /// The RMCP+ keys shared by `[watchdog.ipmi]` and `[fencing]` (`redfish`: the same keys
-    /// for a Redfish service: port 443 by default, no IPMI limit on the user name).
+    /// for a Redfish service: port 443 by default, no IPMI limit on the user name). A host or
+    /// an IPMI user name that cannot be right ends the reading of the device there.
     pub(super) fn ipmi_lan(
         &mut self,
         sec: Sec<'_, '_>,
@@ -29,15 +29,9 @@ impl Checker<'_> {
     ) -> Option<IpmiLan> {
         let host = self.required_string(sec, "host", "\"10.0.1.1\"");
         if let Some((host, span)) = &host {
-            if host
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '/')
-            {
-                self.report(
-                    sec.key("host"),
-                    Some(span.start),
-                    format!("\"{host}\" is not a host name or IP address"),
-                );
+            if !is_host(host) {
+                let message = format!("\"{host}\" is not a host name or IP address");
+                self.report(sec.key("host"), Some(span.start), message);
                 return None;
             }
         }
@@ -50,14 +44,10 @@ impl Checker<'_> {
         let username = self.required_string(sec, "username", "\"fence\"");
         if let Some((user, span)) = &username {
             if !redfish && user.len() > MAX_IPMI_USER_BYTES {
-                self.report(
-                    sec.key("username"),
-                    Some(span.start),
-                    format!(
-                        "{} bytes: IPMI user names are at most {MAX_IPMI_USER_BYTES} bytes",
-                        user.len()
-                    ),
-                );
+                let len = user.len();
+                let message =
+                    format!("{len} bytes: IPMI user names are at most {MAX_IPMI_USER_BYTES} bytes");
+                self.report(sec.key("username"), Some(span.start), message);
                 return None;
             }
         }
@@ -74,7 +64,7 @@ impl Checker<'_> {
     }
 
     /// `cipher_suite`: 3 (default), 17 or "auto"; None (reported) otherwise.
-    pub(super) fn cipher_suite(&mut self, sec: Sec<'_, '_>) -> Option<u8> {
+    fn cipher_suite(&mut self, sec: Sec<'_, '_>) -> Option<u8> {
         use bbwd_platform::ipmi::{CIPHER_SUITE, CIPHER_SUITE_17, CIPHER_SUITE_AUTO};
         let Some(item) = sec.get("cipher_suite") else {
             return Some(CIPHER_SUITE);
@@ -108,4 +98,12 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// A host name or IP address as far as can be told without resolving it: no spaces, control
+/// characters or '/'.
+fn is_host(host: &str) -> bool {
+    !host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '/')
 }

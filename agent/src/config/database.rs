@@ -11,15 +11,19 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use super::io::Need;
-use super::walk::{Checker, Zero};
+use super::values::Zero;
+use super::walk::Checker;
 use super::Database;
 
-pub(super) const DATABASE_KEYS: &[&str] = &["address", "timeout"];
+pub(super) const KEYS: &[&str] = &["address", "timeout"];
+
+/// `timeout`: one TCP connect.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `[database]` as the walk reads it: a [`Database`] before phase 2 resolves its address.
 pub(super) struct Draft {
-    pub(super) address: String,
-    pub(super) timeout: Duration,
+    address: String,
+    timeout: Duration,
 }
 
 impl Draft {
@@ -40,9 +44,9 @@ impl Checker<'_> {
         let Some(sec) = self.section(root, "database", "database") else {
             return (!root.contains_key("database")).then_some(None);
         };
-        self.unknown_keys(sec, DATABASE_KEYS);
+        self.unknown_keys(sec, KEYS);
         let address = self.required_string(sec, "address", "\"db.example.com:5432\"");
-        let (timeout, _) = self.duration(sec, "timeout", Duration::from_secs(5), Zero::Refused);
+        let (timeout, _) = self.duration(sec, "timeout", DEFAULT_TIMEOUT, Zero::Refused);
         let (address, span) = address?;
         if let Err(why) = check_host_port(&address) {
             self.report(sec.key("address"), Some(span.start), why);

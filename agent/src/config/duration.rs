@@ -13,55 +13,42 @@ use std::time::Duration;
 /// keeps `Instant + duration` from overflowing anywhere downstream.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
-pub(super) const DURATION_HELP: &str =
+const DURATION_HELP: &str =
     "expected an integer followed by a unit (ms, s, m, h), e.g. \"250ms\", \"15s\", \"10m\", \"1m30s\"";
+
+/// The units, largest first, with their length in milliseconds. In a combination each comes
+/// once, in this order.
+const UNITS_MS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
 
 /// Parses a duration string: an integer followed by `ms`, `s`, `m` or `h` (`"250ms"`, `"15s"`,
 /// `"10m"`); combinations like `"1m30s"` are accepted.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = |why: &str| format!("invalid duration \"{text}\": {why}");
+    let too_long = || {
+        let max_h = MAX_DURATION.as_secs() / 3600;
+        invalid(&format!("too long (at most {max_h}h)"))
+    };
     if text.is_empty() {
         return Err(invalid(DURATION_HELP));
     }
-    let bytes = text.as_bytes();
     let mut total_ms: u64 = 0;
-    // Rank of the previous unit (h=0 .. ms=3): units must go from largest to smallest, once.
-    let mut last_rank: Option<u8> = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let digits_start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == digits_start {
+    // Index in UNITS_MS of the previous unit: units must go from largest to smallest, once.
+    let mut last_rank: Option<usize> = None;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
             return Err(invalid(DURATION_HELP));
         }
-        let number: u64 = text[digits_start..i].parse().map_err(|_| {
-            invalid(&format!(
-                "too long (at most {}h)",
-                MAX_DURATION.as_secs() / 3600
-            ))
-        })?;
-        let unit_start = i;
-        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        let (rank, unit_ms) = match &text[unit_start..i] {
-            "h" => (0, 3_600_000),
-            "m" => (1, 60_000),
-            "s" => (2, 1_000),
-            "ms" => (3, 1),
-            "" if i == bytes.len() => {
-                return Err(invalid(&format!(
-                    "missing unit after {number}: add ms, s, m or h (e.g. \"{number}s\")"
-                )))
-            }
-            "" if bytes[i] == b'.' => {
-                return Err(invalid(
-                    "no fractions: use a smaller unit (e.g. \"1500ms\" for 1.5 s)",
-                ))
-            }
-            _ => return Err(invalid(DURATION_HELP)),
+        let number: u64 = rest[..digits].parse().map_err(|_| too_long())?;
+        let letters = rest[digits..]
+            .bytes()
+            .take_while(u8::is_ascii_alphabetic)
+            .count();
+        let unit = &rest[digits..digits + letters];
+        rest = &rest[digits + letters..];
+        let Some(rank) = UNITS_MS.iter().position(|(name, _)| *name == unit) else {
+            return Err(invalid(&not_a_unit(number, unit, rest)));
         };
         if last_rank.is_some_and(|last| rank <= last) {
             return Err(invalid(
@@ -70,21 +57,26 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         last_rank = Some(rank);
         total_ms = number
-            .checked_mul(unit_ms)
+            .checked_mul(UNITS_MS[rank].1)
             .and_then(|ms| total_ms.checked_add(ms))
-            .ok_or_else(|| {
-                invalid(&format!(
-                    "too long (at most {}h)",
-                    MAX_DURATION.as_secs() / 3600
-                ))
-            })?;
+            .ok_or_else(too_long)?;
     }
     let duration = Duration::from_millis(total_ms);
     if duration > MAX_DURATION {
-        return Err(invalid(&format!(
-            "too long (at most {}h)",
-            MAX_DURATION.as_secs() / 3600
-        )));
+        return Err(too_long());
     }
     Ok(duration)
+}
+
+/// Why `unit`, after `number` and before `rest`, is not a unit.
+fn not_a_unit(number: u64, unit: &str, rest: &str) -> String {
+    match (unit, rest.as_bytes().first()) {
+        ("", None) => {
+            format!("missing unit after {number}: add ms, s, m or h (e.g. \"{number}s\")")
+        }
+        ("", Some(b'.')) => {
+            "no fractions: use a smaller unit (e.g. \"1500ms\" for 1.5 s)".to_string()
+        }
+        _ => DURATION_HELP.to_string(),
+    }
 }

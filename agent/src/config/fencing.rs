@@ -9,15 +9,16 @@
 //! Must not: talk to a BMC. The keys that reach a BMC are read as for `[watchdog.ipmi]`
 //! (`bmc.rs`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
 use super::io::Need;
-use super::walk::{Checker, Sec};
+use super::walk::{Checker, Item, Sec};
 use super::{FenceAction, FenceDevice, Fencing, RedfishKeys, RedfishTls};
 
-pub(super) const FENCING_KEYS: &[&str] = &[
+pub(super) const KEYS: &[&str] = &[
     "method",
     "host",
     "port",
@@ -36,7 +37,7 @@ pub(super) const FENCING_KEYS: &[&str] = &[
 ];
 
 /// The keys of one fence device (`[fencing]` without `device`, or each `[[fencing.device]]`).
-pub(super) const DEVICE_KEYS: &[&str] = &[
+const DEVICE_KEYS: &[&str] = &[
     "method",
     "host",
     "port",
@@ -50,92 +51,30 @@ pub(super) const DEVICE_KEYS: &[&str] = &[
 ];
 
 /// The keys of `[fencing]` that only `method = "redfish"` uses.
-pub(super) const REDFISH_ONLY_KEYS: &[&str] = &["system", "ca_file", "tls_fingerprint", "insecure"];
+const REDFISH_ONLY_KEYS: &[&str] = &["system", "ca_file", "tls_fingerprint", "insecure"];
 
-/// `[fencing] timeout`: one whole fence attempt, BMC session set-up included.
+/// `timeout`: one whole fence attempt, BMC session set-up included.
 pub(super) const DEFAULT_FENCE_TIMEOUT: Duration = Duration::from_secs(10);
 
+const ACTIONS: &[(&str, FenceAction)] = &[("off", FenceAction::Off), ("cycle", FenceAction::Cycle)];
+const METHODS: &[(&str, &str)] = &[("ipmi", "ipmi"), ("redfish", "redfish")];
+
+/// What to say when a Redfish device checks the BMC's certificate in no way.
+const NO_TLS_CHECK: &str = "method = \"redfish\" needs the BMC's certificate checked: ca_file = the PEM file of the CA that signed it, or tls_fingerprint = \"sha256:...\" of the certificate itself (openssl x509 -noout -fingerprint -sha256); insecure = true only to accept any certificate";
+
 impl Checker<'_> {
+    /// `[fencing]`: `Some(None)` when not written; `None`: invalid (reported).
     pub(super) fn fencing(&mut self, root: &DeTable<'_>) -> Option<Option<Fencing>> {
         let Some(sec) = self.section(root, "fencing", "fencing") else {
             return (!root.contains_key("fencing")).then_some(None);
         };
-        self.unknown_keys(sec, FENCING_KEYS);
-        let mut ok = true;
-        // The devices: `[[fencing.device]]` in order, or the single device of `[fencing]`.
-        let devices: Vec<Option<FenceDevice>> = match sec.get("device") {
-            None => vec![self.fence_device(sec)],
-            Some(item) => {
-                for key in DEVICE_KEYS {
-                    if let Some(k) = sec.get(key) {
-                        self.at(
-                            sec.key(key),
-                            k,
-                            format!("with [[fencing.device]], {key} belongs in each device (only action and timeout stay in [fencing])"),
-                        );
-                        ok = false;
-                    }
-                }
-                match item.get_ref() {
-                    DeValue::Array(list) if !list.is_empty() => list
-                        .iter()
-                        .map(|d| match d.get_ref() {
-                            DeValue::Table(table) => {
-                                let dsec = Sec {
-                                    name: "fencing.device",
-                                    table,
-                                    header: d.span().start,
-                                };
-                                self.unknown_keys(dsec, DEVICE_KEYS);
-                                self.fence_device(dsec)
-                            }
-                            _ => {
-                                self.wrong_type(
-                                    "fencing.device".to_string(),
-                                    d,
-                                    "a table ([[fencing.device]])",
-                                );
-                                None
-                            }
-                        })
-                        .collect(),
-                    _ => {
-                        self.wrong_type(
-                            "fencing.device".to_string(),
-                            item,
-                            "a non-empty array of tables ([[fencing.device]])",
-                        );
-                        vec![None]
-                    }
-                }
-            }
-        };
-        let action = match self.string(sec, "action") {
-            Some((a, span)) => match a.as_str() {
-                "off" => FenceAction::Off,
-                "cycle" => FenceAction::Cycle,
-                _ => {
-                    self.report(
-                        sec.key("action"),
-                        Some(span.start),
-                        format!("\"{a}\": expected \"off\" or \"cycle\""),
-                    );
-                    ok = false;
-                    FenceAction::Off
-                }
-            },
-            None => {
-                ok &= sec.get("action").is_none();
-                FenceAction::Off
-            }
-        };
+        self.unknown_keys(sec, KEYS);
+        let devices = self.fence_devices(sec);
+        let action = self.keyword(sec, "action", FenceAction::Off, ACTIONS);
         let timeout = self.timed(sec, "timeout", DEFAULT_FENCE_TIMEOUT, |t| {
             &mut t.fence_timeout
         });
-        if !ok {
-            return None;
-        }
-        let devices: Vec<FenceDevice> = devices.into_iter().collect::<Option<_>>()?;
+        let (devices, action) = (devices?, action?);
         let first = devices.first()?.clone();
         Some(Some(Fencing {
             method: first.method,
@@ -148,151 +87,182 @@ impl Checker<'_> {
         }))
     }
 
-    /// One fence device's keys (`[fencing]` itself, or one `[[fencing.device]]`).
-    pub(super) fn fence_device(&mut self, sec: Sec<'_, '_>) -> Option<FenceDevice> {
-        let mut ok = true;
-        let method = match self.string(sec, "method") {
-            Some((m, _)) if m == "ipmi" || m == "redfish" => m,
-            Some((m, span)) => {
-                self.report(
-                    sec.key("method"),
-                    Some(span.start),
-                    format!("\"{m}\": expected \"ipmi\" or \"redfish\""),
-                );
-                ok = false;
-                m
+    /// The devices in the order they are tried: each `[[fencing.device]]`, or the single
+    /// device of `[fencing]` itself. Every device is read (and its problems reported) before
+    /// `None` says one was wrong.
+    fn fence_devices(&mut self, sec: Sec<'_, '_>) -> Option<Vec<FenceDevice>> {
+        let Some(item) = sec.get("device") else {
+            return Some(vec![self.fence_device(sec)?]);
+        };
+        // With a list, the device keys belong in each device.
+        let mut misplaced = false;
+        for key in DEVICE_KEYS {
+            if let Some(k) = sec.get(key) {
+                let message = format!("with [[fencing.device]], {key} belongs in each device (only action and timeout stay in [fencing])");
+                self.at(sec.key(key), k, message);
+                misplaced = true;
             }
-            None => {
-                ok &= sec.get("method").is_none();
-                "ipmi".to_string()
+        }
+        let devices: Vec<Option<FenceDevice>> = match item.get_ref() {
+            DeValue::Array(list) if !list.is_empty() => {
+                list.iter().map(|d| self.listed_device(d)).collect()
+            }
+            _ => {
+                let expected = "a non-empty array of tables ([[fencing.device]])";
+                self.wrong_type("fencing.device".to_string(), item, expected);
+                vec![None]
             }
         };
-        let is_redfish = method == "redfish";
-        let lan = self.ipmi_lan(sec, "/etc/bbwd/peer-bmc.pass", is_redfish);
-        let redfish = if is_redfish {
-            if sec.get("cipher_suite").is_some() {
-                self.report(
-                    sec.key("cipher_suite"),
-                    sec.get("cipher_suite").map(|i| i.span().start),
-                    "cipher_suite is an IPMI key: remove it with method = \"redfish\"",
-                );
-                ok = false;
-            }
-            let keys = self.redfish_keys(sec);
-            ok &= keys.is_some();
-            keys
-        } else {
-            for key in REDFISH_ONLY_KEYS {
-                if let Some(item) = sec.get(key) {
-                    self.at(
-                        sec.key(key),
-                        item,
-                        format!("{key} is a Redfish key: it needs method = \"redfish\""),
-                    );
-                    ok = false;
-                }
-            }
-            None
-        };
-        if !ok {
+        if misplaced {
             return None;
         }
+        devices.into_iter().collect()
+    }
+
+    /// One `[[fencing.device]]`.
+    fn listed_device(&mut self, item: &Item<'_>) -> Option<FenceDevice> {
+        let DeValue::Table(table) = item.get_ref() else {
+            let expected = "a table ([[fencing.device]])";
+            self.wrong_type("fencing.device".to_string(), item, expected);
+            return None;
+        };
+        let sec = Sec {
+            name: "fencing.device",
+            table,
+            header_offset: item.span().start,
+        };
+        self.unknown_keys(sec, DEVICE_KEYS);
+        self.fence_device(sec)
+    }
+
+    /// One fence device's keys (`[fencing]` itself, or one `[[fencing.device]]`).
+    fn fence_device(&mut self, sec: Sec<'_, '_>) -> Option<FenceDevice> {
+        let method = self.keyword(sec, "method", "ipmi", METHODS);
+        let is_redfish = method == Some("redfish");
+        let lan = self.ipmi_lan(sec, "/etc/bbwd/peer-bmc.pass", is_redfish);
+        let redfish = if is_redfish {
+            self.redfish_device(sec).map(Some)
+        } else {
+            self.no_redfish_keys(sec).then_some(None)
+        };
+        let (method, redfish) = (method?, redfish?);
         // The suite (3, 17 or "auto") is read and checked with the other RMCP+ keys.
         let lan = lan?;
         Some(FenceDevice {
-            method,
+            method: method.to_string(),
             cipher_suite: lan.cipher_suite,
             lan,
             redfish,
         })
     }
 
-    /// `system` and the certificate check of `method = "redfish"`: exactly one of `ca_file`
-    /// (a PEM file of CA certificates, read in phase 2), `tls_fingerprint` (`sha256:` and 32 bytes in
-    /// hex), `insecure = true`.
-    pub(super) fn redfish_keys(&mut self, sec: Sec<'_, '_>) -> Option<RedfishKeys> {
+    /// An IPMI device: false when it has Redfish keys (each reported).
+    fn no_redfish_keys(&mut self, sec: Sec<'_, '_>) -> bool {
         let mut ok = true;
-        let system = match self.string(sec, "system") {
-            Some((s, span)) => {
-                if !s.starts_with("/redfish/v1/")
-                    || s.chars()
-                        .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
-                {
-                    self.report(
-                        sec.key("system"),
-                        Some(span.start),
-                        format!("\"{s}\": expected the ComputerSystem's path, e.g. \"/redfish/v1/Systems/1\""),
-                    );
-                    ok = false;
-                }
-                Some(s)
+        for key in REDFISH_ONLY_KEYS {
+            if let Some(item) = sec.get(key) {
+                let message = format!("{key} is a Redfish key: it needs method = \"redfish\"");
+                self.at(sec.key(key), item, message);
+                ok = false;
             }
-            None => {
-                ok &= sec.get("system").is_none();
-                None
-            }
-        };
-        let ca_file = if sec.get("ca_file").is_some() {
-            match self.path(sec, "ca_file", None, "\"/etc/bbwd/peer-bmc-ca.pem\"") {
-                Some((path, span)) => {
-                    // Read and parsed in phase 2 (`io.rs`).
-                    let need = Need::CaFile(path.clone());
-                    self.defer(sec.key("ca_file"), Some(span.start), need);
-                    Some(path)
-                }
-                None => {
-                    ok = false;
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        let fingerprint = match self.string(sec, "tls_fingerprint") {
-            Some((text, span)) => match bbwd_platform::redfish::parse_fingerprint(&text) {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    self.report(sec.key("tls_fingerprint"), Some(span.start), e);
-                    ok = false;
-                    None
-                }
-            },
-            None => {
-                ok &= sec.get("tls_fingerprint").is_none();
-                None
-            }
-        };
+        }
+        ok
+    }
+
+    /// A Redfish device's own keys; `None` when wrong, or when it has an IPMI cipher suite
+    /// (reported).
+    fn redfish_device(&mut self, sec: Sec<'_, '_>) -> Option<RedfishKeys> {
+        let suite = sec.get("cipher_suite");
+        if let Some(item) = suite {
+            let message = "cipher_suite is an IPMI key: remove it with method = \"redfish\"";
+            self.at(sec.key("cipher_suite"), item, message);
+        }
+        let keys = self.redfish_keys(sec);
+        if suite.is_some() {
+            return None;
+        }
+        keys
+    }
+
+    /// `system` and the certificate check of `method = "redfish"`: exactly one of `ca_file`
+    /// (a PEM file of CA certificates, read in phase 2), `tls_fingerprint` (`sha256:` and 32
+    /// bytes in hex), `insecure = true`.
+    fn redfish_keys(&mut self, sec: Sec<'_, '_>) -> Option<RedfishKeys> {
+        let system = self.parsed(sec, "system", None, |s| {
+            check_system(s).map(|()| Some(s.to_string()))
+        });
+        let ca_file = self.ca_file(sec);
+        let fingerprint = self.parsed(sec, "tls_fingerprint", None, |text| {
+            bbwd_platform::redfish::parse_fingerprint(text).map(Some)
+        });
         let insecure = self.boolean(sec, "insecure", false);
+        if !self.one_tls_check(sec, insecure) {
+            return None;
+        }
+        let tls = match (ca_file?, fingerprint?) {
+            (Some(path), _) => RedfishTls::CaFile(path),
+            (None, Some(fingerprint)) => RedfishTls::Fingerprint(fingerprint),
+            (None, None) => RedfishTls::Insecure,
+        };
+        Some(RedfishKeys {
+            system: system?,
+            tls,
+        })
+    }
+
+    /// `ca_file`: `Some(None)` when not written; `None` when not an absolute path (reported).
+    /// The file is read and parsed in phase 2 (`io.rs`).
+    fn ca_file(&mut self, sec: Sec<'_, '_>) -> Option<Option<PathBuf>> {
+        if sec.get("ca_file").is_none() {
+            return Some(None);
+        }
+        let (path, span) = self.path(sec, "ca_file", None, "\"/etc/bbwd/peer-bmc-ca.pem\"")?;
+        self.defer(
+            sec.key("ca_file"),
+            Some(span.start),
+            Need::CaFile(path.clone()),
+        );
+        Some(Some(path))
+    }
+
+    /// Exactly one of `ca_file`, `tls_fingerprint` and `insecure = true` is given; false (and
+    /// reported) otherwise.
+    fn one_tls_check(&mut self, sec: Sec<'_, '_>, insecure: bool) -> bool {
         let given = usize::from(sec.get("ca_file").is_some())
             + usize::from(sec.get("tls_fingerprint").is_some())
             + usize::from(insecure);
-        if given > 1 {
-            let key = if insecure {
-                "insecure"
-            } else {
-                "tls_fingerprint"
-            };
-            self.report(
-                sec.key(key),
-                sec.get(key).map(|i| i.span().start),
-                "give exactly one of ca_file, tls_fingerprint and insecure = true",
-            );
-            return None;
+        match given {
+            1 => true,
+            0 => {
+                self.report(sec.key("ca_file"), Some(sec.header_offset), NO_TLS_CHECK);
+                false
+            }
+            _ => {
+                let key = if insecure {
+                    "insecure"
+                } else {
+                    "tls_fingerprint"
+                };
+                self.report(
+                    sec.key(key),
+                    sec.get(key).map(|i| i.span().start),
+                    "give exactly one of ca_file, tls_fingerprint and insecure = true",
+                );
+                false
+            }
         }
-        if given == 0 {
-            self.report(
-                sec.key("ca_file"),
-                Some(sec.header),
-                "method = \"redfish\" needs the BMC's certificate checked: ca_file = the PEM file of the CA that signed it, or tls_fingerprint = \"sha256:...\" of the certificate itself (openssl x509 -noout -fingerprint -sha256); insecure = true only to accept any certificate",
-            );
-            return None;
-        }
-        let tls = match (ca_file, fingerprint) {
-            (Some(path), _) => RedfishTls::CaFile(path),
-            (None, Some(f)) => RedfishTls::Fingerprint(f),
-            (None, None) if insecure => RedfishTls::Insecure,
-            (None, None) => return None,
-        };
-        ok.then_some(RedfishKeys { system, tls })
     }
+}
+
+/// `system`: the ComputerSystem's path, `/redfish/v1/...`, without spaces, `?` or `#`.
+fn check_system(s: &str) -> Result<(), String> {
+    if !s.starts_with("/redfish/v1/")
+        || s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+    {
+        return Err(format!(
+            "\"{s}\": expected the ComputerSystem's path, e.g. \"/redfish/v1/Systems/1\""
+        ));
+    }
+    Ok(())
 }

@@ -1,43 +1,40 @@
-//! "Did you mean": an unknown key gets the section it belongs in ("`peer_timeout` belongs in
-//! [cluster]"), else the closest known key of its own section, else the list of keys that
-//! section knows; an unknown section gets the closest known one.
+//! Names nobody knows, and "did you mean": an unknown key gets the section it belongs in
+//! ("`peer_timeout` belongs in [cluster]"), else the closest known key of its own section, else
+//! the list of keys that section knows; an unknown section gets the closest known one.
 //!
 //! Owns: the table of every section and its keys ([`SECTIONS`]), the names of the top-level
-//! tables ([`TOP_LEVEL`]), and the distance that decides what counts as a typo.
+//! tables ([`TOP_LEVEL`]), the unknown-key and unknown-section problems and their wording, and
+//! the distance that decides what counts as a typo.
 //!
-//! Must not: decide what a section knows (each section's file lists its keys), or report:
-//! these functions only word hints; the walk reports them where the name is written.
+//! Must not: decide what a section knows (each section's file lists its `KEYS`), or accept a
+//! name because it is close to a known one: a hint never stands in for the key.
 
-use super::bitbucket::BITBUCKET_KEYS;
-use super::cluster::CLUSTER_KEYS;
-use super::database::DATABASE_KEYS;
-use super::fencing::FENCING_KEYS;
-use super::hooks::HOOKS_KEYS;
-use super::load_balancer::LOAD_BALANCER_KEYS;
-use super::metrics::METRICS_KEYS;
-use super::node::NODE_KEYS;
-use super::notify::NOTIFY_KEYS;
-use super::vip::VIP_KEYS;
-use super::watchdog::{WATCHDOG_IPMI_KEYS, WATCHDOG_KEYS};
+use toml::de::DeTable;
+
+use super::walk::{Checker, Sec};
+use super::{
+    bitbucket, cluster, database, fencing, hooks, load_balancer, metrics, node, notify, vip,
+    watchdog,
+};
 
 /// Every section with its keys, for "did you mean" and "belongs in [x]" hints.
-pub(super) const SECTIONS: &[(&str, &[&str])] = &[
-    ("node", NODE_KEYS),
-    ("bitbucket", BITBUCKET_KEYS),
-    ("database", DATABASE_KEYS),
-    ("watchdog", WATCHDOG_KEYS),
-    ("watchdog.ipmi", WATCHDOG_IPMI_KEYS),
-    ("notify", NOTIFY_KEYS),
-    ("cluster", CLUSTER_KEYS),
-    ("vip", VIP_KEYS),
-    ("fencing", FENCING_KEYS),
-    ("hooks", HOOKS_KEYS),
-    ("load_balancer", LOAD_BALANCER_KEYS),
-    ("metrics", METRICS_KEYS),
+const SECTIONS: &[(&str, &[&str])] = &[
+    ("node", node::KEYS),
+    ("bitbucket", bitbucket::KEYS),
+    ("database", database::KEYS),
+    ("watchdog", watchdog::KEYS),
+    ("watchdog.ipmi", watchdog::IPMI_KEYS),
+    ("notify", notify::KEYS),
+    ("cluster", cluster::KEYS),
+    ("vip", vip::KEYS),
+    ("fencing", fencing::KEYS),
+    ("hooks", hooks::KEYS),
+    ("load_balancer", load_balancer::KEYS),
+    ("metrics", metrics::KEYS),
 ];
 
 /// Top-level tables (`watchdog.ipmi` lives inside `watchdog`).
-pub(super) const TOP_LEVEL: &[&str] = &[
+const TOP_LEVEL: &[&str] = &[
     "node",
     "bitbucket",
     "database",
@@ -51,9 +48,55 @@ pub(super) const TOP_LEVEL: &[&str] = &[
     "metrics",
 ];
 
+impl Checker<'_> {
+    /// Reports every key of `sec` not in `known`, with a hint where one helps.
+    pub(super) fn unknown_keys(&mut self, sec: Sec<'_, '_>, known: &[&str]) {
+        for (key, value) in sec.table.iter() {
+            let name: &str = key.get_ref();
+            if known.contains(&name) {
+                continue;
+            }
+            let what = if value.get_ref().is_table() {
+                format!("unknown section [{}.{name}]", sec.name)
+            } else {
+                format!("unknown key `{name}` in [{}]", sec.name)
+            };
+            let hint = key_hint(name, sec.name, known);
+            let message = format!("{what}{hint}");
+            self.report(sec.key(name), Some(key.span().start), message);
+        }
+    }
+
+    /// Reports every top-level name that is not a section: an unknown table, or a key written
+    /// before any section header.
+    pub(super) fn top_level_unknowns(&mut self, root: &DeTable<'_>) {
+        for (key, value) in root.iter() {
+            let name: &str = key.get_ref();
+            if TOP_LEVEL.contains(&name) {
+                continue;
+            }
+            let message = if value.get_ref().is_table() {
+                let hint = closest(name, TOP_LEVEL)
+                    .map(|s| format!("; did you mean [{s}]?"))
+                    .unwrap_or_default();
+                format!("unknown section [{name}]{hint}")
+            } else {
+                let home = sections_with_key(name);
+                let hint = if home.is_empty() {
+                    String::new()
+                } else {
+                    format!("; `{name}` belongs in {home}")
+                };
+                format!("key `{name}` outside any section: keys go under a [section] header{hint}")
+            };
+            self.report(name.to_string(), Some(key.span().start), message);
+        }
+    }
+}
+
 /// A hint for an unknown key: the sections that have it, or the closest known key of the same
 /// section, or the list of keys the section knows.
-pub(super) fn key_hint(name: &str, section: &str, known: &[&str]) -> String {
+fn key_hint(name: &str, section: &str, known: &[&str]) -> String {
     let home = sections_with_key(name);
     if !home.is_empty() {
         return format!("; `{name}` belongs in {home}");
@@ -64,8 +107,8 @@ pub(super) fn key_hint(name: &str, section: &str, known: &[&str]) -> String {
     }
 }
 
-/// `[a], [b]`: the sections that have `key`.
-pub(super) fn sections_with_key(key: &str) -> String {
+/// `[a] or [b]`: the sections that have `key`.
+fn sections_with_key(key: &str) -> String {
     let homes: Vec<String> = SECTIONS
         .iter()
         .filter(|(_, keys)| keys.contains(&key))

@@ -10,14 +10,15 @@ use toml::de::DeTable;
 use super::walk::Checker;
 use super::Hooks;
 
-pub(super) const HOOKS_KEYS: &[&str] = &["before_start", "after_stop"];
+pub(super) const KEYS: &[&str] = &["before_start", "after_stop"];
 
 impl Checker<'_> {
+    /// `[hooks]`: no hooks when not written. A wrong command is reported and left out.
     pub(super) fn hooks(&mut self, root: &DeTable<'_>) -> Hooks {
         let Some(sec) = self.section(root, "hooks", "hooks") else {
             return Hooks::default();
         };
-        self.unknown_keys(sec, HOOKS_KEYS);
+        self.unknown_keys(sec, KEYS);
         Hooks {
             before_start: self.argv_list(sec, "before_start"),
             after_stop: self.argv_list(sec, "after_stop"),

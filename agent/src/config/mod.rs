@@ -22,7 +22,7 @@
 //!   |                                   and the TOML syntax errors (problems on their lines)
 //!   v
 //!  phase 1, the walk: sections.rs reads each section through its own file (node.rs ...
-//!   |   metrics.rs) with walk.rs's getters: each returns the value to use (the default when a
+//!   |   metrics.rs) with values.rs's getters: each returns the value to use (the default when a
 //!   |   key is absent) and records a Problem when the value is wrong, so one pass reports
 //!   |   everything. No I/O: what needs this machine is deferred (io::Pending).
 //!   v
@@ -37,10 +37,11 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `walk.rs` | spans to lines, problems, the typed getters every section uses |
-//! | `hints.rs` | "did you mean" for unknown keys and sections |
+//! | `walk.rs` | the `Checker`: spans to lines, problems and their order, deferred checks |
+//! | `values.rs` | the typed getters every section uses |
+//! | `hints.rs` | unknown keys and sections, and "did you mean" |
 //! | `duration.rs` | `"15s"` |
-//! | `node.rs` ... `metrics.rs` | one section each: its keys, defaults and rules |
+//! | `node.rs`, `bitbucket.rs`, `database.rs`, `watchdog.rs`, `notify.rs`, `cluster.rs`, `vip.rs`, `fencing.rs` (with `[[fencing.device]]`), `hooks.rs`, `load_balancer.rs`, `metrics.rs` | one section each: its keys, defaults and rules |
 //! | `bmc.rs` | the BMC keys shared by `[watchdog.ipmi]` and `[fencing]` |
 //! | `sections.rs` | the sections as each phase hands them on |
 //! | `io.rs` | phase 2 |
@@ -75,6 +76,7 @@ mod node;
 mod notify;
 mod sections;
 mod timing;
+mod values;
 mod vip;
 mod walk;
 mod watchdog;

@@ -8,19 +8,24 @@ use std::time::Duration;
 
 use toml::de::DeTable;
 
-use super::walk::{Checker, Zero};
+use super::values::Zero;
+use super::walk::Checker;
 use super::Notify;
 
-pub(super) const NOTIFY_KEYS: &[&str] = &["command", "timeout"];
+pub(super) const KEYS: &[&str] = &["command", "timeout"];
+
+/// `timeout`: one run of the command; a longer one is killed.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Checker<'_> {
+    /// `[notify]`: `Some(None)` when not written; `None`: invalid (reported).
     pub(super) fn notify(&mut self, root: &DeTable<'_>) -> Option<Option<Notify>> {
         let Some(sec) = self.section(root, "notify", "notify") else {
             return (!root.contains_key("notify")).then_some(None);
         };
-        self.unknown_keys(sec, NOTIFY_KEYS);
+        self.unknown_keys(sec, KEYS);
         let command = self.command(sec, "command", "[\"/etc/bbwd/notify.sh\"]");
-        let (timeout, _) = self.duration(sec, "timeout", Duration::from_secs(30), Zero::Refused);
+        let (timeout, _) = self.duration(sec, "timeout", DEFAULT_TIMEOUT, Zero::Refused);
         Some(Some(Notify {
             command: command?,
             timeout,

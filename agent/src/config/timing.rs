@@ -16,7 +16,8 @@ use toml::de::DeTable;
 
 use super::bitbucket::{DEFAULT_KILL_TIMEOUT, DEFAULT_STOP_TIMEOUT};
 use super::fencing::DEFAULT_FENCE_TIMEOUT;
-use super::walk::{Checker, Sec, Zero};
+use super::values::Zero;
+use super::walk::{key_offset, section_offset, Checker, Sec};
 use super::{Config, Problem, Problems, WatchdogDevice};
 
 /// What the timing rules need, recorded while the sections are read: `None` when the value was
@@ -58,46 +59,17 @@ impl Checker<'_> {
         if !root.contains_key("cluster") {
             return;
         }
-        let t = &self.times;
-        let (
-            Some(heartbeat_interval),
-            Some(peer_timeout),
-            Some(boot_wait),
-            Some(fence_delay_set),
-            Some(fence_timeout),
-        ) = (
-            t.heartbeat_interval,
-            t.peer_timeout,
-            t.boot_wait,
-            t.fence_delay,
-            t.fence_timeout
-                .or((!root.contains_key("fencing")).then_some(DEFAULT_FENCE_TIMEOUT)),
-        )
-        else {
+        let Some(timings) = self.times.timings(root.contains_key("fencing")) else {
             return;
         };
-        let timings = Timings {
-            heartbeat_interval,
-            peer_timeout,
-            fence_delay: fence_delay_set
-                .unwrap_or(timing::default_fence_delay(fence_timeout, peer_timeout)),
-            boot_wait,
-            fence_timeout,
-            stop_timeout: t.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
-            kill_timeout: t.kill_timeout.unwrap_or(DEFAULT_KILL_TIMEOUT),
-            step_timeout: crate::cluster::STEP_TIMEOUT,
-            // Only R5 and the W1 warning use these: R5 at start (`check_at_start`), W1 in
-            // `warnings`.
-            hardware_watchdog: None,
-            systemd_watchdog: None,
-        };
+        let fence_delay_written = self.times.fence_delay.is_some_and(|set| set.is_some());
         for v in timing::check(&timings) {
             if v.severity != Severity::Refuse {
                 continue;
             }
             // A derived fence_delay breaks R2 only when peer_timeout < heartbeat_interval,
             // which R1 already reports: do not blame a key the operator did not write.
-            if v.rule == Rule::FenceDelay && fence_delay_set.is_none() {
+            if v.rule == Rule::FenceDelay && !fence_delay_written {
                 continue;
             }
             let offset = key_offset(root, v.key)
@@ -105,6 +77,34 @@ impl Checker<'_> {
                 .or_else(|| section_offset(root, v.key));
             self.report(v.key, offset, v.to_string());
         }
+    }
+}
+
+impl TimingInputs {
+    /// The durations the load-time rules relate, written or defaulted; `None` when one of them
+    /// was invalid (reported). `fencing_written`: without `[fencing]` (reported elsewhere) its
+    /// timeout is the default.
+    fn timings(&self, fencing_written: bool) -> Option<Timings> {
+        let fence_timeout = self
+            .fence_timeout
+            .or((!fencing_written).then_some(DEFAULT_FENCE_TIMEOUT))?;
+        let peer_timeout = self.peer_timeout?;
+        Some(Timings {
+            heartbeat_interval: self.heartbeat_interval?,
+            peer_timeout,
+            fence_delay: self
+                .fence_delay?
+                .unwrap_or(timing::default_fence_delay(fence_timeout, peer_timeout)),
+            boot_wait: self.boot_wait?,
+            fence_timeout,
+            stop_timeout: self.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+            kill_timeout: self.kill_timeout.unwrap_or(DEFAULT_KILL_TIMEOUT),
+            step_timeout: crate::cluster::STEP_TIMEOUT,
+            // Only R5 and the W1 warning use these: R5 at start (`check_at_start`), W1 in
+            // `warnings`.
+            hardware_watchdog: None,
+            systemd_watchdog: None,
+        })
     }
 }
 
@@ -157,17 +157,4 @@ pub fn check_at_start(
             problems,
         })
     }
-}
-
-/// Where `section.key` (dotted, one level) is written in the file, if it is.
-pub(super) fn key_offset(root: &DeTable<'_>, dotted: &str) -> Option<usize> {
-    let (section, key) = dotted.split_once('.')?;
-    let item = root.get(section)?.get_ref().get(key)?;
-    Some(item.span().start)
-}
-
-/// Where the section of `section.key` begins, if it is written.
-pub(super) fn section_offset(root: &DeTable<'_>, dotted: &str) -> Option<usize> {
-    let section = dotted.split_once('.').map_or(dotted, |(s, _)| s);
-    root.get(section).map(|item| item.span().start)
 }

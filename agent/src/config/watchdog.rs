@@ -5,128 +5,121 @@
 //! BMC's 16-bit countdown of 100 ms holds).
 //!
 //! Must not: open the device (`crate::hostcheck` checks that it exists), or read the BMC keys
-//! itself: `[watchdog.ipmi]` is read as in `[fencing]` (`bmc.rs`).
+//! itself: `[watchdog.ipmi]` is read as a fence device's are (`bmc.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::de::DeTable;
 
-use super::walk::{Checker, Zero};
-use super::{Watchdog, WatchdogAction, WatchdogDevice};
+use super::values::Zero;
+use super::walk::{Checker, Sec};
+use super::{IpmiLan, Watchdog, WatchdogAction, WatchdogDevice};
 
-pub(super) const WATCHDOG_KEYS: &[&str] = &["device", "timeout", "action", "realtime", "ipmi"];
-
-pub(super) const WATCHDOG_IPMI_KEYS: &[&str] =
+pub(super) const KEYS: &[&str] = &["device", "timeout", "action", "realtime", "ipmi"];
+pub(super) const IPMI_KEYS: &[&str] =
     &["host", "port", "username", "password_file", "cipher_suite"];
 
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Shortest timeout: watchdogs count in whole seconds.
+const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest BMC watchdog countdown: 16 bits of 100 ms.
-pub(super) const MAX_IPMI_WATCHDOG: Duration = Duration::from_millis(6553 * 1000);
+const MAX_IPMI_WATCHDOG: Duration = Duration::from_millis(6553 * 1000);
+const ACTIONS: &[(&str, WatchdogAction)] = &[
+    ("reset", WatchdogAction::Reset),
+    ("power_cycle", WatchdogAction::PowerCycle),
+    ("power_off", WatchdogAction::PowerOff),
+];
 
 impl Checker<'_> {
+    /// `[watchdog]`; `None`: invalid (reported).
     pub(super) fn watchdog(&mut self, root: &DeTable<'_>) -> Option<Watchdog> {
         let Some(sec) = self.section(root, "watchdog", "watchdog") else {
-            return (!root.contains_key("watchdog")).then(|| Watchdog {
+            return (!root.contains_key("watchdog")).then_some(Watchdog {
                 device: WatchdogDevice::None,
-                timeout: Duration::from_secs(60),
+                timeout: DEFAULT_TIMEOUT,
                 action: WatchdogAction::Reset,
                 realtime: false,
                 ipmi: None,
             });
         };
-        self.unknown_keys(sec, WATCHDOG_KEYS);
-        let mut ok = true;
-        let device = match self.string(sec, "device") {
-            Some((s, span)) => match s.as_str() {
-                "none" => WatchdogDevice::None,
-                "ipmi" => WatchdogDevice::Ipmi,
-                path if path.starts_with('/') && !path.contains('\0') => {
-                    WatchdogDevice::Device(PathBuf::from(path))
-                }
-                _ => {
-                    self.report(
-                        sec.key("device"),
-                        Some(span.start),
-                        format!("\"{s}\": expected \"none\", \"ipmi\" or an absolute device path such as \"/dev/watchdog\""),
-                    );
-                    ok = false;
-                    WatchdogDevice::None
-                }
-            },
-            None => {
-                ok &= sec.get("device").is_none();
-                WatchdogDevice::None
-            }
-        };
-        let (timeout, timeout_span) =
-            self.duration(sec, "timeout", Duration::from_secs(60), Zero::Refused);
-        if let Some(span) = timeout_span {
-            if timeout < Duration::from_secs(1) {
-                self.report(
-                    sec.key("timeout"),
-                    Some(span.start),
-                    "must be at least 1s (watchdogs count in seconds)",
-                );
-                ok = false;
-            } else if device == WatchdogDevice::Ipmi && timeout > MAX_IPMI_WATCHDOG {
-                self.report(
-                    sec.key("timeout"),
-                    Some(span.start),
-                    format!(
-                        "a BMC watchdog counts at most {}s",
-                        MAX_IPMI_WATCHDOG.as_secs()
-                    ),
-                );
-                ok = false;
-            }
-        }
-        let action = match self.string(sec, "action") {
-            Some((s, span)) => match s.as_str() {
-                "reset" => WatchdogAction::Reset,
-                "power_cycle" => WatchdogAction::PowerCycle,
-                "power_off" => WatchdogAction::PowerOff,
-                _ => {
-                    self.report(
-                        sec.key("action"),
-                        Some(span.start),
-                        format!("\"{s}\": expected \"reset\", \"power_cycle\" or \"power_off\""),
-                    );
-                    ok = false;
-                    WatchdogAction::Reset
-                }
-            },
-            None => {
-                ok &= sec.get("action").is_none();
-                WatchdogAction::Reset
-            }
-        };
+        self.unknown_keys(sec, KEYS);
+        let device = self.parsed(sec, "device", WatchdogDevice::None, device);
+        let timeout = self.watchdog_timeout(sec, device.as_ref());
+        let action = self.keyword(sec, "action", WatchdogAction::Reset, ACTIONS);
         let realtime = self.boolean(sec, "realtime", false);
-        let ipmi = match self.section(sec.table, "ipmi", "watchdog.ipmi") {
-            Some(sub) => {
-                self.unknown_keys(sub, WATCHDOG_IPMI_KEYS);
-                if ok && device != WatchdogDevice::Ipmi {
-                    self.report(
-                        "watchdog.ipmi",
-                        Some(sub.header),
-                        "[watchdog.ipmi] is only used with device = \"ipmi\"; set device = \"ipmi\" or remove [watchdog.ipmi]",
-                    );
-                    ok = false;
-                }
-                let lan = self.ipmi_lan(sub, "/etc/bbwd/own-bmc.pass", false);
-                ok &= lan.is_some();
-                lan
-            }
-            None => {
-                ok &= sec.get("ipmi").is_none();
-                None
-            }
-        };
-        ok.then_some(Watchdog {
-            device,
-            timeout,
-            action,
+        // [watchdog.ipmi] beside another device is worth saying only when the rest is right.
+        let misplaced = timeout.is_some()
+            && action.is_some()
+            && device
+                .as_ref()
+                .is_some_and(|device| *device != WatchdogDevice::Ipmi);
+        let ipmi = self.watchdog_ipmi(sec, misplaced);
+        Some(Watchdog {
+            device: device?,
+            timeout: timeout?,
+            action: action?,
             realtime,
-            ipmi,
+            ipmi: ipmi?,
         })
+    }
+
+    /// `timeout`: at least 1 s, and for the BMC's watchdog at most what it can count. `None`:
+    /// out of those bounds (reported). A value that is not a duration at all is reported by the
+    /// getter and the default stands in.
+    fn watchdog_timeout(
+        &mut self,
+        sec: Sec<'_, '_>,
+        device: Option<&WatchdogDevice>,
+    ) -> Option<Duration> {
+        let (timeout, span) = self.duration(sec, "timeout", DEFAULT_TIMEOUT, Zero::Refused);
+        let Some(span) = span else {
+            return Some(timeout);
+        };
+        let why = if timeout < MIN_TIMEOUT {
+            "must be at least 1s (watchdogs count in seconds)".to_string()
+        } else if device == Some(&WatchdogDevice::Ipmi) && timeout > MAX_IPMI_WATCHDOG {
+            let max_s = MAX_IPMI_WATCHDOG.as_secs();
+            format!("a BMC watchdog counts at most {max_s}s")
+        } else {
+            return Some(timeout);
+        };
+        self.report(sec.key("timeout"), Some(span.start), why);
+        None
+    }
+
+    /// `[watchdog.ipmi]`: `Some(None)` when not written; `None` when invalid or `misplaced`
+    /// (written beside a device other than `ipmi`; reported).
+    fn watchdog_ipmi(&mut self, sec: Sec<'_, '_>, misplaced: bool) -> Option<Option<IpmiLan>> {
+        let Some(sub) = self.section(sec.table, "ipmi", "watchdog.ipmi") else {
+            return sec.get("ipmi").is_none().then_some(None);
+        };
+        self.unknown_keys(sub, IPMI_KEYS);
+        if misplaced {
+            self.report(
+                "watchdog.ipmi",
+                Some(sub.header_offset),
+                "[watchdog.ipmi] is only used with device = \"ipmi\"; set device = \"ipmi\" or remove [watchdog.ipmi]",
+            );
+        }
+        let lan = self.ipmi_lan(sub, "/etc/bbwd/own-bmc.pass", false);
+        if misplaced {
+            return None;
+        }
+        Some(Some(lan?))
+    }
+}
+
+/// `device`: `none`, `ipmi`, or an absolute device path.
+fn device(s: &str) -> Result<WatchdogDevice, String> {
+    match s {
+        "none" => Ok(WatchdogDevice::None),
+        "ipmi" => Ok(WatchdogDevice::Ipmi),
+        path if path.starts_with('/') && !path.contains('\0') => {
+            Ok(WatchdogDevice::Device(PathBuf::from(path)))
+        }
+        _ => Err(format!(
+            "\"{s}\": expected \"none\", \"ipmi\" or an absolute device path such as \"/dev/watchdog\""
+        )),
     }
 }

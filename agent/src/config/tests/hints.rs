@@ -1,7 +1,7 @@
 //! Unknown keys and sections: "did you mean", "belongs in [x]", and the distance behind them.
 
 use super::*;
-use crate::config::database::DATABASE_KEYS;
+use crate::config::database;
 use crate::config::hints::{closest, edit_distance};
 
 #[test]
@@ -67,6 +67,6 @@ fn edit_distance_counts_typos() {
     assert_eq!(edit_distance("kitten", "sitting"), 3);
     assert_eq!(edit_distance("", "abc"), 3);
     assert_eq!(edit_distance("same", "same"), 0);
-    assert_eq!(closest("adress", DATABASE_KEYS), Some("address"));
-    assert_eq!(closest("xyz", DATABASE_KEYS), None);
+    assert_eq!(closest("adress", database::KEYS), Some("address"));
+    assert_eq!(closest("xyz", database::KEYS), None);
 }
