@@ -7,11 +7,11 @@ fn cluster_link_problems() {
     let dir = TempDir::new("links");
     // Lines: 1 [node], 2 name, 3 [cluster], 4 peer, 5 key_file, 6.. extra.
     one_problem(
-            &pair(&dir, "listen = [\"10.0.0.1:5405\", \"192.168.0.1:5405\"]\npeer_addresses = [\"10.0.0.2:5405\"]\n", ""),
-            "cluster.peer_addresses",
-            Some(7),
-            "1 addresses but listen has 2",
-        );
+        &pair(&dir, "listen = [\"10.0.0.1:5405\", \"192.168.0.1:5405\"]\npeer_addresses = [\"10.0.0.2:5405\"]\n", ""),
+        "cluster.peer_addresses",
+        Some(7),
+        "1 addresses but listen has 2",
+    );
     one_problem(
         &pair(
             &dir,

@@ -48,9 +48,9 @@ fn peer_is_not_this_node_and_fencing_is_not_this_bmc() {
     let text = pair(&dir, LINKS, "").replace("peer = \"bb2\"", "peer = \"bb1\"");
     one_problem(&text, "cluster.peer", Some(4), "this node's own name");
     let text = format!(
-            "{}[watchdog]\ndevice = \"ipmi\"\n[watchdog.ipmi]\nhost = \"10.0.1.2\"\nusername = \"wd\"\npassword_file = \"{}\"\n",
-            pair(&dir, LINKS, ""),
-            dir.secret("own.pass", 0o600)
-        );
+        "{}[watchdog]\ndevice = \"ipmi\"\n[watchdog.ipmi]\nhost = \"10.0.1.2\"\nusername = \"wd\"\npassword_file = \"{}\"\n",
+        pair(&dir, LINKS, ""),
+        dir.secret("own.pass", 0o600)
+    );
     one_problem(&text, "fencing.host", Some(9), "this node's own BMC");
 }

@@ -48,8 +48,8 @@ fn cipher_suites_other_than_3_17_auto_are_refused_naming_the_key() {
     let pw = dir.secret("wd.pass", 0o600);
     let text = |v: &str| {
         format!(
-                "[watchdog]\ndevice = \"ipmi\"\n[watchdog.ipmi]\nhost = \"10.0.1.1\"\nusername = \"wd\"\npassword_file = \"{pw}\"\n{v}"
-            )
+            "[watchdog]\ndevice = \"ipmi\"\n[watchdog.ipmi]\nhost = \"10.0.1.1\"\nusername = \"wd\"\npassword_file = \"{pw}\"\n{v}"
+        )
     };
     let c = ok(&text("cipher_suite = \"auto\"\n"));
     assert_eq!(
@@ -79,6 +79,17 @@ t+h8RlXtLvUB/0zX7TsGjndYo2kC\n\
 -----END CERTIFICATE-----\n\
 ";
 
+/// A pair config with `method = "redfish"` and `extra` lines in its `[fencing]` (lines: 8
+/// `[fencing]`, 12 `method`, 13.. `extra`).
+fn redfish_pair(dir: &TempDir, extra: &str) -> String {
+    pair(dir, LINKS, &format!("method = \"redfish\"\n{extra}"))
+}
+
+/// A `tls_fingerprint` line (of no real certificate: nothing connects).
+fn pin() -> String {
+    format!("tls_fingerprint = \"sha256:{}\"\n", "ab".repeat(32))
+}
+
 /// `method = "redfish"`: the TLS check is required and exactly one; each key's value is
 /// checked (a readable PEM CA file, a sha256 fingerprint, a /redfish/v1/ path); the IPMI
 /// and Redfish keys stay with their method; port 443 by default; insecure is a warning.
@@ -89,69 +100,9 @@ fn redfish_keys_checked() {
     std::fs::write(&ca, TEST_CA_PEM).unwrap();
     let not_pem = dir.join("not.pem");
     std::fs::write(&not_pem, "hello\n").unwrap();
-    let rf = |extra: &str| pair(&dir, LINKS, &format!("method = \"redfish\"\n{extra}"));
-    let pin = format!("tls_fingerprint = \"sha256:{}\"\n", "ab".repeat(32));
-    // Lines: 8 [fencing], 12 method, 13.. extra.
-    one_problem(
-        &rf(""),
-        "fencing.ca_file",
-        Some(8),
-        "needs the BMC's certificate checked",
-    );
-    one_problem(
-        &rf(&format!("ca_file = \"{}\"\n", not_pem.display())),
-        "fencing.ca_file",
-        Some(13),
-        "not a PEM certificate file",
-    );
-    one_problem(
-        &rf("ca_file = \"/nonexistent/ca.pem\"\n"),
-        "fencing.ca_file",
-        Some(13),
-        "No such file",
-    );
-    one_problem(
-        &rf("tls_fingerprint = \"AB:CD\"\n"),
-        "fencing.tls_fingerprint",
-        Some(13),
-        "expected \"sha256:\"",
-    );
-    one_problem(
-        &rf("tls_fingerprint = \"sha256:ABCD\"\n"),
-        "fencing.tls_fingerprint",
-        Some(13),
-        "64 hex digits",
-    );
-    one_problem(
-        &rf(&format!("ca_file = \"{}\"\n{pin}", ca.display())),
-        "fencing.tls_fingerprint",
-        Some(14),
-        "exactly one of ca_file, tls_fingerprint and insecure",
-    );
-    one_problem(
-        &rf(&format!("{pin}insecure = true\n")),
-        "fencing.insecure",
-        Some(14),
-        "exactly one",
-    );
-    one_problem(
-        &rf(&format!("{pin}system = \"Systems/1\"\n")),
-        "fencing.system",
-        Some(14),
-        "ComputerSystem's path",
-    );
-    one_problem(
-        &rf(&format!("{pin}cipher_suite = 3\n")),
-        "fencing.cipher_suite",
-        Some(14),
-        "IPMI key",
-    );
-    one_problem(
-        &pair(&dir, LINKS, &pin),
-        "fencing.tls_fingerprint",
-        Some(12),
-        "needs method = \"redfish\"",
-    );
+    redfish_keys_refused(&dir, &ca, &not_pem);
+    let rf = |extra: &str| redfish_pair(&dir, extra);
+    let pin = pin();
 
     // Valid: a CA file, a pin, or insecure (then a warning naming the key).
     let c = ok(&rf(&format!(
@@ -193,6 +144,74 @@ fn redfish_keys_checked() {
     );
 }
 
+/// The refusals of [`redfish_keys_checked`], each the one problem of its config.
+fn redfish_keys_refused(dir: &TempDir, ca: &Path, not_pem: &Path) {
+    let rf = |extra: &str| redfish_pair(dir, extra);
+    let pin = pin();
+    let not_pem_file = format!("ca_file = \"{}\"\n", not_pem.display());
+    let two_checks = format!("ca_file = \"{}\"\n{pin}", ca.display());
+    let refused = [
+        (rf(""), "ca_file", 8, "needs the BMC's certificate checked"),
+        (
+            rf(&not_pem_file),
+            "ca_file",
+            13,
+            "not a PEM certificate file",
+        ),
+        (
+            rf("ca_file = \"/nonexistent/ca.pem\"\n"),
+            "ca_file",
+            13,
+            "No such file",
+        ),
+        (
+            rf("tls_fingerprint = \"AB:CD\"\n"),
+            "tls_fingerprint",
+            13,
+            "expected \"sha256:\"",
+        ),
+        (
+            rf("tls_fingerprint = \"sha256:ABCD\"\n"),
+            "tls_fingerprint",
+            13,
+            "64 hex digits",
+        ),
+        (
+            rf(&two_checks),
+            "tls_fingerprint",
+            14,
+            "exactly one of ca_file, tls_fingerprint and insecure",
+        ),
+        (
+            rf(&format!("{pin}insecure = true\n")),
+            "insecure",
+            14,
+            "exactly one",
+        ),
+        (
+            rf(&format!("{pin}system = \"Systems/1\"\n")),
+            "system",
+            14,
+            "ComputerSystem's path",
+        ),
+        (
+            rf(&format!("{pin}cipher_suite = 3\n")),
+            "cipher_suite",
+            14,
+            "IPMI key",
+        ),
+    ];
+    for (text, key, line, needle) in &refused {
+        one_problem(text, &format!("fencing.{key}"), Some(*line), needle);
+    }
+    one_problem(
+        &pair(dir, LINKS, &pin),
+        "fencing.tls_fingerprint",
+        Some(12),
+        "needs method = \"redfish\"",
+    );
+}
+
 /// `[[fencing.device]]`: several devices in order, each with the keys of a single
 /// `[fencing]`; action and timeout stay in `[fencing]`; device keys there are refused.
 #[test]
@@ -209,10 +228,10 @@ fn fence_devices_are_listed_in_order() {
         )
     };
     let two = format!(
-            "[[fencing.device]]\nmethod = \"redfish\"\nhost = \"10.0.1.2\"\nusername = \"fence\"\n\
-             password_file = \"{pw}\"\n{pin}\n\
-             [[fencing.device]]\nhost = \"10.0.2.2\"\nusername = \"fence\"\npassword_file = \"{pw}\"\n"
-        );
+        "[[fencing.device]]\nmethod = \"redfish\"\nhost = \"10.0.1.2\"\nusername = \"fence\"\n\
+         password_file = \"{pw}\"\n{pin}\n\
+         [[fencing.device]]\nhost = \"10.0.2.2\"\nusername = \"fence\"\npassword_file = \"{pw}\"\n"
+    );
     let c = ok(&text("", &two));
     let f = c.fencing.unwrap();
     assert_eq!(f.devices.len(), 2);

@@ -45,19 +45,21 @@ fn unknown_key_suggests_the_closest() {
 
 #[test]
 fn key_in_the_wrong_section_says_where_it_belongs() {
-    one_problem(
-        "[bitbucket]\npeer_timeout = \"1s\"\n",
-        "bitbucket.peer_timeout",
-        Some(2),
-        "`peer_timeout` belongs in [cluster]",
-    );
-    one_problem("name = \"bb1\"\n", "name", Some(1), "outside any section");
-    one_problem(
-        "[watchdog.foo]\n",
-        "watchdog.foo",
-        Some(1),
-        "unknown section [watchdog.foo]",
-    );
+    one_problem_each(&[
+        (
+            "[bitbucket]\npeer_timeout = \"1s\"\n",
+            "bitbucket.peer_timeout",
+            Some(2),
+            "`peer_timeout` belongs in [cluster]",
+        ),
+        ("name = \"bb1\"\n", "name", Some(1), "outside any section"),
+        (
+            "[watchdog.foo]\n",
+            "watchdog.foo",
+            Some(1),
+            "unknown section [watchdog.foo]",
+        ),
+    ]);
 }
 
 #[test]

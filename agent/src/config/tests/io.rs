@@ -44,30 +44,32 @@ fn missing_and_relative_secret_files() {
 
 #[test]
 fn database_address_must_resolve() {
-    one_problem(
-        "[database]\naddress = \"db.example.com\"\n",
-        "database.address",
-        Some(2),
-        "expected HOST:PORT",
-    );
-    one_problem(
-        "[database]\naddress = \"127.0.0.1:99999\"\n",
-        "database.address",
-        Some(2),
-        "expected HOST:PORT",
-    );
-    one_problem(
-        "[database]\naddress = \"[::1\"\n",
-        "database.address",
-        Some(2),
-        "cannot resolve",
-    );
-    one_problem(
-        "[database]\ntimeout = \"5s\"\n",
-        "database.address",
-        Some(1),
-        "missing",
-    );
+    one_problem_each(&[
+        (
+            "[database]\naddress = \"db.example.com\"\n",
+            "database.address",
+            Some(2),
+            "expected HOST:PORT",
+        ),
+        (
+            "[database]\naddress = \"127.0.0.1:99999\"\n",
+            "database.address",
+            Some(2),
+            "expected HOST:PORT",
+        ),
+        (
+            "[database]\naddress = \"[::1\"\n",
+            "database.address",
+            Some(2),
+            "cannot resolve",
+        ),
+        (
+            "[database]\ntimeout = \"5s\"\n",
+            "database.address",
+            Some(1),
+            "missing",
+        ),
+    ]);
     let c = ok("[database]\naddress = \"[::1]:5432\"\n");
     assert_eq!(c.database.unwrap().resolved, "[::1]:5432".parse().unwrap());
 }

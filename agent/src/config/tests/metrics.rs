@@ -11,7 +11,7 @@ fn metrics_section() {
     let c = ok("[metrics]\ntextfile = \"/run/bbwd.prom\"\n");
     assert_eq!(c.metrics.unwrap().listen, None);
     assert_eq!(ok("").metrics, None);
-    for (text, key, line, needle) in [
+    one_problem_each(&[
         (
             "[metrics]\nlisten = \"localhost:9776\"\n",
             "metrics.listen",
@@ -67,7 +67,5 @@ fn metrics_section() {
             Some(2),
             "belongs in [load_balancer]",
         ),
-    ] {
-        one_problem(text, key, line, needle);
-    }
+    ]);
 }

@@ -19,8 +19,8 @@ mod io;
 mod metrics;
 mod node;
 mod timing;
+mod values;
 mod vip;
-mod walk;
 mod watchdog;
 mod whole;
 
@@ -58,7 +58,11 @@ fn problems(text: &str) -> Vec<Problem> {
 /// The one problem of `text`, which must be about `key` on `line` and mention `needle`.
 fn one_problem(text: &str, key: &str, line: Option<usize>, needle: &str) {
     let found = problems(text);
-    assert_eq!(found.len(), 1, "expected one problem, got {found:#?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one problem in\n{text}\ngot {found:#?}"
+    );
     let p = &found[0];
     assert_eq!(p.key, key, "{p:?}");
     assert_eq!(p.line, line, "{p:?}");
@@ -67,6 +71,13 @@ fn one_problem(text: &str, key: &str, line: Option<usize>, needle: &str) {
         "{:?} does not contain {needle:?}",
         p.message
     );
+}
+
+/// [`one_problem`] for each `(text, key, line, needle)`.
+fn one_problem_each<T: AsRef<str>>(cases: &[(T, &str, Option<usize>, &str)]) {
+    for (text, key, line, needle) in cases {
+        one_problem(text.as_ref(), key, *line, needle);
+    }
 }
 
 fn host_name() -> String {
@@ -186,11 +197,11 @@ fn pair(dir: &TempDir, cluster_extra: &str, sections: &str) -> String {
         "\n[vip]\naddress = \"10.0.0.50/24\"\ninterface = \"eth0\"\n"
     };
     format!(
-            "[node]\nname = \"bb1\"\n[cluster]\npeer = \"bb2\"\nkey_file = \"{}\"\n{cluster_extra}\
-             [fencing]\nhost = \"10.0.1.2\"\nusername = \"fence\"\npassword_file = \"{}\"\n{sections}{vip}",
-            dir.secret("cluster.key", 0o600),
-            dir.secret("peer.pass", 0o600)
-        )
+        "[node]\nname = \"bb1\"\n[cluster]\npeer = \"bb2\"\nkey_file = \"{}\"\n{cluster_extra}\
+         [fencing]\nhost = \"10.0.1.2\"\nusername = \"fence\"\npassword_file = \"{}\"\n{sections}{vip}",
+        dir.secret("cluster.key", 0o600),
+        dir.secret("peer.pass", 0o600)
+    )
 }
 
 const LINKS: &str = "listen = [\"10.0.0.1:5405\"]\npeer_addresses = [\"10.0.0.2:5405\"]\n";

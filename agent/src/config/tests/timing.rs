@@ -8,11 +8,11 @@ fn peer_timeout_must_cover_three_heartbeats() {
     let dir = TempDir::new("timeouts");
     let extra = format!("{LINKS}heartbeat_interval = \"1s\"\npeer_timeout = \"2999ms\"\n");
     one_problem(
-            &pair(&dir, &extra, ""),
-            "cluster.peer_timeout",
-            Some(9),
-            "cluster.peer_timeout = 2999ms must be at least 3 × cluster.heartbeat_interval = 3 × 1s = 3s (R1): one or two lost",
-        );
+        &pair(&dir, &extra, ""),
+        "cluster.peer_timeout",
+        Some(9),
+        "cluster.peer_timeout = 2999ms must be at least 3 × cluster.heartbeat_interval = 3 × 1s = 3s (R1): one or two lost",
+    );
     // Only heartbeat_interval given: the default peer_timeout (1s) is too short for it;
     // reported at the line of the key that is written. The derived fence_delay is not
     // blamed as well (R2 follows from R1 for it).
@@ -41,13 +41,13 @@ fn boot_wait_and_fence_delay_defaults() {
     assert_eq!(cl.fence_delay, Duration::from_secs(11));
     // Derived from the values given, in whatever order the sections come.
     let text = format!(
-            "[node]\nname = \"bb1\"\n[fencing]\nhost = \"10.0.1.2\"\nusername = \"fence\"\n\
-             password_file = \"{}\"\ntimeout = \"20s\"\n[cluster]\npeer = \"bb2\"\nkey_file = \"{}\"\n\
-             {LINKS}peer_timeout = \"3s\"\nboot_wait = \"1m\"\n\
-             [vip]\naddress = \"10.0.0.50/24\"\ninterface = \"eth0\"\n",
-            dir.secret("p", 0o600),
-            dir.secret("k", 0o600)
-        );
+        "[node]\nname = \"bb1\"\n[fencing]\nhost = \"10.0.1.2\"\nusername = \"fence\"\n\
+         password_file = \"{}\"\ntimeout = \"20s\"\n[cluster]\npeer = \"bb2\"\nkey_file = \"{}\"\n\
+         {LINKS}peer_timeout = \"3s\"\nboot_wait = \"1m\"\n\
+         [vip]\naddress = \"10.0.0.50/24\"\ninterface = \"eth0\"\n",
+        dir.secret("p", 0o600),
+        dir.secret("k", 0o600)
+    );
     let cl = ok(&text).cluster.unwrap();
     assert_eq!(
         (cl.fence_delay, cl.boot_wait),
@@ -73,11 +73,11 @@ fn fence_delay_must_cover_the_peers_whole_fence_attempt() {
     );
     let below = format!("{LINKS}fence_delay = \"10199ms\"\n");
     one_problem(
-            &pair(&dir, &below, ""),
-            "cluster.fence_delay",
-            Some(8),
-            "cluster.fence_delay = 10199ms must be at least fencing.timeout + cluster.heartbeat_interval = 10s + 200ms = 10200ms (R2)",
-        );
+        &pair(&dir, &below, ""),
+        "cluster.fence_delay",
+        Some(8),
+        "cluster.fence_delay = 10199ms must be at least fencing.timeout + cluster.heartbeat_interval = 10s + 200ms = 10200ms (R2)",
+    );
     // A longer fencing.timeout breaks a fence_delay that was fine: both keys named.
     let found = problems(&pair(
         &dir,

@@ -45,11 +45,11 @@ fn vip_address_must_be_ip_slash_prefix() {
 fn zero_garp_interval_is_allowed() {
     let dir = TempDir::new("garp");
     let text = format!(
-            "[cluster]\npeer = \"bb2\"\nlisten = [\"10.0.0.1:5405\"]\npeer_addresses = [\"10.0.0.2:5405\"]\n\
-             key_file = \"{}\"\n[vip]\naddress = \"10.0.0.50/24\"\ninterface = \"eth0\"\ngarp_interval = \"0ms\"\n\
-             [fencing]\nhost = \"10.0.1.2\"\nusername = \"fence\"\npassword_file = \"{}\"\n[node]\nname = \"bb1\"\n",
-            dir.secret("k", 0o600),
-            dir.secret("p", 0o600)
-        );
+        "[cluster]\npeer = \"bb2\"\nlisten = [\"10.0.0.1:5405\"]\npeer_addresses = [\"10.0.0.2:5405\"]\n\
+         key_file = \"{}\"\n[vip]\naddress = \"10.0.0.50/24\"\ninterface = \"eth0\"\ngarp_interval = \"0ms\"\n\
+         [fencing]\nhost = \"10.0.1.2\"\nusername = \"fence\"\npassword_file = \"{}\"\n[node]\nname = \"bb1\"\n",
+        dir.secret("k", 0o600),
+        dir.secret("p", 0o600)
+    );
     assert_eq!(ok(&text).vip.unwrap().garp_interval, Duration::ZERO);
 }

@@ -33,9 +33,9 @@ fn watchdog_device_and_action() {
 fn watchdog_ipmi_only_with_device_ipmi() {
     let dir = TempDir::new("wd-ipmi");
     let text = format!(
-            "[watchdog]\ndevice = \"none\"\n\n[watchdog.ipmi]\nhost = \"10.0.1.1\"\nusername = \"wd\"\npassword_file = \"{}\"\n",
-            dir.secret("own.pass", 0o600)
-        );
+        "[watchdog]\ndevice = \"none\"\n\n[watchdog.ipmi]\nhost = \"10.0.1.1\"\nusername = \"wd\"\npassword_file = \"{}\"\n",
+        dir.secret("own.pass", 0o600)
+    );
     one_problem(
         &text,
         "watchdog.ipmi",

@@ -90,29 +90,7 @@ fn spec_example_as_a_pair_with_the_bmc_watchdog() {
     let notify = c.notify.as_ref().unwrap();
     assert_eq!(notify.command, ["/etc/bbwd/notify.sh"]);
     assert_eq!(notify.timeout, Duration::from_secs(30));
-    let cl = c.cluster.as_ref().unwrap();
-    assert_eq!(cl.peer, "bb2");
-    assert_eq!(
-        cl.listen,
-        [
-            "10.0.0.1:5405".parse().unwrap(),
-            "192.168.100.1:5405".parse().unwrap()
-        ]
-    );
-    assert_eq!(
-        cl.peer_addresses,
-        [
-            "10.0.0.2:5405".parse().unwrap(),
-            "192.168.100.2:5405".parse().unwrap()
-        ]
-    );
-    assert_eq!(cl.key_file, dir.path().join("cluster.key"));
-    assert_eq!(cl.heartbeat_interval, Duration::from_millis(200));
-    assert_eq!(cl.peer_timeout, Duration::from_secs(1));
-    assert!(cl.preferred_active);
-    assert_eq!(cl.witness, Some("10.0.0.254".parse().unwrap()));
-    assert_eq!(cl.boot_wait, Duration::from_secs(30));
-    assert_eq!(cl.fence_delay, Duration::from_secs(11));
+    spec_cluster(c.cluster.as_ref().unwrap(), &dir);
     let vip = c.vip.as_ref().unwrap();
     assert_eq!(
         (vip.address, vip.prefix_len),
@@ -148,6 +126,32 @@ fn spec_example_as_a_pair_with_the_bmc_watchdog() {
             textfile: Some(PathBuf::from("/var/lib/prometheus/node-exporter/bbwd.prom")),
         })
     );
+}
+
+/// The `[cluster]` of SPEC's example, secret files in `dir`.
+fn spec_cluster(cl: &Cluster, dir: &TempDir) {
+    assert_eq!(cl.peer, "bb2");
+    assert_eq!(
+        cl.listen,
+        [
+            "10.0.0.1:5405".parse().unwrap(),
+            "192.168.100.1:5405".parse().unwrap()
+        ]
+    );
+    assert_eq!(
+        cl.peer_addresses,
+        [
+            "10.0.0.2:5405".parse().unwrap(),
+            "192.168.100.2:5405".parse().unwrap()
+        ]
+    );
+    assert_eq!(cl.key_file, dir.path().join("cluster.key"));
+    assert_eq!(cl.heartbeat_interval, Duration::from_millis(200));
+    assert_eq!(cl.peer_timeout, Duration::from_secs(1));
+    assert!(cl.preferred_active);
+    assert_eq!(cl.witness, Some("10.0.0.254".parse().unwrap()));
+    assert_eq!(cl.boot_wait, Duration::from_secs(30));
+    assert_eq!(cl.fence_delay, Duration::from_secs(11));
 }
 
 /// As written, SPEC's block mixes what cannot go together (it lists every key): exactly
@@ -190,13 +194,13 @@ fn mirror_farm_node() {
 fn ipv6_vip_heartbeat_and_status_url() {
     let dir = TempDir::new("ipv6");
     let text = format!(
-            "[node]\nname = \"bb1\"\n[bitbucket]\nstatus_url = \"http://[::1]:7990/status\"\n\
-             [cluster]\npeer = \"bb2\"\nlisten = [\"[fd00::1]:5405\"]\npeer_addresses = [\"[fd00::2]:5405\"]\n\
-             key_file = \"{}\"\n[vip]\naddress = \"fd00::50/64\"\ninterface = \"eth0\"\n\
-             [fencing]\nhost = \"fd00:1::2\"\nusername = \"fence\"\npassword_file = \"{}\"\n",
-            dir.secret("k", 0o600),
-            dir.secret("p", 0o400)
-        );
+        "[node]\nname = \"bb1\"\n[bitbucket]\nstatus_url = \"http://[::1]:7990/status\"\n\
+         [cluster]\npeer = \"bb2\"\nlisten = [\"[fd00::1]:5405\"]\npeer_addresses = [\"[fd00::2]:5405\"]\n\
+         key_file = \"{}\"\n[vip]\naddress = \"fd00::50/64\"\ninterface = \"eth0\"\n\
+         [fencing]\nhost = \"fd00:1::2\"\nusername = \"fence\"\npassword_file = \"{}\"\n",
+        dir.secret("k", 0o600),
+        dir.secret("p", 0o400)
+    );
     let c = ok(&text);
     assert_eq!(c.vip.as_ref().unwrap().prefix_len, 64);
     assert!(c.vip.as_ref().unwrap().address.is_ipv6());
@@ -316,10 +320,10 @@ interface = \"eth0\"
         "{shown}"
     );
     assert_eq!(
-            lines[0],
-            "/etc/bbwd/bbwd.toml: bitbucket.monitor_intervall (line 4): unknown key `monitor_intervall` in [bitbucket]; \
-             did you mean `monitor_interval`?"
-        );
+        lines[0],
+        "/etc/bbwd/bbwd.toml: bitbucket.monitor_intervall (line 4): unknown key `monitor_intervall` in [bitbucket]; \
+         did you mean `monitor_interval`?"
+    );
 }
 
 #[test]
