@@ -58,7 +58,7 @@ pub(super) struct Found {
     pub(super) resolved: Option<SocketAddr>,
     /// The top-level sections (`node`, `database`, `watchdog`, `cluster`, `fencing`) with a
     /// failed check.
-    pub(super) invalid: Vec<String>,
+    invalid: Vec<String>,
 }
 
 impl Found {
