@@ -17,8 +17,9 @@
 //! success. A BMC that answers "on" until the node is really gone (ipmi_sim does: on until the
 //! node process is reaped) makes `off` trustworthy: it returns only once the node is off.
 //!
-//! Exit codes: 0 done, 1 failed (with the BMC, the operation and the reason: unreachable, bad
-//! credentials, insufficient privilege, timeout, a completion code), 2 bad usage or config.
+//! A failure goes back to `main` as a `cli::Error` (exit 1: the BMC, the operation and the
+//! reason: unreachable, bad credentials, insufficient privilege, timeout, a completion code; 2
+//! for no `[fencing]`).
 
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,9 @@ use bbwd_platform::ipmi::{
 use bbwd_platform::poll::{PollSet, Want};
 use bbwd_platform::redfish;
 
+use crate::cli;
 use crate::config::{FenceDevice, Fencing, RedfishTls};
+use crate::exit::Exit;
 
 /// How often the power state is asked while waiting for it to change: a confirmed off comes
 /// at most this long after the BMC knows (the goal is within 100 ms of the node being gone),
@@ -59,7 +62,7 @@ impl Action {
         })
     }
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Action::Status => "status",
             Action::Off => "off",
@@ -85,6 +88,18 @@ pub enum FenceError {
         timeout: Duration,
         last_error: Option<Error>,
     },
+}
+
+impl std::error::Error for FenceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FenceError::Password(_) => None,
+            FenceError::Start(e) | FenceError::Bmc(e) => Some(e),
+            FenceError::NotConfirmed { last_error, .. } => last_error
+                .as_ref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+        }
+    }
 }
 
 impl std::fmt::Display for FenceError {
@@ -383,25 +398,14 @@ fn unexpected(client: &FenceDevices, r: Reply) -> Error {
     }
 }
 
-/// `bbwd fence ACTION`: prints the state, returns the exit code.
-pub fn command(cfg: &crate::config::Config, action: Action) -> i32 {
+/// `bbwd fence ACTION`: prints the state once the action is done.
+pub fn command(cfg: &crate::config::Config, action: Action) -> Result<Exit, cli::Error> {
     let Some(f) = &cfg.fencing else {
-        eprintln!(
-            "bbwd: fence {}: no [fencing] section in the config: nothing to fence",
-            action.as_str()
-        );
-        return 2;
+        return Err(cli::Error::NoFencing(action));
     };
-    match run(f, action) {
-        Ok(p) => {
-            println!("{}", p.as_str());
-            0
-        }
-        Err(e) => {
-            eprintln!("bbwd: fence {}: {e}", action.as_str());
-            1
-        }
-    }
+    let p = run(f, action).map_err(|source| cli::Error::Fence { action, source })?;
+    println!("{}", p.as_str());
+    Ok(Exit::Ok)
 }
 
 #[cfg(test)]

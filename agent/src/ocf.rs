@@ -38,12 +38,13 @@ use std::time::{Duration, Instant};
 
 use bbwd_platform::control;
 use bbwd_platform::fs;
-use bbwd_platform::http::{BbState, ProbeOutcome, StatusTarget};
+use bbwd_platform::http::{probe_once, BbState, ProbeOutcome, StatusTarget};
 use bbwd_platform::poll::{PollSet, Want};
 use bbwd_platform::process::{self, GroupSignal, PidRecord, RunAs, SpawnSpec, Supervised};
 
-use crate::cli::probe_once;
 use crate::config::{self, Config};
+use crate::exit::Exit;
+pub use crate::exit::OcfCode;
 use crate::machine::ProbeText;
 
 /// The agent's name: the symlink's file name and `<resource-agent name=...>`.
@@ -93,24 +94,6 @@ const MONITOR_TIMEOUT: Duration = Duration::from_secs(30);
 /// margin, the process start and the last probe.
 const META_SLACK: Duration = Duration::from_secs(60);
 const META_STOP_SLACK: Duration = Duration::from_secs(30);
-
-/// OCF exit codes (OCF resource agent API, "Return codes").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OcfCode {
-    Success = 0,
-    ErrGeneric = 1,
-    ErrArgs = 2,
-    ErrUnimplemented = 3,
-    ErrInstalled = 5,
-    ErrConfigured = 6,
-    NotRunning = 7,
-}
-
-impl OcfCode {
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-}
 
 /// The actions this agent implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1026,7 +1009,7 @@ pub fn called_as_agent() -> Option<String> {
 
 /// `bbwd ocf ACTION` (with `-c PATH` when given) or the `bitbucket` symlink: the exit code.
 /// The config is `-c`, else `OCF_RESKEY_config`, else `$BBWD_CONFIG`, else the default.
-pub fn main(action: &str, config_flag: Option<PathBuf>) -> i32 {
+pub fn main(action: &str, config_flag: Option<PathBuf>) -> Exit {
     let env = OcfEnv::from_process();
     let action = match Action::parse(action) {
         Ok(a) => a,
@@ -1039,21 +1022,22 @@ pub fn main(action: &str, config_flag: Option<PathBuf>) -> i32 {
             } else {
                 eprintln!("bbwd-ocf: action `{action}` is not implemented");
             }
-            return code.code();
+            return Exit::Ocf(code);
         }
     };
     let config_path = config_flag
         .or_else(|| env.config.clone())
         .or_else(|| std::env::var_os("BBWD_CONFIG").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
-    Agent {
-        action,
-        env,
-        config_path,
-        started: Instant::now(),
-    }
-    .run()
-    .code()
+    Exit::Ocf(
+        Agent {
+            action,
+            env,
+            config_path,
+            started: Instant::now(),
+        }
+        .run(),
+    )
 }
 
 #[cfg(test)]
@@ -1062,22 +1046,6 @@ mod tests {
     use bbwd_platform::http::ProbeFailure;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
-
-    #[test]
-    fn exit_codes_are_the_ocf_numbers() {
-        let codes = [
-            (OcfCode::Success, 0),
-            (OcfCode::ErrGeneric, 1),
-            (OcfCode::ErrArgs, 2),
-            (OcfCode::ErrUnimplemented, 3),
-            (OcfCode::ErrInstalled, 5),
-            (OcfCode::ErrConfigured, 6),
-            (OcfCode::NotRunning, 7),
-        ];
-        for (c, n) in codes {
-            assert_eq!(c.code(), n, "{c:?}");
-        }
-    }
 
     #[test]
     fn actions_parse_and_the_rest_is_unimplemented_or_a_usage_error() {

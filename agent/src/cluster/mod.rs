@@ -158,32 +158,85 @@ pub struct Cluster<P: Platform = Real> {
     events: heapless::Deque<(&'static str, Detail, bool), 8>,
 }
 
-/// Why pair mode cannot start.
-pub type SetupError = String;
+/// Why pair mode cannot start: what was being opened (a key, or a sentence when nothing
+/// lower failed), and the failure underneath.
+#[derive(Debug)]
+pub struct SetupError {
+    what: &'static str,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl SetupError {
+    /// A failure of its own (nothing lower failed).
+    fn plain(what: &'static str) -> SetupError {
+        SetupError { what, source: None }
+    }
+
+    /// `what` failed because of `source`.
+    fn of(
+        what: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> SetupError {
+        SetupError {
+            what,
+            source: Some(source.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Some(e) => write!(f, "{}: {e}", self.what),
+            None => f.write_str(self.what),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl Cluster<Real> {
     /// Opens everything pair mode needs; any failure names the key it comes from.
     pub fn open(cfg: &Config) -> Result<Setup, SetupError> {
-        let c = cfg.cluster.as_ref().ok_or("[cluster] missing")?;
-        let v = cfg.vip.as_ref().ok_or("[cluster] needs [vip]")?;
-        let f = cfg.fencing.as_ref().ok_or("[cluster] needs [fencing]")?;
+        let c = cfg
+            .cluster
+            .as_ref()
+            .ok_or(SetupError::plain("[cluster] missing"))?;
+        let v = cfg
+            .vip
+            .as_ref()
+            .ok_or(SetupError::plain("[cluster] needs [vip]"))?;
+        let f = cfg
+            .fencing
+            .as_ref()
+            .ok_or(SetupError::plain("[cluster] needs [fencing]"))?;
         let key_bytes = bbwd_platform::fs::read_secret_file(&c.key_file)
-            .map_err(|e| format!("cluster.key_file: {e}"))?;
-        let key = hb::Key::new(&key_bytes).map_err(|e| format!("cluster.key_file: {e}"))?;
-        let me = hb::NodeName::new(&cfg.node.name).ok_or("node.name: not a valid node name")?;
-        let peer = hb::NodeName::new(&c.peer).ok_or("cluster.peer: not a valid node name")?;
+            .map_err(|e| SetupError::of("cluster.key_file", e))?;
+        // The core's key error is plain data (no std::error::Error there): its text.
+        let key = hb::Key::new(&key_bytes)
+            .map_err(|e| SetupError::of("cluster.key_file", e.to_string()))?;
+        let me = hb::NodeName::new(&cfg.node.name)
+            .ok_or(SetupError::plain("node.name: not a valid node name"))?;
+        let peer = hb::NodeName::new(&c.peer)
+            .ok_or(SetupError::plain("cluster.peer: not a valid node name"))?;
         let links = Links::bind(&c.listen, &c.peer_addresses)
-            .map_err(|e| format!("cluster.listen: {e}"))?;
-        let boot_id =
-            bbwd_platform::heartbeat::random_boot_id().map_err(|e| format!("heartbeat: {e}"))?;
+            .map_err(|e| SetupError::of("cluster.listen", e))?;
+        let boot_id = bbwd_platform::heartbeat::random_boot_id()
+            .map_err(|e| SetupError::of("heartbeat", e))?;
         let first_sequence = clock::wall_ms().saturating_mul(1000);
         let fencer = FenceDevices::start(
-            fence_cli::targets(f).map_err(|e| format!("fencing: {e}"))?,
+            fence_cli::targets(f).map_err(|e| SetupError::of("fencing", e))?,
             fence_cli::settings(f, Some(FENCE_KEEPALIVE)),
         )
-        .map_err(|e| format!("fencing: {e}"))?;
-        let mut vip =
-            Vip::open(&v.interface, v.address, v.prefix_len).map_err(|e| format!("vip: {e}"))?;
+        .map_err(|e| SetupError::of("fencing", e))?;
+        let mut vip = Vip::open(&v.interface, v.address, v.prefix_len)
+            .map_err(|e| SetupError::of("vip", e))?;
         let vip_watch = match vip.watch() {
             Ok(w) => Some(w),
             Err(e) => {
@@ -192,13 +245,20 @@ impl Cluster<Real> {
             }
         };
         let witness = match c.witness {
-            Some(addr) => Some(Witness::new(addr).map_err(|e| format!("cluster.witness: {e}"))?),
+            Some(addr) => {
+                Some(Witness::new(addr).map_err(|e| SetupError::of("cluster.witness", e))?)
+            }
             None => None,
         };
-        let link = LinkWatch::open(&v.interface).map_err(|e| format!("vip.interface: {e}"))?;
+        let link = LinkWatch::open(&v.interface).map_err(|e| SetupError::of("vip.interface", e))?;
         let vip_held = match vip.held() {
             Ok(held) => held,
-            Err(e) => return Err(format!("vip: cannot tell whether the VIP is held: {e}")),
+            Err(e) => {
+                return Err(SetupError::of(
+                    "vip: cannot tell whether the VIP is held",
+                    e,
+                ))
+            }
         };
         let mut storage = StorageFile(cfg.node.state_dir.join(STORAGE_RECORD));
         let storage_held = storage_held_at_open(&mut storage);
