@@ -9,7 +9,7 @@ mod config;
 mod daemon;
 mod events;
 mod exit;
-mod fence;
+mod fencing;
 mod hostcheck;
 mod metrics;
 mod mirror;

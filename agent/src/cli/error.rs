@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use bbwd_platform::control;
 
+use bbwd_core::fence::operator::Action;
+
 use crate::config;
 use crate::daemon;
-use crate::fence::{Action, FenceError};
+use crate::fencing::FenceError;
 use crate::hostcheck::{Finding, Severity};
 
 /// Why a command failed. `crate::exit::Exit::of` says which exit code each is.

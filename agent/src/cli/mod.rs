@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bbwd_core::fence::operator::Action;
 use bbwd_platform::control;
 
 use crate::config::{self, Config};
@@ -18,6 +19,7 @@ use crate::hostcheck;
 use crate::mirror::MaintMode;
 
 mod error;
+mod fence;
 mod status;
 pub use error::{report, Error};
 
@@ -64,7 +66,7 @@ enum Command {
     Switchover,
     ConfirmPeerDown,
     Reexec,
-    Fence(crate::fence::Action),
+    Fence(Action),
     Ocf { action: String },
     Version,
     Help,
@@ -136,7 +138,7 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>), St
         ["switchover"] => Command::Switchover,
         ["confirm-peer-down"] => Command::ConfirmPeerDown,
         ["reexec"] => Command::Reexec,
-        ["fence", a] => match crate::fence::Action::parse(a) {
+        ["fence", a] => match Action::parse(a) {
             Some(a) => Command::Fence(a),
             None => return Err("usage: bbwd fence status|off|on|cycle".into()),
         },
@@ -217,7 +219,7 @@ pub fn run() -> Result<Exit, Error> {
         Command::Ocf { action } => Ok(crate::ocf::main(&action, None)),
         Command::Fence(action) => {
             let cfg = config::load(&path).map_err(Error::Config)?;
-            crate::fence::command(&cfg, action)
+            fence::command(&cfg, action)
         }
     }
 }
@@ -457,10 +459,7 @@ mod tests {
         assert_eq!(p(&["reset"]).unwrap().0, Command::Reset);
         assert_eq!(
             p(&["fence", "off", "-c", "/x.toml"]).unwrap(),
-            (
-                Command::Fence(crate::fence::Action::Off),
-                Some("/x.toml".into())
-            )
+            (Command::Fence(Action::Off), Some("/x.toml".into()))
         );
         assert!(p(&["fence", "reboot"]).is_err());
         assert_eq!(p(&["version"]).unwrap().0, Command::Version);

@@ -36,7 +36,7 @@ use bbwd_platform::witness::Witness;
 use log::{error, info, warn};
 
 use crate::config::{Config, FenceAction};
-use crate::fence as fence_cli;
+use crate::fencing;
 use crate::heartbeat as hb;
 use crate::machine::Detail;
 use crate::pair::{self, Hooks};
@@ -231,8 +231,8 @@ impl Cluster<Real> {
             .map_err(|e| SetupError::of("heartbeat", e))?;
         let first_sequence = clock::wall_ms().saturating_mul(1000);
         let fencer = FenceDevices::start(
-            fence_cli::targets(f).map_err(|e| SetupError::of("fencing", e))?,
-            fence_cli::settings(f, Some(FENCE_KEEPALIVE)),
+            fencing::targets(f).map_err(|e| SetupError::of("fencing", e))?,
+            fencing::settings(f, Some(FENCE_KEEPALIVE)),
         )
         .map_err(|e| SetupError::of("fencing", e))?;
         let mut vip = Vip::open(&v.interface, v.address, v.prefix_len)
