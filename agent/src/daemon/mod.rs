@@ -77,7 +77,8 @@ const FDSTORE_OUTPUT: &str = "bitbucket-output";
 /// pace systemd's and the hardware watchdog's keep-alives depend on was lost.
 const LOOP_STALL: Duration = Duration::from_secs(2);
 
-/// A cause that is a bare message (a platform call that reports its failure as text).
+/// The error underneath a start-up failure, kept as it is (a platform call that reports its
+/// failure only as text gives its text).
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why the daemon could not run. `crate::exit` maps each to `run`'s exit code.
