@@ -224,13 +224,30 @@ fn network_findings(cfg: &Config, out: &mut Findings) {
 /// Why `argv[0]` cannot be run here, if it cannot.
 fn program_problem(argv: &[String]) -> Option<String> {
     let program = argv.first().map(String::as_str).unwrap_or_default();
-    (!crate::ocf::program_installed(program)).then(|| {
+    (!program_installed(program)).then(|| {
         if program.contains('/') {
             format!("{program:?} is not an executable file on this node")
         } else {
             format!("{program:?} is not an executable file in any directory of PATH on this node")
         }
     })
+}
+
+/// Whether `program` is an executable file: an absolute or relative path as given, or a bare
+/// name found in `$PATH`.
+fn program_installed(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.is_empty() {
+        return false;
+    }
+    if program.contains('/') {
+        return executable(Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(program))))
 }
 
 /// Why the status URL's host does not resolve now (None for an IP literal, or a name that does).
@@ -303,6 +320,17 @@ fn device_problem(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn program_lookup_follows_path_rules() {
+        assert!(program_installed("/bin/sh"));
+        assert!(program_installed("sh"), "found in PATH");
+        assert!(!program_installed("/etc/passwd"), "not executable");
+        assert!(!program_installed("/no/such/program"));
+        assert!(!program_installed("bbwd-no-such-program"));
+        assert!(!program_installed(""));
+        assert!(!program_installed("/bin"), "a directory");
+    }
     use std::os::unix::fs::PermissionsExt;
 
     use bbwd_testkit::TempDir as Dir;

@@ -1,16 +1,15 @@
-//! `bbwd`: the command line. Parses arguments, dispatches to the daemon or to a client command,
-//! and decides every exit code in one place (`main`).
-//!
-//! Exit codes: `run` 0 after a clean stop, 2 for an invalid config, 1 for any other failure;
-//! `check-config` 0 valid / 2 invalid; `status` 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN;
-//! operator commands 0 done / 1 refused or failed / 2 bad usage or config.
+//! `bbwd`: the command line. `cli` parses the arguments and runs the daemon or a client
+//! command; every command ends in an `Exit` or a `cli::Error`, and `main` alone reports the
+//! error and hands the exit code to the OS (the numbers are in `exit.rs`, the only place they
+//! are written).
 
 mod cli;
 mod cluster;
 mod config;
 mod daemon;
 mod events;
-mod fence;
+mod exit;
+mod fencing;
 mod hostcheck;
 mod metrics;
 mod mirror;
@@ -23,6 +22,13 @@ use bbwd_core::{heartbeat, machine, pair};
 #[cfg(feature = "alloc-count")]
 mod alloc_count;
 
-fn main() {
-    std::process::exit(cli::main());
+fn main() -> std::process::ExitCode {
+    let exit = match cli::run() {
+        Ok(exit) => exit,
+        Err(e) => {
+            cli::report(&e);
+            exit::Exit::of(&e)
+        }
+    };
+    exit.into()
 }

@@ -359,6 +359,15 @@ impl std::fmt::Display for LockError {
     }
 }
 
+impl std::error::Error for LockError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LockError::Held { .. } => None,
+            LockError::Io(e) => Some(e),
+        }
+    }
+}
+
 impl StateLock {
     /// Takes `dir/name` without waiting (`wait` = `None`), or waiting up to `wait`, polling.
     /// The daemon takes `STATE_LOCK_NAME`; `bbwd ocf start` a lock of its own.

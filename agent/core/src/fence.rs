@@ -25,6 +25,8 @@
 //! * `cycle` is `Off` (confirmed) followed by `On`; the takeover goes on as soon as off is
 //!   confirmed (the caller starts `On` separately).
 //!
+//! `bbwd fence` (an operator acting by hand) has a procedure of its own, [`operator`].
+//!
 //! # Invariants
 //! * At most one operation is outstanding; `Reply`s that do not match are ignored.
 //! * Every procedure ends by its deadline, with an outcome.
@@ -32,6 +34,8 @@
 use std::time::{Duration, Instant};
 
 use crate::machine::Detail;
+
+pub mod operator;
 
 /// How often the power state is asked while waiting for it to change (as `bbwd fence` does):
 /// a confirmed off comes at most this long after the BMC knows, and a BMC is not hurried by more

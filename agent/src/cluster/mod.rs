@@ -10,7 +10,8 @@
 //!
 //! The platform objects sit behind the narrow traits of `io.rs` (`Bmc`, `VipOps`,
 //! `HeartbeatIo`, `HookRunner`, `RecordStore`), so the translation is unit-tested with the
-//! recording fakes of `fake.rs` (`tests.rs`); the daemon uses `Cluster<Real>`, spelled `Cluster`.
+//! recording fakes of `fake.rs` (`tests.rs`); the daemon uses `Cluster<Real>`, spelled `Cluster`,
+//! opened by `open.rs` (the platform objects from the config, and what an earlier run left).
 //!
 //! # Invariants
 //! * Every operation is non-blocking with a deadline: BMC operations run on the IPMI client's
@@ -22,30 +23,29 @@
 use std::time::{Duration, Instant};
 
 use bbwd_core::fence;
-use bbwd_core::node::{Action, Input, Node, PairSettings};
-use bbwd_core::timing;
+use bbwd_core::node::{Action, Input, Node};
 use bbwd_platform::clock;
 use bbwd_platform::command::SequenceMode;
-use bbwd_platform::fence_device::FenceDevices;
-use bbwd_platform::heartbeat::Links;
 use bbwd_platform::ipmi::{Op, Power, PowerAction, Reply};
 use bbwd_platform::linkwatch::LinkWatch;
 use bbwd_platform::poll::{PollSet, Token, Want};
-use bbwd_platform::vip::{AddressWatch, ProbeOutcome, Vip, VipError};
+use bbwd_platform::vip::{AddressWatch, ProbeOutcome, VipError};
 use bbwd_platform::witness::Witness;
 use log::{error, info, warn};
 
-use crate::config::{Config, FenceAction};
-use crate::fence as fence_cli;
 use crate::heartbeat as hb;
 use crate::machine::Detail;
 use crate::pair::{self, Hooks};
 
 mod io;
+mod open;
 pub use io::{
     Bmc, HeartbeatIo, HookRun, HookRunner, Platform, Real, RecordStore, Spawner, StorageFile,
     VipOps,
 };
+#[cfg(test)]
+use open::storage_held_at_open;
+pub use open::SetupError;
 
 #[cfg(test)]
 mod fake;
@@ -90,16 +90,6 @@ enum VipPhase {
         left: u32,
         next: Instant,
     },
-}
-
-/// What pair mode starts from (read before the node is built).
-pub struct Setup {
-    pub cluster: Cluster,
-    pub settings: PairSettings,
-    /// The VIP is on the interface (left by an earlier run).
-    pub vip_held: bool,
-    /// `state_dir/storage` exists.
-    pub storage_held: bool,
 }
 
 /// What a [`Cluster`] is built from: the platform objects and the settings it passes on.
@@ -156,156 +146,6 @@ pub struct Cluster<P: Platform = Real> {
     pending: heapless::Deque<Input, 16>,
     /// Events of this layer (kind, detail, is a problem), drained by the daemon.
     events: heapless::Deque<(&'static str, Detail, bool), 8>,
-}
-
-/// Why pair mode cannot start.
-pub type SetupError = String;
-
-impl Cluster<Real> {
-    /// Opens everything pair mode needs; any failure names the key it comes from.
-    pub fn open(cfg: &Config) -> Result<Setup, SetupError> {
-        let c = cfg.cluster.as_ref().ok_or("[cluster] missing")?;
-        let v = cfg.vip.as_ref().ok_or("[cluster] needs [vip]")?;
-        let f = cfg.fencing.as_ref().ok_or("[cluster] needs [fencing]")?;
-        let key_bytes = bbwd_platform::fs::read_secret_file(&c.key_file)
-            .map_err(|e| format!("cluster.key_file: {e}"))?;
-        let key = hb::Key::new(&key_bytes).map_err(|e| format!("cluster.key_file: {e}"))?;
-        let me = hb::NodeName::new(&cfg.node.name).ok_or("node.name: not a valid node name")?;
-        let peer = hb::NodeName::new(&c.peer).ok_or("cluster.peer: not a valid node name")?;
-        let links = Links::bind(&c.listen, &c.peer_addresses)
-            .map_err(|e| format!("cluster.listen: {e}"))?;
-        let boot_id =
-            bbwd_platform::heartbeat::random_boot_id().map_err(|e| format!("heartbeat: {e}"))?;
-        let first_sequence = clock::wall_ms().saturating_mul(1000);
-        let fencer = FenceDevices::start(
-            fence_cli::targets(f).map_err(|e| format!("fencing: {e}"))?,
-            fence_cli::settings(f, Some(FENCE_KEEPALIVE)),
-        )
-        .map_err(|e| format!("fencing: {e}"))?;
-        let mut vip =
-            Vip::open(&v.interface, v.address, v.prefix_len).map_err(|e| format!("vip: {e}"))?;
-        let vip_watch = match vip.watch() {
-            Ok(w) => Some(w),
-            Err(e) => {
-                warn!("vip: cannot watch the address: {e}");
-                None
-            }
-        };
-        let witness = match c.witness {
-            Some(addr) => Some(Witness::new(addr).map_err(|e| format!("cluster.witness: {e}"))?),
-            None => None,
-        };
-        let link = LinkWatch::open(&v.interface).map_err(|e| format!("vip.interface: {e}"))?;
-        let vip_held = match vip.held() {
-            Ok(held) => held,
-            Err(e) => return Err(format!("vip: cannot tell whether the VIP is held: {e}")),
-        };
-        let mut storage = StorageFile(cfg.node.state_dir.join(STORAGE_RECORD));
-        let storage_held = storage_held_at_open(&mut storage);
-        let settings = PairSettings {
-            pair: pair::Settings {
-                peer_timeout: c.peer_timeout,
-                preferred_active: c.preferred_active,
-                name_first: cfg.node.name < c.peer,
-                fence_delay: c.fence_delay,
-                boot_wait: c.boot_wait,
-                witness: c.witness.is_some(),
-                witness_misses: WITNESS_MISSES,
-                link_hold: c.peer_timeout,
-                step_timeout: STEP_TIMEOUT,
-                release_timeout: timing::release_deadline(
-                    cfg.bitbucket.stop_timeout,
-                    cfg.bitbucket.kill_timeout,
-                ),
-                bmc_watch: BMC_WATCH,
-            },
-            heartbeat_interval: c.heartbeat_interval,
-            links: links.len(),
-            key,
-            me,
-            peer,
-            boot_id,
-            first_sequence,
-            fence_timeout: f.timeout,
-            fence_cycle: f.action == FenceAction::Cycle,
-            preferred: c.preferred_active,
-        };
-        let cluster = Cluster::new(
-            Parts {
-                node_name: cfg.node.name.clone(),
-                peer_name: c.peer.clone(),
-                before_start: cfg.hooks.before_start.clone(),
-                after_stop: cfg.hooks.after_stop.clone(),
-                garp_count: v.garp_count,
-                garp_interval: v.garp_interval,
-                links,
-                fencer,
-                vip,
-                vip_watch,
-                hook_runner: Spawner,
-                storage,
-                witness,
-                link: Some(link),
-            },
-            clock::now(),
-        );
-        if vip_held {
-            warn!(
-                "vip {}: configured on this node at start: the node resumes serving",
-                cluster.vip
-            );
-        }
-        // The public link as it is now (the watch reports only changes from here on).
-        let mut cluster = cluster;
-        if let Some(l) = &cluster.link {
-            if !l.state().usable() {
-                cluster.push(Input::PublicLink { up: false });
-            }
-        }
-        Ok(Setup {
-            cluster,
-            settings,
-            vip_held,
-            storage_held,
-        })
-    }
-}
-
-/// Whether the storage record says `before_start` hooks may be in effect. A record of an
-/// earlier kernel boot is removed and does not count; an unreadable one counts.
-fn storage_held_at_open(storage: &mut impl RecordStore) -> bool {
-    match storage.read() {
-        Ok(None) => false,
-        Ok(Some(text)) => {
-            // Only a record of this kernel boot: after a reboot nothing the hooks did is in
-            // effect any more (mounts, DRBD roles), and resuming from an old record would
-            // start Bitbucket next to the peer that fenced this node (found by the model
-            // checker).
-            let text = String::from_utf8_lossy(&text);
-            let this_boot = storage.boot_id();
-            let recorded = text
-                .split_whitespace()
-                .nth(1)
-                .and_then(|b| u128::from_str_radix(b, 16).ok());
-            if this_boot.is_some() && recorded == this_boot {
-                true
-            } else {
-                info!(
-                    "{}: from an earlier boot: the hooks' effects are gone with it",
-                    storage.path().display()
-                );
-                if let Err(e) = storage.remove() {
-                    warn!("{e}");
-                }
-                false
-            }
-        }
-        // Cannot tell: assume held (resuming is safe, forgetting is not).
-        Err(e) => {
-            warn!("{e}: taking the storage as held");
-            true
-        }
-    }
 }
 
 impl<P: Platform> Cluster<P> {

@@ -51,8 +51,12 @@ impl Exporter {
         };
         let server = match m.listen {
             Some(addr) => Some(
-                MetricsServer::bind(addr, metrics_server::CONN_TIMEOUT)
-                    .map_err(|e| Error::Setup(format!("metrics.listen: {e}")))?,
+                MetricsServer::bind(addr, metrics_server::CONN_TIMEOUT).map_err(|e| {
+                    Error::Setup {
+                        what: "metrics.listen",
+                        source: e.into(),
+                    }
+                })?,
             ),
             None => None,
         };

@@ -77,15 +77,22 @@ const FDSTORE_OUTPUT: &str = "bitbucket-output";
 /// pace systemd's and the hardware watchdog's keep-alives depend on was lost.
 const LOOP_STALL: Duration = Duration::from_secs(2);
 
-/// Why the daemon could not run. Each maps to an exit code in `main`.
+/// The error underneath a start-up failure, kept as it is (a platform call that reports its
+/// failure only as text gives its text).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why the daemon could not run. `crate::exit` maps each to `run`'s exit code.
 #[derive(Debug)]
 pub enum Error {
-    /// Set-up failed on this node (state directory, its lock, control socket, signals).
-    Setup(String),
+    /// Set-up failed on this node (state directory, its lock, control socket, signals, a port
+    /// in use): what was being set up, and why.
+    Setup { what: &'static str, source: Cause },
+    /// Pair mode's platform side could not be opened (a port in use, a netlink socket).
+    Pair(crate::cluster::SetupError),
     /// A config value does not work on this node at start-up (a status URL host that does not
     /// resolve, an unknown user or group, an address or device that is not there): the key and
     /// the reason. `bbwd run` exits 2 for it, as for any other config problem.
-    Config { key: &'static str, message: String },
+    Config { key: &'static str, source: Cause },
     /// The control socket answers already: another bbwd runs with this config.
     AlreadyRunning(PathBuf),
     /// poll(2) itself failed.
@@ -93,26 +100,36 @@ pub enum Error {
 }
 
 impl Error {
-    /// `bbwd run`'s exit code for it (SPEC: 2 for a config problem, 1 for any other failure).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Config { .. } => 2,
-            Error::Setup(_) | Error::AlreadyRunning(_) | Error::Loop(_) => 1,
-        }
+    /// A config problem found only at start-up (SPEC: `run` exits 2 for it, as for any other
+    /// config problem; 1 for the rest).
+    pub fn is_config(&self) -> bool {
+        matches!(self, Error::Config { .. })
     }
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::Setup(s) => write!(f, "cannot start: {s}"),
-            Error::Config { key, message } => write!(f, "cannot start: {key}: {message}"),
+            Error::Setup { what, source } => write!(f, "cannot start: {what}: {source}"),
+            Error::Pair(e) => write!(f, "cannot start: {e}"),
+            Error::Config { key, source } => write!(f, "cannot start: {key}: {source}"),
             Error::AlreadyRunning(p) => write!(
                 f,
                 "another bbwd is already running (it answers on {})",
                 p.display()
             ),
             Error::Loop(e) => write!(f, "event loop failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Setup { source, .. } | Error::Config { source, .. } => Some(source.as_ref()),
+            Error::Pair(e) => Some(e),
+            Error::Loop(e) => Some(e),
+            Error::AlreadyRunning(_) => None,
         }
     }
 }

@@ -9,49 +9,57 @@ use super::*;
 
 /// Runs the daemon until SIGTERM/SIGINT has stopped Bitbucket.
 pub fn run(cfg: Config) -> Result<(), Error> {
-    let setup = |what: &str, e: &dyn std::fmt::Display| Error::Setup(format!("{what}: {e}"));
-    let config = |key: &'static str, e: &dyn std::fmt::Display| Error::Config {
-        key,
-        message: e.to_string(),
-    };
-    fs::ensure_dir(&cfg.node.state_dir, 0o750).map_err(|e| setup("state_dir", &e))?;
+    fn setup(what: &'static str, e: impl Into<Cause>) -> Error {
+        Error::Setup {
+            what,
+            source: e.into(),
+        }
+    }
+    fn config(key: &'static str, e: impl Into<Cause>) -> Error {
+        Error::Config {
+            key,
+            source: e.into(),
+        }
+    }
+    fs::ensure_dir(&cfg.node.state_dir, 0o750).map_err(|e| setup("state_dir", e))?;
     // A node that cannot record what it runs must not start it: the next bbwd would not know
     // it and start a second one.
     fs::check_writable(&cfg.node.state_dir).map_err(|e| {
         setup(
             "node.state_dir is not writable (read-only or full filesystem?); bbwd would start \
              Bitbucket without a pid file",
-            &e,
+            e,
         )
     })?;
     // One bbwd per state_dir (a second one, even on another control socket, would adopt and
     // restart the same Bitbucket). Held until `run` returns; the kernel drops it on any exit.
     let _lock = fs::StateLock::acquire(&cfg.node.state_dir, fs::STATE_LOCK_NAME, None).map_err(
         |e| match e {
-            fs::LockError::Held { .. } => Error::Setup(format!(
-                "another bbwd is already running with this node.state_dir: {e}"
-            )),
-            fs::LockError::Io(e) => setup("node.state_dir", &e),
+            e @ fs::LockError::Held { .. } => setup(
+                "another bbwd is already running with this node.state_dir",
+                e,
+            ),
+            fs::LockError::Io(e) => setup("node.state_dir", e),
         },
     )?;
     let paths = Paths::new(&cfg);
     let target = StatusTarget::parse(&cfg.bitbucket.status_url)
-        .map_err(|e| config("bitbucket.status_url", &e.0))?;
+        .map_err(|e| config("bitbucket.status_url", e))?;
     let user = match &cfg.bitbucket.user {
-        Some(name) => Some(RunAs::lookup(name).map_err(|e| config("bitbucket.user", &e))?),
+        Some(name) => Some(RunAs::lookup(name).map_err(|e| config("bitbucket.user", e))?),
         None => None,
     };
     let spec = spawn_spec(&cfg.bitbucket, user, cfg.bitbucket.capture_output);
     let status_gid = match &cfg.node.status_group {
-        Some(g) => Some(control::group_id(g).map_err(|e| config("node.status_group", &e))?),
+        Some(g) => Some(control::group_id(g).map_err(|e| config("node.status_group", e))?),
         None => None,
     };
     let mut control = match ControlServer::bind_with(&cfg.node.control_socket, status_gid) {
         Ok(c) => c,
         Err(control::Error::InUse(p)) => return Err(Error::AlreadyRunning(p)),
-        Err(e) => return Err(setup("node.control_socket", &e)),
+        Err(e) => return Err(setup("node.control_socket", e)),
     };
-    let mut signals = Signals::install().map_err(|e| setup("signals", &e))?;
+    let mut signals = Signals::install().map_err(|e| setup("signals", e))?;
     let lb = match &cfg.load_balancer {
         Some(l) => match AgentServer::bind(l.haproxy_agent, agentcheck::CONN_TIMEOUT) {
             Ok(server) => Some(LbAgent::new(server)),
@@ -59,7 +67,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
                 control.remove();
                 // A port another process holds is this host's state, not the config's (exit
                 // 1); an address that is not this node's was refused by the host checks.
-                return Err(setup("load_balancer.haproxy_agent", &e));
+                return Err(setup("load_balancer.haproxy_agent", e));
             }
         },
         None => None,
@@ -145,7 +153,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
                 // What the config got wrong here (a key too short, an interface or a listen
                 // address not on this node) the host checks refused before (exit 2); what
                 // fails now is the host's (a port in use, a netlink socket): exit 1.
-                return Err(Error::Setup(e));
+                return Err(Error::Pair(e));
             }
         }
     }
@@ -222,7 +230,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         Ok(None) => {}
         Err(e) => {
             control.remove();
-            return Err(config("watchdog.device", &e));
+            return Err(config("watchdog.device", e));
         }
     }
     core.apply(now, first);

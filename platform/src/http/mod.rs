@@ -269,6 +269,34 @@ impl Default for HttpProbe {
     }
 }
 
+/// One probe, waited for: for the command line and the OCF agent, which may block; the
+/// daemon's loop never calls this (it drives an [`HttpProbe`] itself).
+pub fn probe_once(target: &StatusTarget, timeout: Duration) -> ProbeOutcome {
+    use crate::poll::{PollSet, Want};
+    let mut probe = HttpProbe::new();
+    let now = Instant::now();
+    if let Err(outcome) = probe.start(target, now, timeout) {
+        return outcome;
+    }
+    let mut set = PollSet::new();
+    loop {
+        set.clear();
+        if let Some((fd, i)) = probe.interest() {
+            let want = match i {
+                Interest::Readable => Want::Read,
+                Interest::Writable => Want::Write,
+            };
+            let _ = set.add(fd, want);
+        }
+        let now = Instant::now();
+        let wait = probe.deadline().map(|d| d.saturating_duration_since(now));
+        let _ = set.wait(wait);
+        if let Some(o) = probe.advance(Instant::now()) {
+            return o;
+        }
+    }
+}
+
 fn connect_failure(errno: Errno) -> ProbeFailure {
     match errno {
         Errno::ECONNREFUSED => ProbeFailure::Refused,

@@ -1,23 +1,27 @@
 //! The command line: argument parsing, the client commands (`status`, `maintenance`, `reset`,
-//! `check-config`), logging set-up, and the mapping of every outcome to an exit code.
+//! `check-config`, `reexec`), `run`'s checks before the daemon starts, and logging set-up.
+//! Each command ends in an [`Exit`] (how it ended) or an [`Error`] (why it failed): `main`
+//! reports the error ([`report`]) and `crate::exit` turns either into the exit code.
 //!
-//! Must not: implement daemon behaviour (that is `daemon.rs`) or decide health (the daemon's
-//! machine decides; `status.rs` maps a report to an exit code).
+//! Must not: implement daemon behaviour (that is `daemon/`), decide health (the daemon's
+//! machine decides; `status.rs` gives a report its verdict) or write an exit code's number.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bbwd_core::fence::operator::Action;
 use bbwd_platform::control;
-use bbwd_platform::http::{HttpProbe, Interest, ProbeOutcome, StatusTarget};
-use bbwd_platform::poll::{PollSet, Want};
 
 use crate::config::{self, Config};
 use crate::daemon;
+use crate::exit::Exit;
 use crate::hostcheck;
-use crate::machine::ProbeText;
 use crate::mirror::MaintMode;
-use crate::status::{self, Status};
+
+mod error;
+mod fence;
+mod status;
+pub use error::{report, Error};
 
 /// How long a client waits for the daemon's answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,7 +66,7 @@ enum Command {
     Switchover,
     ConfirmPeerDown,
     Reexec,
-    Fence(crate::fence::Action),
+    Fence(Action),
     Ocf { action: String },
     Version,
     Help,
@@ -134,7 +138,7 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>), St
         ["switchover"] => Command::Switchover,
         ["confirm-peer-down"] => Command::ConfirmPeerDown,
         ["reexec"] => Command::Reexec,
-        ["fence", a] => match crate::fence::Action::parse(a) {
+        ["fence", a] => match Action::parse(a) {
             Some(a) => Command::Fence(a),
             None => return Err("usage: bbwd fence status|off|on|cycle".into()),
         },
@@ -173,123 +177,29 @@ fn config_path(flag: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH))
 }
 
-/// Runs the command line; returns the exit code.
-pub fn main() -> i32 {
+/// Runs the command line: how it ended, or why it failed (`main` reports the failure and turns
+/// either into the exit code).
+pub fn run() -> Result<Exit, Error> {
     if let Some(action) = crate::ocf::called_as_agent() {
-        return crate::ocf::main(&action, None);
+        return Ok(crate::ocf::main(&action, None));
     }
-    let (cmd, path) = match parse(std::env::args_os().skip(1).collect()) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("bbwd: {e}");
-            return 2;
-        }
-    };
+    let (cmd, path) = parse(std::env::args_os().skip(1).collect()).map_err(Error::Usage)?;
     if let Command::Ocf { action } = &cmd {
-        return crate::ocf::main(action, path);
+        return Ok(crate::ocf::main(action, path));
     }
     let path = config_path(path);
     match cmd {
         Command::Help => {
             print!("{USAGE}");
-            0
+            Ok(Exit::Ok)
         }
         Command::Version => {
             println!("bbwd {}", env!("CARGO_PKG_VERSION"));
-            0
+            Ok(Exit::Ok)
         }
-        Command::CheckConfig => match config::load(&path) {
-            Ok(cfg) => {
-                let found = hostcheck::check(&cfg);
-                let errors: Vec<_> = found
-                    .iter()
-                    .filter(|f| f.severity == hostcheck::Severity::Error)
-                    .collect();
-                if !errors.is_empty() {
-                    for f in errors {
-                        eprintln!("{}: {f}", path.display());
-                    }
-                    return 2;
-                }
-                for w in config::warnings(&cfg) {
-                    eprintln!("{}: warning: {w}", path.display());
-                }
-                for f in found
-                    .iter()
-                    .filter(|f| f.severity == hostcheck::Severity::Warning)
-                {
-                    eprintln!("{}: warning: {f}", path.display());
-                }
-                println!(
-                    "{}: valid ({} node `{}`)",
-                    path.display(),
-                    mode_word(&cfg),
-                    cfg.node.name
-                );
-                0
-            }
-            Err(problems) => {
-                eprint!("{problems}");
-                if !problems.to_string().ends_with('\n') {
-                    eprintln!();
-                }
-                2
-            }
-        },
-        Command::Run => {
-            init_logging();
-            let cfg = match config::load(&path) {
-                Ok(c) => c,
-                Err(problems) => {
-                    for line in problems.to_string().lines() {
-                        log::error!("{line}");
-                    }
-                    log::error!("refusing to start with an invalid config");
-                    return 2;
-                }
-            };
-            // Timing rule R5: only here is systemd's WatchdogSec known (WATCHDOG_USEC).
-            let systemd_watchdog = bbwd_platform::sdnotify::SdNotify::watchdog_timeout();
-            if let Err(problems) = config::check_at_start(&cfg, &path, systemd_watchdog) {
-                for line in problems.to_string().lines() {
-                    log::error!("{line}");
-                }
-                log::error!("refusing to start: the timing rules do not hold");
-                return 2;
-            }
-            // The same host checks as check-config: what check-config calls an error, run
-            // refuses (exit 2) before it touches anything.
-            let found = hostcheck::check(&cfg);
-            let mut refused = false;
-            for f in &found {
-                match f.severity {
-                    hostcheck::Severity::Error => {
-                        log::error!("{}: {f}", path.display());
-                        refused = true;
-                    }
-                    hostcheck::Severity::Warning => log::warn!("{}: {f}", path.display()),
-                }
-            }
-            if refused {
-                log::error!("refusing to start: the config does not fit this node (bbwd check-config lists the same)");
-                bbwd_platform::logger::flush_for(Duration::from_secs(1));
-                return 2;
-            }
-            for w in config::warnings(&cfg) {
-                log::warn!("{}: {w}", path.display());
-            }
-            let code = match daemon::run(cfg) {
-                Ok(()) => 0,
-                Err(e) => {
-                    log::error!("{e}");
-                    e.exit_code()
-                }
-            };
-            // The last lines (bounded: a stalled reader must not hold the exit).
-            bbwd_platform::logger::flush_for(Duration::from_secs(1));
-            code
-        }
-        Command::Status { json } => status_command(&path, json),
+        Command::CheckConfig => check_config(&path),
+        Command::Run => run_daemon(&path),
+        Command::Status { json } => status::command(&path, json),
         Command::MaintenanceLb { reason, lb } => {
             let req =
                 serde_json::json!({ "cmd": "maintenance", "on": true, "reason": reason, "lb": lb });
@@ -306,29 +216,88 @@ pub fn main() -> i32 {
         }
         Command::Reexec => reexec_command(&path),
         // Dispatched above, before $BBWD_CONFIG could hide OCF_RESKEY_config.
-        Command::Ocf { action } => crate::ocf::main(&action, None),
-        Command::Fence(action) => match config::load(&path) {
-            Ok(cfg) => crate::fence::command(&cfg, action),
-            Err(p) => {
-                print_config_error(&p);
-                2
-            }
-        },
+        Command::Ocf { action } => Ok(crate::ocf::main(&action, None)),
+        Command::Fence(action) => {
+            let cfg = config::load(&path).map_err(Error::Config)?;
+            fence::command(&cfg, action)
+        }
     }
 }
 
-/// A config error on stderr, ending in a newline.
-fn print_config_error(p: &dyn std::fmt::Display) {
-    let text = p.to_string();
-    if text.ends_with('\n') {
-        eprint!("{text}");
-    } else {
-        eprintln!("{text}");
+/// `bbwd check-config`: the config's problems, then the host checks' errors; else the warnings
+/// and `valid`.
+fn check_config(path: &Path) -> Result<Exit, Error> {
+    let cfg = config::load(path).map_err(Error::Config)?;
+    let found = hostcheck::check(&cfg);
+    let errors: Vec<_> = found
+        .iter()
+        .filter(|f| f.severity == hostcheck::Severity::Error)
+        .cloned()
+        .collect();
+    if !errors.is_empty() {
+        return Err(Error::HostCheck {
+            path: path.to_path_buf(),
+            errors,
+        });
     }
+    for w in config::warnings(&cfg) {
+        eprintln!("{}: warning: {w}", path.display());
+    }
+    for f in found
+        .iter()
+        .filter(|f| f.severity == hostcheck::Severity::Warning)
+    {
+        eprintln!("{}: warning: {f}", path.display());
+    }
+    println!(
+        "{}: valid ({} node `{}`)",
+        path.display(),
+        mode_word(&cfg),
+        cfg.node.name
+    );
+    Ok(Exit::Ok)
 }
 
-/// What the config names but this node lacks, as `run` and `ocf validate-all` would find it:
-/// each problem on one line naming its key.
+/// `bbwd run`: logging, the config and the checks `run` makes before it touches anything, then
+/// the daemon until it stops.
+fn run_daemon(path: &Path) -> Result<Exit, Error> {
+    init_logging();
+    let cfg = config::load(path).map_err(|problems| Error::StartConfig {
+        problems,
+        refusal: "refusing to start with an invalid config",
+    })?;
+    // Timing rule R5: only here is systemd's WatchdogSec known (WATCHDOG_USEC).
+    let systemd_watchdog = bbwd_platform::sdnotify::SdNotify::watchdog_timeout();
+    config::check_at_start(&cfg, path, systemd_watchdog).map_err(|problems| {
+        Error::StartConfig {
+            problems,
+            refusal: "refusing to start: the timing rules do not hold",
+        }
+    })?;
+    // The same host checks as check-config: what check-config calls an error, run refuses
+    // (exit 2) before it touches anything.
+    let found = hostcheck::check(&cfg);
+    if found
+        .iter()
+        .any(|f| f.severity == hostcheck::Severity::Error)
+    {
+        return Err(Error::HostRefused {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
+    error::log_findings(path, &found);
+    for w in config::warnings(&cfg) {
+        log::warn!("{}: {w}", path.display());
+    }
+    daemon::run(cfg).map_err(Error::Daemon)?;
+    // The last lines (bounded: a stalled reader must not hold the exit).
+    bbwd_platform::logger::flush_for(error::LOG_FLUSH_LIMIT);
+    Ok(Exit::Ok)
+}
+
+/// `single`, `pair` or `mirror`: the mode in words (`check-config`'s verdict, the status report
+/// made without the daemon).
 fn mode_word(cfg: &Config) -> &'static str {
     match cfg.mode() {
         config::Mode::Single => "single",
@@ -338,38 +307,23 @@ fn mode_word(cfg: &Config) -> &'static str {
 }
 
 /// Sends an operator request to the daemon; prints the outcome.
-fn operator_command(path: &Path, req: &serde_json::Value) -> i32 {
-    let cfg = match config::load(path) {
-        Ok(c) => c,
-        Err(p) => {
-            print_config_error(&p);
-            return 2;
-        }
-    };
+fn operator_command(path: &Path, req: &serde_json::Value) -> Result<Exit, Error> {
+    let cfg = config::load(path).map_err(Error::Config)?;
     let socket = &cfg.node.control_socket;
-    match control::request(socket, req.to_string().as_bytes(), CLIENT_TIMEOUT) {
-        Ok(reply) => match serde_json::from_slice::<serde_json::Value>(&reply) {
-            Ok(v) if v.get("ok") == Some(&serde_json::Value::Bool(true)) => {
-                println!("done: state is now {}", v["state"].as_str().unwrap_or("?"));
-                0
+    let reply =
+        control::request(socket, req.to_string().as_bytes(), CLIENT_TIMEOUT).map_err(|source| {
+            Error::Unreachable {
+                socket: socket.clone(),
+                source,
             }
-            Ok(v) => {
-                eprintln!(
-                    "bbwd: refused: {}",
-                    v["error"].as_str().unwrap_or("no reason given")
-                );
-                1
-            }
-            Err(e) => {
-                eprintln!("bbwd: unreadable reply from the daemon: {e}");
-                1
-            }
-        },
-        Err(e) => {
-            eprintln!("bbwd: {}", unreachable_reason(&e, socket));
-            1
-        }
+        })?;
+    let v = serde_json::from_slice::<serde_json::Value>(&reply).map_err(Error::Reply)?;
+    if v.get("ok") != Some(&serde_json::Value::Bool(true)) {
+        let why = v["error"].as_str().unwrap_or("no reason given");
+        return Err(Error::Refused(why.to_string()));
     }
+    println!("done: state is now {}", v["state"].as_str().unwrap_or("?"));
+    Ok(Exit::Ok)
 }
 
 /// How long `bbwd reexec` waits for the re-executed daemon to answer (it re-adopts Bitbucket
@@ -378,14 +332,8 @@ const REEXEC_WAIT: Duration = Duration::from_secs(30);
 
 /// `bbwd reexec` (the unit's `ExecReload`): asks the daemon to run the binary now installed in
 /// place, then waits until the new run answers, so `systemctl reload` returns once it has.
-fn reexec_command(path: &Path) -> i32 {
-    let cfg = match config::load(path) {
-        Ok(c) => c,
-        Err(p) => {
-            print_config_error(&p);
-            return 2;
-        }
-    };
+fn reexec_command(path: &Path) -> Result<Exit, Error> {
+    let cfg = config::load(path).map_err(Error::Config)?;
     let socket = &cfg.node.control_socket;
     let run_of = |reply: &[u8]| -> Option<u64> {
         let v: serde_json::Value = serde_json::from_slice(reply).ok()?;
@@ -394,10 +342,7 @@ fn reexec_command(path: &Path) -> i32 {
     let before = control::request(socket, br#"{"cmd":"status"}"#, CLIENT_TIMEOUT)
         .ok()
         .and_then(|r| run_of(&r));
-    let code = operator_command(path, &serde_json::json!({ "cmd": "reexec" }));
-    if code != 0 {
-        return code;
-    }
+    operator_command(path, &serde_json::json!({ "cmd": "reexec" }))?;
     let deadline = std::time::Instant::now() + REEXEC_WAIT;
     while std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -405,15 +350,11 @@ fn reexec_command(path: &Path) -> i32 {
             let now = run_of(&reply);
             if now.is_some() && now != before {
                 println!("re-executed: the new run answers");
-                return 0;
+                return Ok(Exit::Ok);
             }
         }
     }
-    eprintln!(
-        "bbwd: the re-executed daemon did not answer within {} s",
-        REEXEC_WAIT.as_secs()
-    );
-    1
+    Err(Error::ReexecTimeout(REEXEC_WAIT))
 }
 
 /// Why the daemon's control socket gave no answer, and whether that means it is down.
@@ -469,155 +410,6 @@ mod libc_errno {
     pub const ECONNREFUSED: i32 = 111;
 }
 
-/// `bbwd status`: asks the daemon; if it is down, probes Bitbucket itself.
-fn status_command(path: &Path, json: bool) -> i32 {
-    let cfg = match config::load(path) {
-        Ok(c) => c,
-        Err(p) => {
-            print_config_error(&p);
-            if json {
-                let v = serde_json::json!({
-                    "daemon": "unknown",
-                    "state": "unknown",
-                    "error": format!("cannot read the config {}", path.display()),
-                    "problems": p.to_string().lines().collect::<Vec<_>>(),
-                });
-                println!("{v:#}");
-            } else {
-                println!("BBWD UNKNOWN - cannot read the config");
-            }
-            return status::UNKNOWN;
-        }
-    };
-    let socket = &cfg.node.control_socket;
-    let st = match control::request(socket, br#"{"cmd":"status"}"#, CLIENT_TIMEOUT) {
-        Ok(reply) => match serde_json::from_slice::<Status>(&reply) {
-            Ok(s) => s,
-            Err(e) => {
-                let why = serde_json::from_slice::<serde_json::Value>(&reply)
-                    .ok()
-                    .and_then(|v| v["error"].as_str().map(str::to_string))
-                    .unwrap_or_else(|| format!("unreadable reply from the daemon: {e}"));
-                unknown_status(&cfg, why)
-            }
-        },
-        Err(e) => match classify_unreachable(&e, socket) {
-            Unreachable::Down => daemon_down_status(&cfg),
-            Unreachable::Unknown(why) => unknown_status(&cfg, why),
-        },
-    };
-    if json {
-        let mut out = std::io::stdout().lock();
-        let _ = serde_json::to_writer_pretty(&mut out, &st);
-        let _ = writeln!(out);
-    } else {
-        print!("{}", st.render());
-    }
-    st.exit_code()
-}
-
-/// A report of a daemon whose state this caller cannot know (UNKNOWN): no probe either (a
-/// monitoring user without permission must not be told DOWN).
-fn unknown_status(cfg: &Config, why: String) -> Status {
-    let mut st = daemon_down_status_with(cfg, None);
-    st.daemon = "unknown".into();
-    st.state = "unknown".into();
-    st.daemon_error = Some(why);
-    st
-}
-
-/// How long `status` waits for Bitbucket's `/status` itself when the daemon is down.
-const DIRECT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A report made without the daemon: Bitbucket's `/status` probed directly.
-fn daemon_down_status(cfg: &Config) -> Status {
-    let timeout = cfg.bitbucket.monitor_timeout.min(DIRECT_PROBE_TIMEOUT);
-    let probe = StatusTarget::parse(&cfg.bitbucket.status_url)
-        .ok()
-        .map(|t| (probe_once(&t, timeout), timeout));
-    daemon_down_status_with(cfg, probe)
-}
-
-fn daemon_down_status_with(cfg: &Config, probe: Option<(ProbeOutcome, Duration)>) -> Status {
-    let last_check = probe.as_ref().map(|(p, t)| match p {
-        // The CLI's own wait, not the daemon's monitor_timeout.
-        ProbeOutcome::Failed(bbwd_platform::http::ProbeFailure::Timeout) => {
-            format!("no reply within {} s", t.as_secs_f32())
-        }
-        p => ProbeText(p).to_string(),
-    });
-    let probe = probe.map(|(p, _)| p);
-    let (state, http_status) = match probe {
-        Some(ProbeOutcome::Reply { http_status, state }) => {
-            (state.map(|s| s.as_str().to_string()), Some(http_status))
-        }
-        _ => (None, None),
-    };
-    Status {
-        node: cfg.node.name.clone(),
-        mode: mode_word(cfg).into(),
-        role: "none".into(),
-        state: "stopped".into(),
-        daemon: "down".into(),
-        bitbucket: status::Bitbucket {
-            state,
-            http_status,
-            pid: None,
-            consecutive_failures: 0,
-            last_check,
-        },
-        restarts: 0,
-        peer: None,
-        vip: None,
-        fencing: None,
-        watchdog: status::Watchdog {
-            device: "unknown".into(),
-            armed: false,
-            petting: true,
-            systemd_interval_ms: None,
-            ..Default::default()
-        },
-        database: None,
-        maintenance: None,
-        failed: None,
-        version: env!("CARGO_PKG_VERSION").into(),
-        events: Vec::new(),
-        load_balancer: None,
-        clock: bbwd_platform::clock::kernel_sync()
-            .ok()
-            .map(crate::mirror::clock_report),
-        daemon_error: None,
-        loop_stats: None,
-        daemon_run: None,
-    }
-}
-
-/// One blocking probe (the CLI may block; the daemon never does).
-pub(crate) fn probe_once(target: &StatusTarget, timeout: Duration) -> ProbeOutcome {
-    let mut probe = HttpProbe::new();
-    let now = Instant::now();
-    if let Err(outcome) = probe.start(target, now, timeout) {
-        return outcome;
-    }
-    let mut set = PollSet::new();
-    loop {
-        set.clear();
-        if let Some((fd, i)) = probe.interest() {
-            let want = match i {
-                Interest::Readable => Want::Read,
-                Interest::Writable => Want::Write,
-            };
-            let _ = set.add(fd, want);
-        }
-        let now = Instant::now();
-        let wait = probe.deadline().map(|d| d.saturating_duration_since(now));
-        let _ = set.wait(wait);
-        if let Some(o) = probe.advance(Instant::now()) {
-            return o;
-        }
-    }
-}
-
 /// Logging to stderr: journald priority prefixes and no timestamps under systemd
 /// (`JOURNAL_STREAM` set), timestamps otherwise.
 ///
@@ -667,10 +459,7 @@ mod tests {
         assert_eq!(p(&["reset"]).unwrap().0, Command::Reset);
         assert_eq!(
             p(&["fence", "off", "-c", "/x.toml"]).unwrap(),
-            (
-                Command::Fence(crate::fence::Action::Off),
-                Some("/x.toml".into())
-            )
+            (Command::Fence(Action::Off), Some("/x.toml".into()))
         );
         assert!(p(&["fence", "reboot"]).is_err());
         assert_eq!(p(&["version"]).unwrap().0, Command::Version);
