@@ -205,7 +205,7 @@ impl Ctx {
         )
     }
 
-    /// The workspace root (above `target/`... or above this crate when `target/` is elsewhere).
+    /// The workspace root: the directory above this crate's (`tests/`), wherever `target/` is.
     pub fn workspace(&self) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
