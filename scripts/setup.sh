@@ -33,8 +33,8 @@ PACKAGES=(
   xz-utils      # VM tests: unpacks the uncompressed vmlinux from Debian's bzImage (boots faster by PVH)
   kmod          # VM tests: depmod indexes the Debian kernel's modules for the guest's modprobe
   libopenipmi-dev  # IPMI tests: OpenIPMI's os_handler.h, the struct that shim patches
-  arping        # scripts/bench-vip.sh: Habets' arping -U, the baseline GARP bbwd's own is measured against
-  keepalived    # scripts/bench-keepalived.sh: the VRRP failover baseline on the pair lab (tests/src/pairlab.rs)
+  arping        # scripts/bench.sh vip: Habets' arping -U, the baseline GARP bbwd's own is measured against
+  keepalived    # scripts/bench.sh keepalived (and failover): the VRRP failover baseline on the pair lab (tests/src/pairlab.rs)
   prometheus    # metrics tests (tests/tests/metrics.rs): promtool checks every scrape, a real prometheus scrapes bbwd (~94 MiB installed, no recommends)
   haproxy       # mirror-farm tests (tests/tests/mirror_haproxy.rs): the real load balancer bbwd's agent check answers
   resource-agents  # OCF tests (tests/tests/ocf.rs): ocf-tester and ra-api-1.dtd check `bbwd ocf` as Pacemaker would

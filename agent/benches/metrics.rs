@@ -3,7 +3,7 @@
 //! A measurement for BENCHMARKS.md, not a test: nothing is asserted.
 //!
 //! Run: `cargo bench -p bbwd --bench metrics` (the release profile). The end-to-end cost of a
-//! scrape through the daemon's loop is `scripts/bench-metrics.sh`.
+//! scrape through the daemon's loop is `scripts/bench.sh metrics` (`tests/src/bench/metrics.rs`).
 
 use std::hint::black_box;
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 # The build of bbwd that ships, in one place: sourced by the scripts that package, soak, demo or
-# measure it (build-deb.sh, soak.sh, demo.sh, bench-*.sh).
+# measure it (build-deb.sh, soak.sh, demo.sh, bench.sh).
 #
 # Release profile (Cargo.toml: opt-level "s", LTO, stripped), linked statically against musl.
 # Why musl: the pair-mode daemon measured 3.5 MiB RSS linked dynamically against glibc, of which

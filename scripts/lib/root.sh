@@ -5,7 +5,9 @@
 #   . "$(dirname "$0")/lib/root.sh"; bbwd_become_root "$0" "$@"
 #
 # As root: returns at once. Otherwise re-runs the script under sudo, keeping the caller's Rust
-# toolchain (rustup and cargo live in the user's home; sudo's secure_path would hide them).
+# toolchain (rustup and cargo live in the user's home; sudo's secure_path would hide them) and
+# the caller's BBWD_* and BENCH_* settings (which build to run, benchmark knobs), which sudo's
+# env_reset would drop.
 bbwd_become_root() {
   [ "$(id -u)" -eq 0 ] && return 0
   local script=$1
@@ -14,7 +16,11 @@ bbwd_become_root() {
     echo "$(basename "$script"): needs root (it installs Debian packages and builds network namespaces): run it in a root shell, e.g. su -c 'bash $script'" >&2
     exit 1
   fi
+  local keep=() var
+  for var in $(compgen -e); do
+    case "$var" in BBWD_* | BENCH_*) keep+=("$var=${!var}") ;; esac
+  done
   echo "$(basename "$script"): re-running as root through sudo" >&2
   exec sudo env "PATH=$PATH" "RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}" \
-    "CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}" bash "$script" "$@"
+    "CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}" "${keep[@]}" bash "$script" "$@"
 }

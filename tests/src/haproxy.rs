@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::{free_port, http_get, kill_pid, POLL};
+use crate::{free_port, http_get, kill_pid, Scenario, POLL};
 
 /// The agent-check interval the tests configure (HAProxy's `agent-inter`).
 pub const AGENT_INTER: &str = "200ms";
@@ -51,6 +51,28 @@ pub fn available() -> bool {
         "haproxy is not installed (scripts/setup.sh installs it)"
     );
     ok
+}
+
+/// How long a restarted simulator of [`mirror_node`] answers 503 STARTING (five agent-check
+/// intervals).
+pub const STARTING_FOR: &str = "1s";
+
+/// A mirror node: `sc`'s single-node config plus `[load_balancer]` on a free loopback port (the
+/// agent port, returned), written. Restarts are not budgeted tightly (the mirror benchmark
+/// crashes the node repeatedly). The simulator answers STARTING for [`STARTING_FOR`] after each
+/// start, as a real Bitbucket does for minutes: without it a restart can be quicker than one
+/// `agent-inter`, and HAProxy would never see the node down (harmless, but nothing to measure).
+pub fn mirror_node(sc: Scenario) -> (Scenario, u16) {
+    let sc = sc
+        .bitbucket("max_restarts", "1000")
+        .sim_args(&["--starting-for", STARTING_FOR]);
+    let agent_port = free_port();
+    let text = format!(
+        "{}\n[load_balancer]\nhaproxy_agent = \"127.0.0.1:{agent_port}\"\n",
+        sc.config_text()
+    );
+    sc.write_config_text(&text);
+    (sc, agent_port)
 }
 
 /// One mirror node as HAProxy sees it.

@@ -57,6 +57,9 @@ pub mod pacemaker;
 /// The pair fault soak's PRNG, fault kinds with their heals, and plan (`src/bin/soak.rs`).
 pub mod soak;
 
+/// The benchmarks behind BENCHMARKS.md, one module each (`src/bin/bench.rs` runs them).
+pub mod bench;
+
 /// Poll period of every wait in this harness.
 pub const POLL: Duration = Duration::from_millis(50);
 /// Upper bound for one CLI invocation (`bbwd status`, `bbwd check-config`, ...).
@@ -120,8 +123,9 @@ impl Drop for TestDir {
     }
 }
 
-/// `target/<profile>/` (the directory above the test executable's `deps/`).
-fn target_profile_dir() -> PathBuf {
+/// `target/<profile>/` (the directory above the test executable's `deps/`, or the one holding
+/// a binary of this crate, such as `bench`).
+pub fn target_profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let mut dir = exe
         .parent()
@@ -156,6 +160,11 @@ pub fn bbwd_bin() -> PathBuf {
 /// The simulator built next to the tests (`$BBSIM_BIN` overrides).
 pub fn bbsim_bin() -> PathBuf {
     built_binary("bbsim", "BBSIM_BIN")
+}
+
+/// `viptool` (`src/bin/viptool.rs`) built next to the caller (`$VIPTOOL_BIN` overrides).
+pub fn viptool_bin() -> PathBuf {
+    built_binary("viptool", "VIPTOOL_BIN")
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
@@ -193,9 +202,12 @@ pub fn line_of(text: &str, needle: &str) -> usize {
 
 /// One test's world: directory, simulator port, config, and a [`SimWatch`].
 pub struct Scenario {
-    // Declared first so the watcher stops before the directory goes.
-    watch: SimWatch,
+    // Declared first so the watcher stops before the directory goes. `None`: an unwatched
+    // scenario ([`Scenario::unwatched`]).
+    watch: Option<SimWatch>,
     pub dir: TestDir,
+    /// The `bbwd` this scenario runs and asks (`None`: [`bbwd_bin`]).
+    bin: Option<PathBuf>,
     /// The simulator's `/status` port.
     pub port: u16,
     /// `[bitbucket]` keys overriding or adding to the defaults, as raw TOML values.
@@ -209,8 +221,17 @@ impl Scenario {
     /// Defaults: monitor every 200 ms (timeout 500 ms), startup 5 s, 2 failures, stop 1 s,
     /// kill 1 s, 1 restart per hour, notify into `notify.log`.
     pub fn new(name: &str) -> Scenario {
+        let mut sc = Scenario::unwatched(name);
+        sc.watch = Some(SimWatch::start(sc.dir.path()));
+        sc
+    }
+
+    /// Like [`Scenario::new`] without the [`SimWatch`]: for the benchmarks (`src/bench/`), where
+    /// a scan of /proc every 10 ms would be load on the machine being measured.
+    /// [`Scenario::max_sims_alive`] is then 0 and [`Scenario::assert_never_two_sims`] checks
+    /// nothing.
+    pub fn unwatched(name: &str) -> Scenario {
         let dir = TestDir::new(name);
-        let watch = SimWatch::start(dir.path());
         let bitbucket = [
             ("monitor_interval", "\"200ms\""),
             ("monitor_timeout", "\"500ms\""),
@@ -225,13 +246,25 @@ impl Scenario {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         Scenario {
-            watch,
+            watch: None,
             dir,
+            bin: None,
             port: free_port(),
             bitbucket,
             sim_args: Vec::new(),
             database: None,
         }
+    }
+
+    /// Runs and asks `bin` instead of [`bbwd_bin`] (a bench comparing two builds of bbwd).
+    pub fn with_bbwd(mut self, bin: &Path) -> Scenario {
+        self.bin = Some(bin.to_path_buf());
+        self
+    }
+
+    /// The `bbwd` this scenario runs: [`Scenario::with_bbwd`]'s, else [`bbwd_bin`].
+    pub fn bbwd_path(&self) -> PathBuf {
+        self.bin.clone().unwrap_or_else(bbwd_bin)
     }
 
     /// Sets `[bitbucket] key = raw` (raw TOML: `"\"2s\""`, `"3"`).
@@ -350,7 +383,7 @@ impl Scenario {
     /// Runs `bbwd ARGS -c CONFIG` to completion (bounded by [`CLI_TIMEOUT`]).
     pub fn bbwd(&self, args: &[&str]) -> Output {
         let config = self.ensure_config();
-        let mut cmd = Command::new(bbwd_bin());
+        let mut cmd = Command::new(self.bbwd_path());
         cmd.args(args).arg("-c").arg(&config);
         scrub_env(&mut cmd);
         run_bounded(cmd, CLI_TIMEOUT)
@@ -407,12 +440,12 @@ impl Scenario {
 
     /// The most simulator processes of this test ever seen alive at once.
     pub fn max_sims_alive(&self) -> usize {
-        self.watch.max_alive()
+        self.watch.as_ref().map_or(0, SimWatch::max_alive)
     }
 
     /// Panics if two simulators of this test were ever alive at the same time.
     pub fn assert_never_two_sims(&self) {
-        let max = self.watch.max_alive();
+        let max = self.max_sims_alive();
         assert!(
             max <= 1,
             "{max} simulator processes were alive at once\n{}",
@@ -510,7 +543,7 @@ impl<'a> Daemon<'a> {
             .open(sc.bbwd_log())
             .expect("open bbwd.log");
         let log2 = log.try_clone().expect("dup bbwd.log");
-        let mut cmd = Command::new(bbwd_bin());
+        let mut cmd = Command::new(sc.bbwd_path());
         cmd.arg("run").arg("-c").arg(&config);
         scrub_env(&mut cmd);
         for (key, value) in env {

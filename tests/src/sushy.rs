@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use std::time::Instant;
 
-use crate::{kill_pid, run_bounded, wait_until};
+use crate::{free_port, kill_pid, run_bounded, toml_str, wait_until, TestDir};
 
 /// The emulator's user and password (in the htpasswd file).
 pub const USER: &str = "fence";
@@ -395,6 +395,45 @@ impl Sushy {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// A pair-mode `bbwd.toml` in `dir` whose `[fencing]` is the Redfish service on
+/// 127.0.0.1:`port` as [`USER`] with `password` (written to a 0600 file), `timeout`, then
+/// `extra` lines (the TLS check, `system`). The peer and the VIP are never used by `bbwd fence`.
+pub fn fence_config(
+    dir: &TestDir,
+    port: u16,
+    password: &str,
+    extra: &str,
+    timeout: &str,
+) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join("cluster.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let pw = dir.join("redfish.pass");
+    std::fs::write(&pw, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let d = dir.path().display().to_string();
+    let text = format!(
+        "[node]\nname = \"n1\"\nstate_dir = {}\ncontrol_socket = {}\n\n\
+         [bitbucket]\ncommand = [\"/bin/true\"]\n\n\
+         [cluster]\npeer = \"n2\"\nlisten = [\"127.0.0.1:{}\"]\npeer_addresses = [\"127.0.0.1:{}\"]\nkey_file = {}\n\n\
+         [vip]\naddress = \"10.0.0.50/24\"\ninterface = \"lo\"\n\n\
+         [fencing]\nmethod = \"redfish\"\nhost = \"127.0.0.1\"\nport = {port}\nusername = {}\npassword_file = {}\n\
+         timeout = {}\n{extra}",
+        toml_str(&format!("{d}/state")),
+        toml_str(&format!("{d}/control.sock")),
+        free_port(),
+        free_port(),
+        toml_str(&key.display().to_string()),
+        toml_str(USER),
+        toml_str(&pw.display().to_string()),
+        toml_str(timeout),
+    );
+    let path = dir.join("bbwd.toml");
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// Reads a system's `PowerState` by curl in a loop, recording each answer and when.

@@ -3,39 +3,18 @@
 //! front of both. Faults go to one node at a time; HAProxy's stats socket must show the node
 //! taken out (DOWN after a crash, DRAIN during Bitbucket's MAINTENANCE, MAINT/DRAIN during
 //! `bbwd maintenance on --maint` / `on`) and back in, while a client loop through HAProxy keeps
-//! getting answers. Timings are printed (`scripts/bench-mirror.sh` collects them), never
-//! asserted beyond generous bounds.
+//! getting answers. Timings are printed, never asserted beyond generous bounds; the crash rounds
+//! are measured many times over by `bench mirror` (`src/bench/mirror.rs`).
 //!
 //! Needs `haproxy` (scripts/setup.sh); with `CI` set a missing HAProxy fails the test.
 
 use std::time::Duration;
 
-use bbwd_tests::haproxy::{self, ClientLoop, Haproxy, Server};
+use bbwd_tests::haproxy::{self, mirror_node, ClientLoop, Haproxy, Server};
 use bbwd_tests::{count_events, free_port, sim_admin, Daemon, Scenario, Value};
 
 /// Generous bound for anything HAProxy or bbwd should do in well under a second.
 const SOON: Duration = Duration::from_secs(15);
-/// How long a restarted simulator answers 503 STARTING (five agent-check intervals).
-const STARTING_FOR: &str = "1s";
-
-/// A mirror node's scenario: the usual single-node config plus `[load_balancer]` on a free
-/// loopback port. Restarts are not budgeted tightly: the bench crashes the node repeatedly.
-/// The simulator answers STARTING for `STARTING_FOR` after each start, as a real Bitbucket
-/// does for minutes: without it a restart can be quicker than one `agent-inter`, and HAProxy
-/// would never see the node down (harmless, but nothing to measure).
-fn mirror_node(name: &str) -> (Scenario, u16) {
-    let sc = Scenario::new(name)
-        .bitbucket("max_restarts", "1000")
-        .sim_args(&["--starting-for", STARTING_FOR]);
-    let agent_port = free_port();
-    let text = format!(
-        "{}\n[load_balancer]\nhaproxy_agent = \"127.0.0.1:{agent_port}\"\n",
-        sc.config_text()
-    );
-    sc.write_config_text(&text);
-    (sc, agent_port)
-}
-
 fn lb(status: &Value) -> (&str, &str) {
     (
         status["load_balancer"]["state"].as_str().unwrap_or(""),
@@ -61,14 +40,14 @@ fn haproxy_takes_mirror_nodes_out_and_back_while_requests_keep_succeeding() {
     if !haproxy::available() {
         return;
     }
-    // BBWD_MIRROR_BENCH_RUNS: how many crash rounds (scripts/bench-mirror.sh asks for more).
+    // BBWD_MIRROR_BENCH_RUNS: how many crash rounds (default 1).
     let crash_rounds: usize = std::env::var("BBWD_MIRROR_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1)
         .max(1);
-    let (a, a_agent) = mirror_node("mirror-a");
-    let (b, b_agent) = mirror_node("mirror-b");
+    let (a, a_agent) = mirror_node(Scenario::new("mirror-a"));
+    let (b, b_agent) = mirror_node(Scenario::new("mirror-b"));
     let mut da = Daemon::start(&a);
     let mut db = Daemon::start(&b);
     for d in [&mut da, &mut db] {
@@ -294,7 +273,7 @@ fn a_taken_agent_port_stops_bbwd_at_start_before_bitbucket() {
 
 #[test]
 fn the_maintenance_mode_for_haproxy_survives_a_bbwd_restart() {
-    let (sc, agent_port) = mirror_node("mirror-persist");
+    let (sc, agent_port) = mirror_node(Scenario::new("mirror-persist"));
     let mut d = Daemon::start(&sc);
     d.wait_for(SOON, "up", |s| lb(s).0 == "up");
     bbwd_ok(

@@ -15,43 +15,12 @@
 //!   that system is fenced.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use bbwd_tests::sushy::{self, Options, PowerWatch, Sushy};
+use bbwd_tests::sushy::{self, fence_config as config, Options, PowerWatch, Sushy};
 use bbwd_tests::{bbwd_bin, run_bounded, toml_str, TestDir};
-
-/// `[fencing]` lines beyond host/port/user/password (the TLS check, `system`).
-fn config(dir: &TestDir, port: u16, password: &str, extra: &str, timeout: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let key = dir.join("cluster.key");
-    std::fs::write(&key, [7u8; 32]).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let pw = dir.join("redfish.pass");
-    std::fs::write(&pw, format!("{password}\n")).unwrap();
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let d = dir.path().display().to_string();
-    let text = format!(
-        "[node]\nname = \"n1\"\nstate_dir = {}\ncontrol_socket = {}\n\n\
-         [bitbucket]\ncommand = [\"/bin/true\"]\n\n\
-         [cluster]\npeer = \"n2\"\nlisten = [\"127.0.0.1:{}\"]\npeer_addresses = [\"127.0.0.1:{}\"]\nkey_file = {}\n\n\
-         [vip]\naddress = \"10.0.0.50/24\"\ninterface = \"lo\"\n\n\
-         [fencing]\nmethod = \"redfish\"\nhost = \"127.0.0.1\"\nport = {port}\nusername = {}\npassword_file = {}\n\
-         timeout = {}\n{extra}",
-        toml_str(&format!("{d}/state")),
-        toml_str(&format!("{d}/control.sock")),
-        bbwd_tests::free_port(),
-        bbwd_tests::free_port(),
-        toml_str(&key.display().to_string()),
-        toml_str(sushy::USER),
-        toml_str(&pw.display().to_string()),
-        toml_str(timeout),
-    );
-    let path = dir.join("bbwd.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 fn ca(path: &Path) -> String {
     format!("ca_file = {}\n", toml_str(&path.display().to_string()))
@@ -315,97 +284,6 @@ fn two_systems_need_the_system_key_and_only_that_one_is_fenced() {
     let (out, _) = fence(&cfg, "status");
     let err = failed(&out);
     assert!(err.contains("no such system"), "{err}");
-}
-
-/// Figures for BENCHMARKS.md, not a check (ignored by default):
-/// `BBWD_BIN=target/release/bbwd cargo test -p bbwd-tests --test redfish_fence -- --ignored --nocapture bench`
-/// (`BENCH_RUNS`, default 7). Per run: `bbwd fence off` of a system that is On, while an
-/// independent client reads `PowerState` in a loop. The fake driver makes the new state
-/// visible at a whole second (its apply time is `int(now) + 1..11 s`), so the moment the service
-/// started reporting Off is the whole second between the start of the watcher's last On read and
-/// the end of its first Off read;
-/// bbwd's lag = its exit - that moment. Also `status` and `off` when already off.
-#[test]
-#[ignore = "a benchmark, not a test: BENCH_RUNS runs (scripts/test.sh skips bench_*)"]
-fn bench_fence_off_over_redfish() {
-    if !sushy::available() {
-        return;
-    }
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(7);
-    let dir = TestDir::new("redfish_bench");
-    let emu = Sushy::start(dir.path(), &Options::default());
-    let system = emu.systems[0].clone();
-    let cfg = config(&dir, emu.port, sushy::PASSWORD, &ca(&emu.pki.ca), "30s");
-    let wall = |t: Instant| {
-        let (ni, nw) = (Instant::now(), std::time::SystemTime::now());
-        nw - ni.saturating_duration_since(t)
-    };
-    let secs = |t: std::time::SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-    };
-    let (mut lags, mut totals, mut statuses, mut already) = (vec![], vec![], vec![], vec![]);
-    for run in 0..runs {
-        let (out, _) = fence(&cfg, "on");
-        ok(&out, "on", &emu);
-        let (out, took) = fence(&cfg, "status");
-        ok(&out, "on", &emu);
-        statuses.push(took.as_millis() as f64);
-        let watch = PowerWatch::start(&emu, &system);
-        let (out, took) = fence(&cfg, "off");
-        let returned = Instant::now();
-        std::thread::sleep(Duration::from_millis(300));
-        let seen = watch.finish();
-        ok(&out, "off", &emu);
-        let last_on = seen
-            .iter()
-            .rev()
-            .find(|(_, _, s)| s == "On")
-            .map(|(t, _, _)| *t);
-        let first_off = seen.iter().find(|(_, _, s)| s == "Off").map(|(_, t, _)| *t);
-        let (Some(on), Some(off)) = (last_on, first_off) else {
-            eprintln!("run {run}: watcher saw no change ({seen:?})");
-            continue;
-        };
-        // The whole second in (last On read, first Off read]: when the service began to say Off.
-        let switch = secs(wall(on)).floor() + 1.0;
-        if switch > secs(wall(off)) {
-            eprintln!("run {run}: no whole second between the reads; skipped");
-            continue;
-        }
-        let lag_ms = (secs(wall(returned)) - switch) * 1000.0;
-        lags.push(lag_ms);
-        totals.push(took.as_millis() as f64);
-        eprintln!(
-            "run {run}: off {} ms wall, returned {lag_ms:.0} ms after the service began to report Off",
-            took.as_millis()
-        );
-        let (out, took) = fence(&cfg, "off");
-        ok(&out, "off", &emu);
-        already.push(took.as_millis() as f64);
-    }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        (
-            v.get(v.len() / 2).copied().unwrap_or(f64::NAN),
-            v.first().copied().unwrap_or(f64::NAN),
-            v.last().copied().unwrap_or(f64::NAN),
-        )
-    };
-    for (name, v) in [
-        ("off, wall (includes the emulator's 1-11 s)", &mut totals),
-        ("off, after the service reported Off", &mut lags),
-        ("status, wall", &mut statuses),
-        ("off when already off, wall", &mut already),
-    ] {
-        let n = v.len();
-        let (m, lo, hi) = med(v);
-        eprintln!("BENCH {name}: median {m:.0} ms, range {lo:.0} - {hi:.0} ms, {n} runs");
-    }
 }
 
 /// The session path, which the emulator lacks (it has no SessionService): against

@@ -12,7 +12,7 @@
 //!
 //! The guest script is `tests/vm/systemd-guest.sh`; it writes `key=value` results and the
 //! journal to the share, and this test asserts on them. Measured: SIGSTOP to the new bbwd
-//! active (`vm-measure:` line; `scripts/bench-vm.sh` collects it).
+//! active (`vm-measure:` line; `bench vm`, `tests/src/bench/vm.rs`, collects it).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

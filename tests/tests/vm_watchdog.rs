@@ -6,7 +6,7 @@
 //!
 //! * healthy bbwd: no reset for more than 3x the timeout; then SIGSTOP bbwd (a hung agent): the
 //!   guest is reset within the timeout plus a margin (`vm-measure:` line: SIGSTOP to the event,
-//!   as the host saw both; `scripts/bench-vm.sh` collects it);
+//!   as the host saw both; `bench vm`, `tests/src/bench/vm.rs`, collects it);
 //! * SIGTERM bbwd: it stops the simulator gracefully, disarms the device with the magic close,
 //!   and no reset follows for 2x the timeout.
 //!

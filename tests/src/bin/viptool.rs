@@ -1,6 +1,6 @@
 //! `viptool`: drives `bbwd_platform::vip` from the command line, inside a network namespace
 //! (`ip netns exec NS viptool ...`), for the root tests in `tests/tests/vip_netns.rs` and for
-//! `scripts/bench-vip.sh`. Also a receiver (`listen`) that timestamps announcement frames in the
+//! `bench vip` (`tests/src/bench/vip.rs`). Also a receiver (`listen`) that timestamps announcement frames in the
 //! kernel (`SO_TIMESTAMPNS`, CLOCK_REALTIME: shared by all namespaces) for the bench.
 //!
 //! Must not: decide anything bbwd decides, or touch any namespace but the one it runs in.
