@@ -1,6 +1,7 @@
 //! The second phase of checking a config: what only this node can tell about a config that
-//! parsed and validated (`config::load`, which does no I/O beyond reading the file and the
-//! secret files' modes).
+//! parsed and validated (`config::load`, whose own I/O phase, `config/io.rs`, only decides
+//! whether the config is valid at all: secret-file modes, the host name, a CA file, DNS of
+//! `database.address`).
 //!
 //! Owns: every check of a valid config against this node, and the severity of each. One list,
 //! used by `bbwd check-config`, by `bbwd run` before it starts anything, and by the OCF

@@ -4,7 +4,7 @@
 //!
 //! Owns: [`Timings`] (the durations involved), the rules and [`check`], the derived values
 //! [`default_fence_delay`] and [`release_deadline`] with their margins. Must not: do I/O, read
-//! the environment or a clock, or know where a value came from. `agent/src/config.rs` builds a
+//! the environment or a clock, or know where a value came from. `agent/src/config/` builds a
 //! [`Timings`] from bbwd.toml, turns each [`Violation`] into a config problem with its line
 //! (`bbwd check-config` and `bbwd run` exit 2), and at `bbwd run` passes in systemd's
 //! `WATCHDOG_USEC` for R5.

@@ -22,7 +22,7 @@
 //! and link up, maintenance off, a late or replayed datagram). `preferred_active` on n1 only;
 //! the mutant `both-preferred` covers the misconfiguration.
 //!
-//! **Shell semantics** (what `agent/src/daemon.rs` / `cluster.rs` must do): `Spawn`, `Check`,
+//! **Shell semantics** (what `agent/src/daemon/` / `agent/src/cluster/` must do): `Spawn`, `Check`,
 //! `CheckFree`, `Signal` are answered synchronously from the process state (TERM kills unless
 //! hung, KILL unless unkillable; `Exited` then `Gone`); `Bmc` / `RunHooks` / `AddVip` /
 //! `RemoveVip` become pending items; the BMC acts on the *peer*; `before_start` sets storage

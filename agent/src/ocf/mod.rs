@@ -70,7 +70,7 @@ pub const AGENT_NAME: &str = "bitbucket";
 pub const PIDFILE_NAME: &str = "ocf-bitbucket.pid";
 /// Bitbucket's stdout/stderr in `state_dir` (the previous start's is kept as `.1`).
 pub const OUTPUT_NAME: &str = "ocf-bitbucket.out";
-/// The daemon's pid file name (see `daemon.rs`): a live process there means bbwd's daemon
+/// The daemon's pid file name (see `daemon/`): a live process there means bbwd's daemon
 /// supervises Bitbucket on this node, and the agent must not start a second one.
 const DAEMON_PIDFILE_NAME: &str = "bitbucket.pid";
 /// Held (flock) for the whole of a `start`, so that concurrent starts start one process.

@@ -16,7 +16,7 @@ use std::time::Duration;
 const MARGIN_MIN: Duration = Duration::from_secs(1);
 const MARGIN_MAX: Duration = Duration::from_secs(10);
 
-// The config's defaults (`config.rs`), from which the meta-data's default timeouts are derived.
+// The config's defaults (`config/`), from which the meta-data's default timeouts are derived.
 // A unit test checks they match what an empty config parses to.
 pub(super) const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(600);
 pub(super) const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(120);

@@ -14,7 +14,7 @@
 //! the certificate check (a CA file, a pinned fingerprint, or, only when asked, none); the
 //! ComputerSystem to act on; the mapping of every failure to one clear [`Error`] naming the
 //! service and the operation. Must not: decide anything (polling `PowerState` until `Off` is the
-//! caller's: `agent/src/fence.rs` and the pair's fence procedure do it exactly as with IPMI), or
+//! caller's: `bbwd fence` (`agent/src/fencing.rs`) and the pair's fence procedure do it exactly as with IPMI), or
 //! block the caller: the daemon submits an operation, polls [`RedfishClient::fd`] and collects the
 //! outcome with [`RedfishClient::try_result`]; only the CLI's [`RedfishClient::call`] waits.
 //!

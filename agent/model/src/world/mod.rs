@@ -13,7 +13,7 @@
 //!   transition, then the invariants.
 //! * `schedule`: what is ready and when time moves; `items`: the environment's answers (datagram
 //!   delivery, ticks, the BMC, hooks, the VIP); `shell`: a node's actions carried out as
-//!   `agent/src/daemon.rs` does.
+//!   `agent/src/daemon/` does.
 //! * `lifecycle`: the cold start, power off and on, bbwd crashes and restarts.
 //! * `invariants`: safety, justified takeovers, progress (the crate doc states them).
 //! * `trace`: states and choices as the lines of a counterexample.

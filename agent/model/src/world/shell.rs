@@ -1,4 +1,4 @@
-//! The shell semantics the checker assumes (`agent/src/daemon.rs`, `cluster.rs`): a node's
+//! The shell semantics the checker assumes (`agent/src/daemon/`, `agent/src/cluster/`): a node's
 //! actions carried out. `Spawn`, `Check`, `CheckFree` and `Signal` are answered at once from the
 //! process state (fed back before the next action); BMC, hook and VIP work becomes pending
 //! items; `SendHeartbeats` encodes every version on every link; `SelfFence` / `StopPetting` arm
