@@ -78,6 +78,9 @@ pub struct PeerTracker {
     pub(super) counters: DropCounters,
     pub(super) alive_reported: bool,
     pub(super) restart_pending: bool,
+    /// Until then, after a pause of ours, the peer's word that it does not hear us is not
+    /// believed (it could not have heard us: we sent nothing). See [`PeerTracker::discount`].
+    pub(super) grace_until: Option<Instant>,
 }
 
 impl PeerTracker {
@@ -115,6 +118,7 @@ impl PeerTracker {
             counters: DropCounters::default(),
             alive_reported: false,
             restart_pending: false,
+            grace_until: None,
         }
     }
 
@@ -170,6 +174,35 @@ impl PeerTracker {
         result
     }
 
+    /// This node could not listen for `unobserved` before `now` (it was paused: see the node's
+    /// `pause`): the time each link and the peer were last heard moves forward by it, never past
+    /// `now`, so the peer's silence is counted only over time we listened. Only what was still
+    /// fresh when we stopped listening moves (a link already down stays down). For one
+    /// `peer_timeout` after `now`, the peer's word that it does not hear us on a link is not
+    /// believed: it could not hear us while we sent nothing, and it needs our next heartbeats
+    /// to say otherwise. Changes no fresh or consent flag: a packet that answers our challenge
+    /// is still needed for consent.
+    pub fn discount(&mut self, now: Instant, unobserved: Duration) {
+        let deaf_from = now.checked_sub(unobserved).unwrap_or(now);
+        let peer_timeout = self.peer_timeout;
+        let shift = |t: &mut Option<Instant>| {
+            if let Some(heard) = *t {
+                if deaf_from.saturating_duration_since(heard) < peer_timeout {
+                    *t = Some(heard.checked_add(unobserved).map_or(now, |s| s.min(now)));
+                }
+            }
+        };
+        for view in &mut self.links {
+            shift(&mut view.last_valid);
+        }
+        shift(&mut self.last_valid);
+        self.grace_until = now.checked_add(self.peer_timeout);
+    }
+
+    fn in_grace(&self, now: Instant) -> bool {
+        self.grace_until.is_some_and(|g| now < g)
+    }
+
     fn link_fresh(&self, view: &LinkView, now: Instant) -> bool {
         view.last_valid
             .is_some_and(|t| now.saturating_duration_since(t) < self.peer_timeout)
@@ -177,7 +210,8 @@ impl PeerTracker {
 
     /// Link `i` is up: heard within `peer_timeout` of `now`, and the peer hears us on it.
     fn link_up(&self, i: usize, now: Instant) -> bool {
-        self.link_fresh(&self.links[i], now) && self.peer_hears & (1u8 << (i & 7)) != 0
+        self.link_fresh(&self.links[i], now)
+            && (self.peer_hears & (1u8 << (i & 7)) != 0 || self.in_grace(now))
     }
 
     /// The peer is alive: some link is up both ways, and a fresh packet has arrived since the
@@ -247,6 +281,7 @@ impl PeerTracker {
             .filter(|v| v.up)
             .filter_map(|v| v.last_valid)
             .map(|t| t + self.peer_timeout)
+            .chain(self.grace_until)
             .min()
     }
 
@@ -254,6 +289,9 @@ impl PeerTracker {
     /// receiving packets and at every `next_deadline`. Order: links going down, links coming
     /// up, then the peer (restarted, alive, lost).
     pub fn next_event(&mut self, now: Instant) -> Option<Event> {
+        if self.grace_until.is_some_and(|g| now >= g) {
+            self.grace_until = None;
+        }
         for i in 0..self.links.len() {
             let up = self.link_up(i, now);
             let view = &mut self.links[i];

@@ -21,6 +21,7 @@ impl Node {
         link: usize,
         bytes: &[u8],
     ) -> (Result<(), hb::Reject>, Actions) {
+        self.note_awake(now);
         let mut out = Actions::new();
         let Some(ps) = &mut self.pair else {
             return (Err(hb::Reject::WrongPeer), out);

@@ -31,12 +31,14 @@
 //! * `hear`: datagrams into the tracker, and the tracker's view into the pair's `PeerView`.
 //! * `advertise`: what this node's heartbeats say, and when one must go out at once.
 //! * `bmc`: the fencing procedure behind the pair's `Fence` actions (and `cycle`'s power-on).
+//! * `pause`: a pause of this node (SIGSTOP, a freeze) is not taken for the peer's silence.
 
 use std::time::Duration;
 
 mod advertise;
 mod bmc;
 mod hear;
+mod pause;
 mod settle;
 mod state;
 mod step;

@@ -32,6 +32,8 @@ pub(super) struct PairSide {
     pub(super) bmc_queued: Option<Goal>,
     /// The pair's last `Local` input.
     pub(super) local_told: (bool, bool),
+    /// When the node last ran a step (see `pause`).
+    pub(super) awake_at: Option<Instant>,
 }
 
 /// One node. See the module doc.
@@ -75,6 +77,7 @@ impl PairSide {
             bmc: None,
             bmc_queued: None,
             local_told: (false, false),
+            awake_at: Some(now),
         }
     }
 }

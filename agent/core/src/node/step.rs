@@ -14,6 +14,7 @@ use super::{Actions, Hooks, Input, Node};
 impl Node {
     /// Feeds one input at `now`; returns what to do.
     pub fn step(&mut self, now: Instant, input: Input) -> Actions {
+        self.note_awake(now);
         let mut out = Actions::new();
         let mut reports = heapless::Deque::<Report, 8>::new();
         let mut pin = heapless::Deque::<pair::Input, 16>::new();

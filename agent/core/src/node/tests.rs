@@ -83,6 +83,10 @@ struct World {
     h: [Host; 2],
     /// Heartbeats in flight: (to, link, bytes).
     wire: Vec<(usize, usize, Vec<u8>)>,
+    /// Hosts whose bbwd is paused (SIGSTOP): powered, not stepped, their heartbeats queued.
+    paused: [bool; 2],
+    /// Heartbeats queued in a paused host's sockets: (to, link, bytes).
+    queued: Vec<(usize, usize, Vec<u8>)>,
 }
 
 impl World {
@@ -105,7 +109,29 @@ impl World {
             now,
             h: [Host::new(n1, a1), Host::new(n2, a2)],
             wire: Vec::new(),
+            paused: [false; 2],
+            queued: Vec::new(),
         }
+    }
+
+    /// Whether host `i`'s bbwd runs (powered and not paused).
+    fn runs(&self, i: usize) -> bool {
+        self.h[i].powered && !self.paused[i]
+    }
+
+    /// Host `i`'s bbwd resumes (SIGCONT): its first step is the timer's, as the shell's loop
+    /// does after a pause, and only then are the queued heartbeats read.
+    fn resume(&mut self, i: usize) {
+        self.paused[i] = false;
+        let now = self.now;
+        let acts = self.h[i].node.step(now, Input::Tick);
+        self.h[i].todo.extend(acts);
+        self.run(i);
+        for (to, link, bytes) in std::mem::take(&mut self.queued) {
+            let (_, acts) = self.h[to].node.receive(now, link, &bytes);
+            self.h[to].todo.extend(acts);
+        }
+        self.run(i);
     }
 
     fn serving(&self, i: usize) -> bool {
@@ -224,6 +250,10 @@ impl World {
             if !self.h[to].powered {
                 continue;
             }
+            if self.paused[to] {
+                self.queued.push((to, link, bytes));
+                continue;
+            }
             let now = self.now;
             let (_, acts) = self.h[to].node.receive(now, link, &bytes);
             self.h[to].todo.extend(acts);
@@ -235,13 +265,13 @@ impl World {
         let end = self.now + d;
         while self.now < end {
             for i in 0..2 {
-                if self.h[i].powered {
+                if self.runs(i) {
                     self.run(i);
                 }
             }
             self.deliver();
             for i in 0..2 {
-                if self.h[i].powered {
+                if self.runs(i) {
                     self.run(i);
                 }
             }
@@ -252,7 +282,7 @@ impl World {
             );
             self.now += Duration::from_millis(50);
             for i in 0..2 {
-                if self.h[i].powered {
+                if self.runs(i) {
                     let now = self.now;
                     let acts = self.h[i].node.step(now, Input::Tick);
                     self.h[i].todo.extend(acts);
@@ -345,6 +375,56 @@ fn agent_restart_on_the_non_preferred_active_keeps_one_bitbucket() {
     assert!(w.serving(1), "the service stayed on n2");
     assert!(!w.serving(0));
     assert_eq!(w.h[1].node.role(), Some(Role::Active));
+}
+
+/// Regression (the soak, seed 20261212 step 60): the active's bbwd was stopped (SIGSTOP) for
+/// 12 s. The standby timed it out and waited its fence delay; the active, resumed just before
+/// that delay ran out, timed the standby out on its first step, before reading the heartbeats
+/// queued in its sockets, and fenced it "at once" while being fenced: both nodes went off.
+#[test]
+fn a_paused_active_resumed_does_not_fence_a_peer_it_did_not_listen_to() {
+    let mut w = World::new([node::Boot::default(), node::Boot::default()]);
+    w.run_for(Duration::from_secs(5));
+    assert!(w.serving(0));
+    w.paused[0] = true;
+    // The standby loses n1 after peer_timeout (1 s) and waits fence_delay (11 s): resume
+    // half a second before it would fire.
+    w.run_for(Duration::from_millis(11_500));
+    assert!(w.h[0].powered, "not fenced yet");
+    w.resume(0);
+    w.run_for(Duration::from_secs(10));
+    assert!(w.h[1].powered, "the resumed active fenced its standby");
+    assert!(
+        w.h[0].powered,
+        "the active answered the standby's challenge in time"
+    );
+    assert!(w.serving(0));
+    assert_eq!(w.h[0].node.role(), Some(Role::Active));
+    assert_eq!(w.h[1].node.role(), Some(Role::Standby));
+}
+
+/// The other side of the pause rule: a peer that really died while this node was paused is
+/// still declared lost soon after the resume (within the grace of one `peer_timeout` and the
+/// `peer_timeout` itself), and fenced.
+#[test]
+fn a_paused_active_resumed_still_loses_a_standby_that_died_meanwhile() {
+    let mut w = World::new([node::Boot::default(), node::Boot::default()]);
+    w.run_for(Duration::from_secs(5));
+    w.paused[0] = true;
+    w.run_for(Duration::from_millis(100));
+    w.h[1].powered = false;
+    w.run_for(Duration::from_millis(700));
+    w.resume(0);
+    let resumed = w.now;
+    assert!(
+        w.h[0].node.tracker().unwrap().alive(resumed),
+        "not judged at once"
+    );
+    w.run_for(Duration::from_millis(2_100));
+    let now = w.now;
+    assert!(!w.h[0].node.tracker().unwrap().alive(now), "lost by now");
+    assert!(w.serving(0));
+    assert_eq!(w.h[0].node.role(), Some(Role::Active));
 }
 
 #[test]
