@@ -96,3 +96,31 @@ fn a_short_soak_of_survivable_faults_finds_no_violation() {
     }
     assert!(!stdout.contains("HARNESS ERROR"), "{}", ctx());
 }
+
+/// Regression (the soak, seed 20261212 step 60): an active whose bbwd was paused past the
+/// standby's detection, resumed just before the standby's fence delay ran out, fenced the
+/// standby while being fenced: both nodes off, nobody served. Now one node serves throughout
+/// (the active answers in time, or the standby fences it and takes over).
+#[test]
+#[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
+fn a_paused_active_resumed_at_the_standbys_fence_leaves_one_node_serving() {
+    if !pairlab::available() {
+        return;
+    }
+    let out = Command::new(soak_bin())
+        .args(["--scenario", "paused-active", "--seed", "11"])
+        .output()
+        .expect("run the soak");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stdout.lines().last().unwrap_or("");
+    let ctx = || format!("exit {:?}\n{stdout}\n{stderr}", out.status.code());
+    let (faults, violations, unserved, _) = parse_final_line(last)
+        .unwrap_or_else(|| panic!("final line {last:?} not in the format\n{}", ctx()));
+    assert_eq!(faults, 1, "{}", ctx());
+    assert_eq!(violations, 0, "{}", ctx());
+    assert_eq!(unserved, 0.0, "nobody served after the pause\n{}", ctx());
+    assert!(!stdout.contains("REPAIR"), "{}", ctx());
+    assert!(!stdout.contains("HARNESS ERROR"), "{}", ctx());
+    assert_eq!(out.status.code(), Some(0), "{}", ctx());
+}

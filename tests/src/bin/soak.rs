@@ -8,6 +8,8 @@
 //! soak N [--seed X]                  N random faults drawn from seed X (default: from the clock)
 //! soak --scenario agent-restart      fail over to n2, then SIGKILL bbwd on n2 and start it again
 //! soak --scenario survivable         Bitbucket crash, power cycle of the standby, crash again
+//! soak --scenario paused-active      SIGSTOP bbwd on the active until just before the standby's
+//!                                    fence delay runs out, then SIGCONT
 //! soak N [--seed X] --plan           print the fault plan and exit (no lab, no root)
 //! ```
 //!
@@ -113,7 +115,7 @@ fn main() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("soak: {e}\nusage: soak N [--seed X] [--plan] | soak --scenario agent-restart|survivable");
+            eprintln!("soak: {e}\nusage: soak N [--seed X] [--plan] | soak --scenario agent-restart|survivable|paused-active");
             std::process::exit(64);
         }
     };
@@ -121,8 +123,11 @@ fn main() {
         None => plan(args.seed, args.faults),
         Some("agent-restart") => scenario_agent_restart(),
         Some("survivable") => scenario_survivable(),
+        Some("paused-active") => scenario_paused_active(),
         Some(other) => {
-            eprintln!("soak: unknown scenario {other:?} (agent-restart, survivable)");
+            eprintln!(
+                "soak: unknown scenario {other:?} (agent-restart, survivable, paused-active)"
+            );
             std::process::exit(64);
         }
     };
@@ -235,6 +240,22 @@ fn scenario_agent_restart() -> Vec<Step> {
             }],
         },
     ]
+}
+
+/// The mutual fence the soak found (seed 20261212, step 60): bbwd on the active is stopped
+/// (SIGSTOP) for 11.9 s. The standby loses it after `peer_timeout` (1 s) and waits its fence
+/// delay (`fencing.timeout` + `peer_timeout` = 11 s): the active resumes just before that runs
+/// out. A resumed active that timed the standby out at once fenced it while being fenced, and
+/// both nodes went off (unserved until the operator came).
+fn scenario_paused_active() -> Vec<Step> {
+    vec![Step {
+        faults: vec![Fault {
+            kind: Kind::BbwdStop,
+            role: Role::Active,
+            link: None,
+            hold: Duration::from_millis(11_900),
+        }],
+    }]
 }
 
 /// Faults the current code survives (the root integration test's soak).
