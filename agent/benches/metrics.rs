@@ -60,8 +60,32 @@ fn measure(what: &str, sample: &metrics::Sample<'_>, buf: &mut [u8]) {
 }
 
 fn main() {
+    let counters = day_of_counters();
+    let single = single_sample(&counters);
+    let mirror = metrics::Sample {
+        mode: "mirror",
+        lb: Some(metrics::Lb {
+            reply: "up",
+            checks: 123_456,
+        }),
+        ..single_like(&single)
+    };
+    let p = pair_after_takeover();
+    let pair = metrics::Sample {
+        mode: "pair",
+        role: "active",
+        pair: Some(&p),
+        ..single_like(&single)
+    };
+    let mut buf = vec![0u8; MAX_RESPONSE];
+    measure("single node", &single, &mut buf);
+    measure("mirror node", &mirror, &mut buf);
+    measure("pair node (2 links, a takeover)", &pair, &mut buf);
+}
+
+/// The counters of a node that has seen some life: the kinds a day of operation records.
+fn day_of_counters() -> metrics::Counters {
     let mut counters = metrics::Counters::default();
-    // A node that has seen some life: the kinds a day of operation records.
     for kind in [
         "daemon_start",
         "start",
@@ -79,7 +103,12 @@ fn main() {
         counters.event(kind, "");
     }
     counters.last_check_duration = Some(Duration::from_micros(1234));
-    let single = metrics::Sample {
+    counters
+}
+
+/// A single node's sample: Bitbucket running and healthy, the watchdog armed and petted.
+fn single_sample(counters: &metrics::Counters) -> metrics::Sample<'_> {
+    metrics::Sample {
         version: "0.1.0",
         mode: "single",
         state: "running",
@@ -90,18 +119,15 @@ fn main() {
         petting: true,
         database_reachable: Some(true),
         started_at_ms: 1_795_000_000_000,
-        counters: &counters,
+        counters,
         pair: None,
         lb: None,
-    };
-    let mirror = metrics::Sample {
-        mode: "mirror",
-        lb: Some(metrics::Lb {
-            reply: "up",
-            checks: 123_456,
-        }),
-        ..single_like(&single)
-    };
+    }
+}
+
+/// A pair node's part after a takeover: two links up, every drop reason counted, the
+/// takeover's full timeline.
+fn pair_after_takeover() -> metrics::Pair {
     let mut p = metrics::Pair {
         peer_alive: true,
         vip_held: true,
@@ -134,16 +160,7 @@ fn main() {
     {
         let _ = p.takeover.push((step, 1_795_000_000_000 + 700 * i as u64));
     }
-    let pair = metrics::Sample {
-        mode: "pair",
-        role: "active",
-        pair: Some(&p),
-        ..single_like(&single)
-    };
-    let mut buf = vec![0u8; MAX_RESPONSE];
-    measure("single node", &single, &mut buf);
-    measure("mirror node", &mirror, &mut buf);
-    measure("pair node (2 links, a takeover)", &pair, &mut buf);
+    p
 }
 
 /// A copy of `s` (the sample is plain data but for its references).

@@ -39,90 +39,15 @@ pub struct StatusUrl {
 impl StatusUrl {
     /// Parses `url`; the error says what is wrong (without repeating the URL).
     pub fn parse(url: &str) -> Result<StatusUrl, String> {
-        let Some(rest) = strip_prefix_ignore_case(url, "http://") else {
-            if strip_prefix_ignore_case(url, "https://").is_some() {
-                return Err(
-                    "https is not supported: bbwd probes Bitbucket's own plain-HTTP connector \
-                     on this node, e.g. http://127.0.0.1:7990/status (not the TLS proxy in front \
-                     of it)"
-                        .to_string(),
-                );
-            }
-            return Err(FORM.to_string());
-        };
-        if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("contains spaces or control characters".to_string());
-        }
-        let Some(slash) = rest.find('/') else {
-            return Err(format!("missing path: {FORM}"));
-        };
-        let (authority, path) = rest.split_at(slash);
-        if authority.contains(['?', '#']) {
-            return Err(format!("missing path: {FORM}"));
-        }
-        if path.contains('#') {
-            return Err("a fragment (#...) means nothing to the server: remove it".to_string());
-        }
-        if !path.is_ascii() {
-            return Err(
-                "the path has a non-ASCII character: percent-encode it (e.g. %C3%A9)".to_string(),
-            );
-        }
-        if authority.contains('@') {
-            return Err("user@ in the URL is not supported: /status needs no login".to_string());
-        }
-        let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
-            let Some((ip, after)) = inner.split_once(']') else {
-                return Err(format!("unclosed '[' in the host: {FORM}"));
-            };
-            let Ok(v6) = ip.parse::<Ipv6Addr>() else {
-                return Err(format!("\"{ip}\" is not an IPv6 address"));
-            };
-            let port = match after {
-                "" => None,
-                _ => match after.strip_prefix(':') {
-                    Some(port) => Some(port),
-                    None => return Err(FORM.to_string()),
-                },
-            };
-            (Host::Ip(IpAddr::V6(v6)), port)
-        } else {
-            let (host, port) = match authority.split_once(':') {
-                Some((_, port)) if port.contains(':') => {
-                    return Err(
-                        "an IPv6 host must be in brackets, e.g. http://[::1]:7990/status"
-                            .to_string(),
-                    )
-                }
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            };
-            if host.is_empty() {
-                return Err(format!("missing host: {FORM}"));
-            }
-            let host = if let Ok(ip) = host.parse::<IpAddr>() {
-                Host::Ip(ip)
-            } else if host.starts_with('-')
-                || !host
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
-            {
-                return Err(format!("\"{host}\" is not a host name or IP address"));
-            } else {
-                Host::Name(host.to_string())
-            };
-            (host, port)
-        };
-        let port = match port {
-            None => 80,
-            Some(digits) => match digits.parse::<u16>() {
-                Ok(p) if p > 0 && digits.bytes().all(|b| b.is_ascii_digit()) => p,
-                _ => return Err(format!("\"{digits}\" is not a port (1-65535)")),
-            },
+        let rest = strip_scheme(url)?;
+        let (authority, path) = split_authority(rest)?;
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(inner) => bracketed_host(inner)?,
+            None => plain_host(authority)?,
         };
         let parsed = StatusUrl {
             host,
-            port,
+            port: parse_port(port)?,
             path: path.to_string(),
         };
         let len = parsed.request().len();
@@ -152,6 +77,107 @@ impl StatusUrl {
             self.path,
             self.host_header()
         )
+    }
+}
+
+/// What follows `http://` (any case); `https://` and other schemes are refused.
+fn strip_scheme(url: &str) -> Result<&str, String> {
+    let Some(rest) = strip_prefix_ignore_case(url, "http://") else {
+        if strip_prefix_ignore_case(url, "https://").is_some() {
+            return Err(
+                "https is not supported: bbwd probes Bitbucket's own plain-HTTP connector \
+                 on this node, e.g. http://127.0.0.1:7990/status (not the TLS proxy in front \
+                 of it)"
+                    .to_string(),
+            );
+        }
+        return Err(FORM.to_string());
+    };
+    Ok(rest)
+}
+
+/// The authority and the path (from its `/`) of what follows the scheme, each checked for
+/// what the request could not carry: spaces, control characters, a fragment, non-ASCII, user@.
+fn split_authority(rest: &str) -> Result<(&str, &str), String> {
+    if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains spaces or control characters".to_string());
+    }
+    let Some(slash) = rest.find('/') else {
+        return Err(format!("missing path: {FORM}"));
+    };
+    let (authority, path) = rest.split_at(slash);
+    if authority.contains(['?', '#']) {
+        return Err(format!("missing path: {FORM}"));
+    }
+    if path.contains('#') {
+        return Err("a fragment (#...) means nothing to the server: remove it".to_string());
+    }
+    if !path.is_ascii() {
+        return Err(
+            "the path has a non-ASCII character: percent-encode it (e.g. %C3%A9)".to_string(),
+        );
+    }
+    if authority.contains('@') {
+        return Err("user@ in the URL is not supported: /status needs no login".to_string());
+    }
+    Ok((authority, path))
+}
+
+/// `[v6]` or `[v6]:port`, given what follows the `[`: the address and the port's digits.
+fn bracketed_host(inner: &str) -> Result<(Host, Option<&str>), String> {
+    let Some((ip, after)) = inner.split_once(']') else {
+        return Err(format!("unclosed '[' in the host: {FORM}"));
+    };
+    let Ok(v6) = ip.parse::<Ipv6Addr>() else {
+        return Err(format!("\"{ip}\" is not an IPv6 address"));
+    };
+    let port = match after {
+        "" => None,
+        _ => match after.strip_prefix(':') {
+            Some(port) => Some(port),
+            None => return Err(FORM.to_string()),
+        },
+    };
+    Ok((Host::Ip(IpAddr::V6(v6)), port))
+}
+
+/// `host` or `host:port` without brackets (an IPv4 address or a host name): the host and the
+/// port's digits.
+fn plain_host(authority: &str) -> Result<(Host, Option<&str>), String> {
+    let (host, port) = match authority.split_once(':') {
+        Some((_, port)) if port.contains(':') => {
+            return Err(
+                "an IPv6 host must be in brackets, e.g. http://[::1]:7990/status".to_string(),
+            )
+        }
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    if host.is_empty() {
+        return Err(format!("missing host: {FORM}"));
+    }
+    let host = if let Ok(ip) = host.parse::<IpAddr>() {
+        Host::Ip(ip)
+    } else if host.starts_with('-')
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+    {
+        return Err(format!("\"{host}\" is not a host name or IP address"));
+    } else {
+        Host::Name(host.to_string())
+    };
+    Ok((host, port))
+}
+
+/// The port: 80 when none is written, else digits only, 1-65535.
+fn parse_port(port: Option<&str>) -> Result<u16, String> {
+    match port {
+        None => Ok(80),
+        Some(digits) => match digits.parse::<u16>() {
+            Ok(p) if p > 0 && digits.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
+            _ => Err(format!("\"{digits}\" is not a port (1-65535)")),
+        },
     }
 }
 

@@ -6,6 +6,7 @@
 //! the one it stopped in). Traces are rebuilt by replaying the recorded choices from the start.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use crate::world::{fingerprint, is_fault, Choice, Model, Outcome, World};
@@ -33,101 +34,146 @@ struct Rec {
     depth: u32,
 }
 
+/// The search's tables: the record of every state seen, the frontier by fault count, and the
+/// violations found.
+struct Search {
+    recs: Vec<Rec>,
+    seen: HashMap<u64, u32>,
+    levels: Vec<VecDeque<(u32, World)>>,
+    complete: bool,
+    max_depth: u32,
+    /// The broken states' ids, and what each broke.
+    bad: Vec<u32>,
+    bad_what: Vec<String>,
+}
+
+/// Breadth-first search by fault count, then depth, until the frontier is empty or a limit is
+/// reached.
 pub fn run(m: &Model, lim: &Limits) -> Report {
     let start = Instant::now();
-    let mut recs: Vec<Rec> = Vec::new();
-    let mut seen: HashMap<u64, u32> = HashMap::new();
-    let mut levels: Vec<VecDeque<(u32, World)>> = Vec::new();
-    let w0 = m.initial();
-    seen.insert(fingerprint(&w0), 0);
-    recs.push(Rec {
-        parent: u32::MAX,
-        choice: 0,
-        depth: 0,
-    });
-    levels.resize_with(m.cfg.faults as usize + 1, VecDeque::new);
-    levels[0].push_back((0, w0));
-    let mut complete = true;
-    let mut max_depth = 0;
-    let mut bad: Vec<u32> = Vec::new();
-    let mut bad_what: Vec<String> = Vec::new();
+    let mut s = Search::new(m);
     let mut last_report = Instant::now();
-    'search: while let Some(level) = levels.iter().position(|q| !q.is_empty()) {
-        let (id, w) = levels[level].pop_front().unwrap();
-        let depth = recs[id as usize].depth;
-        if depth >= lim.max_depth {
-            complete = false;
+    while let Some(level) = s.levels.iter().position(|q| !q.is_empty()) {
+        let (id, w) = s.levels[level].pop_front().unwrap();
+        if s.recs[id as usize].depth >= lim.max_depth {
+            s.complete = false;
             continue;
         }
-        let choices = m.choices(&w);
-        for (ci, c) in choices.iter().enumerate() {
-            let (nw, v) = match m.apply(&w, *c, &mut None) {
+        if s.expand(m, lim, id, &w).is_break() {
+            break;
+        }
+        if last_report.elapsed().as_secs() >= 5 {
+            last_report = Instant::now();
+            s.progress(start, level);
+        }
+    }
+    if s.complete && s.levels.iter().any(|q| !q.is_empty()) {
+        s.complete = false;
+    }
+    s.report(m)
+}
+
+impl Search {
+    /// The cold start, alone in the frontier at fault level 0.
+    fn new(m: &Model) -> Search {
+        let mut s = Search {
+            recs: Vec::new(),
+            seen: HashMap::new(),
+            levels: Vec::new(),
+            complete: true,
+            max_depth: 0,
+            bad: Vec::new(),
+            bad_what: Vec::new(),
+        };
+        let w0 = m.initial();
+        s.seen.insert(fingerprint(&w0), 0);
+        s.recs.push(Rec {
+            parent: u32::MAX,
+            choice: 0,
+            depth: 0,
+        });
+        s.levels
+            .resize_with(m.cfg.faults as usize + 1, VecDeque::new);
+        s.levels[0].push_back((0, w0));
+        s
+    }
+
+    /// Records every successor of state `id` (`w`) not seen before and queues it at its fault
+    /// level, unless it breaks an invariant (then it is kept as a violation, not explored).
+    /// Break: the search stops (the state bound, or the first violation under `lim.first`).
+    fn expand(&mut self, m: &Model, lim: &Limits, id: u32, w: &World) -> ControlFlow<()> {
+        let depth = self.recs[id as usize].depth;
+        for (ci, c) in m.choices(w).iter().enumerate() {
+            let (nw, v) = match m.apply(w, *c, &mut None) {
                 Outcome::Ok(nw) => (nw, None),
                 Outcome::Bad(nw, v) => (nw, Some(v)),
             };
             let f = fingerprint(&nw);
-            if seen.contains_key(&f) {
+            if self.seen.contains_key(&f) {
                 continue;
             }
-            if seen.len() >= lim.max_states {
-                complete = false;
-                break 'search;
+            if self.seen.len() >= lim.max_states {
+                self.complete = false;
+                return ControlFlow::Break(());
             }
-            let nid = recs.len() as u32;
-            seen.insert(f, nid);
-            recs.push(Rec {
+            let nid = self.recs.len() as u32;
+            self.seen.insert(f, nid);
+            self.recs.push(Rec {
                 parent: id,
                 choice: ci as u16,
                 depth: depth + 1,
             });
-            max_depth = max_depth.max(depth + 1);
+            self.max_depth = self.max_depth.max(depth + 1);
             if let Some(v) = v {
-                bad.push(nid);
-                bad_what.push(v.what);
+                self.bad.push(nid);
+                self.bad_what.push(v.what);
                 if lim.first {
-                    break 'search;
+                    return ControlFlow::Break(());
                 }
                 continue; // a broken state is not explored further
             }
             let fl = nw.faults as usize;
-            levels[fl].push_back((nid, nw));
+            self.levels[fl].push_back((nid, nw));
         }
-        if last_report.elapsed().as_secs() >= 5 {
-            last_report = Instant::now();
-            let secs = start.elapsed().as_secs_f64();
-            eprintln!(
-                "model: {} states, depth {}, fault level {}, frontier {}, {:.0} states/s, {} violations",
-                seen.len(),
-                max_depth,
-                level,
-                levels.iter().map(|q| q.len()).sum::<usize>(),
-                seen.len() as f64 / secs,
-                bad.len()
-            );
+        ControlFlow::Continue(())
+    }
+
+    /// The periodic progress line on stderr (not part of the verdict).
+    fn progress(&self, start: Instant, level: usize) {
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "model: {} states, depth {}, fault level {}, frontier {}, {:.0} states/s, {} violations",
+            self.seen.len(),
+            self.max_depth,
+            level,
+            self.levels.iter().map(|q| q.len()).sum::<usize>(),
+            self.seen.len() as f64 / secs,
+            self.bad.len()
+        );
+    }
+
+    /// The verdict: the counts, and the traces of at most three violations of distinct kinds,
+    /// shortest first.
+    fn report(self, m: &Model) -> Report {
+        let mut violations = Vec::new();
+        let mut order: Vec<usize> = (0..self.bad.len()).collect();
+        order.sort_by_key(|&i| self.recs[self.bad[i] as usize].depth);
+        let mut kinds: Vec<String> = Vec::new();
+        for i in order {
+            let key: String = self.bad_what[i].chars().take(40).collect();
+            if kinds.contains(&key) || kinds.len() >= 3 {
+                continue;
+            }
+            kinds.push(key);
+            violations.push(trace(m, &self.recs, self.bad[i], &self.bad_what[i]));
         }
-    }
-    if complete && levels.iter().any(|q| !q.is_empty()) {
-        complete = false;
-    }
-    let mut violations = Vec::new();
-    // Shortest counterexample first; print at most three.
-    let mut order: Vec<usize> = (0..bad.len()).collect();
-    order.sort_by_key(|&i| recs[bad[i] as usize].depth);
-    let mut kinds: Vec<String> = Vec::new();
-    for i in order {
-        let key: String = bad_what[i].chars().take(40).collect();
-        if kinds.contains(&key) || kinds.len() >= 3 {
-            continue;
+        Report {
+            states: self.seen.len(),
+            depth: self.max_depth,
+            complete: self.complete,
+            violation_count: self.bad.len(),
+            violations,
         }
-        kinds.push(key);
-        violations.push(trace(m, &recs, bad[i], &bad_what[i]));
-    }
-    Report {
-        states: seen.len(),
-        depth: max_depth,
-        complete,
-        violation_count: bad.len(),
-        violations,
     }
 }
 

@@ -72,42 +72,59 @@ enum Command {
     Help,
 }
 
-/// Parses argv (without argv[0]).
+/// Parses argv (without argv[0]): the flags, then the command their words name, then the flags
+/// that command left unused (each a usage error).
 fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>), String> {
+    let (words, mut flags) = match read_args(args)? {
+        Read::Early(cmd) => return Ok((cmd, None)),
+        Read::Args { words, flags } => (words, flags),
+    };
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let cmd = command_of(&words, &mut flags)?;
+    refuse_unused_flags(&cmd, &flags)?;
+    Ok((cmd, flags.config))
+}
+
+/// The flags as given, before the words say which command they go with.
+#[derive(Default)]
+struct Flags {
+    config: Option<PathBuf>,
+    json: bool,
+    reason: Option<String>,
+    lb: Option<MaintMode>,
+}
+
+/// What the argument loop read: an answer that needs no more (`-h`, `-V`), or the words and flags.
+enum Read {
+    Early(Command),
+    Args { words: Vec<String>, flags: Flags },
+}
+
+/// Reads every argument in order: flags into [`Flags`], the rest as words; `-h` and `-V` end
+/// the reading at once.
+fn read_args(args: Vec<std::ffi::OsString>) -> Result<Read, String> {
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
-    let mut config = None;
-    let mut json = false;
-    let mut reason = None;
-    let mut lb = None;
+    let mut flags = Flags::default();
     let mut words: Vec<String> = Vec::new();
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
             Short('c') | Long("config") => {
-                config = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?))
+                flags.config = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?))
             }
-            Long("json") => json = true,
+            Long("json") => flags.json = true,
             Long("reason") => {
-                reason = Some(
+                flags.reason = Some(
                     p.value()
                         .map_err(|e| e.to_string())?
                         .string()
                         .map_err(|_| "--reason: not UTF-8")?,
                 )
             }
-            Long("drain") | Long("maint") => {
-                let mode = if arg == Long("drain") {
-                    MaintMode::Drain
-                } else {
-                    MaintMode::Maint
-                };
-                if lb.is_some_and(|m| m != mode) {
-                    return Err("--drain and --maint exclude each other".into());
-                }
-                lb = Some(mode);
-            }
-            Short('h') | Long("help") => return Ok((Command::Help, None)),
-            Short('V') | Long("version") => return Ok((Command::Version, None)),
+            Long("drain") => set_lb(&mut flags.lb, MaintMode::Drain)?,
+            Long("maint") => set_lb(&mut flags.lb, MaintMode::Maint)?,
+            Short('h') | Long("help") => return Ok(Read::Early(Command::Help)),
+            Short('V') | Long("version") => return Ok(Read::Early(Command::Version)),
             Value(v) => words.push(
                 v.string()
                     .map_err(|_| "arguments must be UTF-8".to_string())?,
@@ -115,29 +132,50 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>), St
             _ => return Err(arg.unexpected().to_string()),
         }
     }
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let cmd = match words.as_slice() {
-        ["run"] => Command::Run,
-        ["status"] => Command::Status { json },
-        ["check-config"] => Command::CheckConfig,
-        ["maintenance", "on"] => match lb.take() {
-            Some(lb) => Command::MaintenanceLb {
-                reason: reason.take().unwrap_or_default(),
-                lb,
-            },
-            None => Command::Maintenance {
-                on: true,
-                reason: reason.take().unwrap_or_default(),
-            },
-        },
+    Ok(Read::Args { words, flags })
+}
+
+/// `--drain` or `--maint`: either may repeat, but not both be given.
+fn set_lb(lb: &mut Option<MaintMode>, mode: MaintMode) -> Result<(), String> {
+    if lb.is_some_and(|m| m != mode) {
+        return Err("--drain and --maint exclude each other".into());
+    }
+    *lb = Some(mode);
+    Ok(())
+}
+
+/// The commands that are one word and take no flag but `-c`.
+const ONE_WORD: [(&str, Command); 7] = [
+    ("run", Command::Run),
+    ("check-config", Command::CheckConfig),
+    ("reset", Command::Reset),
+    ("switchover", Command::Switchover),
+    ("confirm-peer-down", Command::ConfirmPeerDown),
+    ("reexec", Command::Reexec),
+    ("version", Command::Version),
+];
+
+/// The command the words name; `maintenance on` takes `--reason` and `--drain`/`--maint` out
+/// of `flags`.
+fn command_of(words: &[&str], flags: &mut Flags) -> Result<Command, String> {
+    if let [word] = words {
+        if let Some((_, cmd)) = ONE_WORD.into_iter().find(|(w, _)| w == word) {
+            return Ok(cmd);
+        }
+    }
+    Ok(match words {
+        ["status"] => Command::Status { json: flags.json },
+        ["maintenance", "on"] => {
+            let reason = flags.reason.take().unwrap_or_default();
+            match flags.lb.take() {
+                Some(lb) => Command::MaintenanceLb { reason, lb },
+                None => Command::Maintenance { on: true, reason },
+            }
+        }
         ["maintenance", "off"] => Command::Maintenance {
             on: false,
             reason: String::new(),
         },
-        ["reset"] => Command::Reset,
-        ["switchover"] => Command::Switchover,
-        ["confirm-peer-down"] => Command::ConfirmPeerDown,
-        ["reexec"] => Command::Reexec,
         ["fence", a] => match Action::parse(a) {
             Some(a) => Command::Fence(a),
             None => return Err("usage: bbwd fence status|off|on|cycle".into()),
@@ -150,7 +188,6 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>), St
             action: a.to_string(),
         },
         ["ocf", ..] => return Err("usage: bbwd ocf ACTION".into()),
-        ["version"] => Command::Version,
         ["help"] | [] => Command::Help,
         ["maintenance", ..] => {
             return Err(
@@ -158,17 +195,22 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>), St
             )
         }
         [w, ..] => return Err(format!("unknown command `{w}` (see bbwd --help)")),
-    };
-    if json && !matches!(cmd, Command::Status { .. }) {
+    })
+}
+
+/// A flag the command does not take is a usage error: `--json` outside `status`, and
+/// `--drain`, `--maint` or `--reason` that `maintenance on` did not take.
+fn refuse_unused_flags(cmd: &Command, flags: &Flags) -> Result<(), String> {
+    if flags.json && !matches!(cmd, Command::Status { .. }) {
         return Err("--json goes with `status`".into());
     }
-    if lb.is_some() {
+    if flags.lb.is_some() {
         return Err("--drain and --maint go with `maintenance on`".into());
     }
-    if reason.is_some() {
+    if flags.reason.is_some() {
         return Err("--reason goes with `maintenance on`".into());
     }
-    Ok((cmd, config))
+    Ok(())
 }
 
 /// The config path: -c, else $BBWD_CONFIG, else the default.
