@@ -226,6 +226,24 @@ impl Haproxy {
     /// Polls `show stat` until server `name`'s row satisfies `pred` (e.g. on `status`,
     /// `last_agt`); returns the row and the time it took. Panics after `timeout` with the row
     /// and the log.
+    /// HAProxy in front of two mirrors, `m1` and `m2` (each its HTTP port and agent-check
+    /// port), once both are UP by their agent check (`within` each).
+    pub fn start_mirrors_up(dir: &Path, mirrors: [(u16, u16); 2], within: Duration) -> Haproxy {
+        let servers =
+            [("m1", mirrors[0]), ("m2", mirrors[1])].map(|(name, (port, agent))| Server {
+                name: name.into(),
+                port,
+                agent_port: agent,
+            });
+        let proxy = Haproxy::start(dir, &servers);
+        for s in &servers {
+            proxy.wait_server(&s.name, within, "UP by the agent check", |r| {
+                r["status"] == "UP" && r["last_agt"] == "via agent : up (RUNNING)"
+            });
+        }
+        proxy
+    }
+
     pub fn wait_server(
         &self,
         name: &str,

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use bbwd_tests::haproxy::{self, mirror_node, ClientLoop, Haproxy, Server};
+use bbwd_tests::haproxy::{self, mirror_node, ClientLoop, Haproxy};
 use bbwd_tests::{count_events, free_port, sim_admin, Daemon, Scenario, Value};
 
 /// Generous bound for anything HAProxy or bbwd should do in well under a second.
@@ -70,26 +70,8 @@ fn haproxy_takes_mirror_nodes_out_and_back_while_requests_keep_succeeding() {
         assert_eq!(count_events(&st, "clock_unsynced"), 0, "{st:#}");
     }
 
-    let proxy = Haproxy::start(
-        a.dir.path(),
-        &[
-            Server {
-                name: "m1".into(),
-                port: a.port,
-                agent_port: a_agent,
-            },
-            Server {
-                name: "m2".into(),
-                port: b.port,
-                agent_port: b_agent,
-            },
-        ],
-    );
-    for m in ["m1", "m2"] {
-        proxy.wait_server(m, SOON, "UP by the agent check", |r| {
-            r["status"] == "UP" && r["last_agt"] == "via agent : up (RUNNING)"
-        });
-    }
+    let proxy =
+        Haproxy::start_mirrors_up(a.dir.path(), [(a.port, a_agent), (b.port, b_agent)], SOON);
     let client = ClientLoop::start(
         proxy.port,
         "/status",

@@ -66,22 +66,34 @@ fn a_seed_replays_the_same_fault_plan() {
     assert!(a.starts_with("soak: seed 77 (200 faults"), "{a}");
 }
 
+/// Runs `soak --scenario NAME --seed SEED`: its output, the output as context for a failed
+/// assertion, and its final line parsed.
+fn scenario(name: &str, seed: u64) -> (std::process::Output, String, (usize, usize, f64, u64)) {
+    let out = Command::new(soak_bin())
+        .args(["--scenario", name, "--seed", &seed.to_string()])
+        .output()
+        .expect("run the soak");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ctx = format!(
+        "exit {:?}\n{stdout}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or("");
+    let parsed = parse_final_line(last)
+        .unwrap_or_else(|| panic!("final line {last:?} not in the format\n{ctx}"));
+    (out, ctx, parsed)
+}
+
 #[test]
 #[ignore = "needs root, iproute2, ipmi_sim and ipmitool: the namespace pair lab"]
 fn a_short_soak_of_survivable_faults_finds_no_violation() {
     if !pairlab::available() {
         return;
     }
-    let out = Command::new(soak_bin())
-        .args(["--scenario", "survivable", "--seed", "7"])
-        .output()
-        .expect("run the soak");
+    let (out, ctx, (faults, violations, _unserved, seed)) = scenario("survivable", 7);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stdout.lines().last().unwrap_or("");
-    let ctx = || format!("exit {:?}\n{stdout}\n{stderr}", out.status.code());
-    let (faults, violations, _unserved, seed) = parse_final_line(last)
-        .unwrap_or_else(|| panic!("final line {last:?} not in the format\n{}", ctx()));
+    let ctx = || ctx.clone();
     assert_eq!(faults, 3, "{}", ctx());
     assert_eq!(violations, 0, "{}", ctx());
     assert_eq!(seed, 7, "{}", ctx());
@@ -107,16 +119,9 @@ fn a_paused_active_resumed_at_the_standbys_fence_leaves_one_node_serving() {
     if !pairlab::available() {
         return;
     }
-    let out = Command::new(soak_bin())
-        .args(["--scenario", "paused-active", "--seed", "11"])
-        .output()
-        .expect("run the soak");
+    let (out, ctx, (faults, violations, unserved, _)) = scenario("paused-active", 11);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stdout.lines().last().unwrap_or("");
-    let ctx = || format!("exit {:?}\n{stdout}\n{stderr}", out.status.code());
-    let (faults, violations, unserved, _) = parse_final_line(last)
-        .unwrap_or_else(|| panic!("final line {last:?} not in the format\n{}", ctx()));
+    let ctx = || ctx.clone();
     assert_eq!(faults, 1, "{}", ctx());
     assert_eq!(violations, 0, "{}", ctx());
     assert_eq!(unserved, 0.0, "nobody served after the pause\n{}", ctx());

@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use super::{fixed, knob, require_tools, say, Ctx, Summary, Table};
-use crate::haproxy::{self, mirror_node, ClientLoop, Haproxy, Server};
+use crate::haproxy::{self, mirror_node, ClientLoop, Haproxy};
 use crate::{sim_admin, Daemon, Scenario};
 
 /// Bound for anything HAProxy or bbwd should do in well under a second.
@@ -36,26 +36,8 @@ pub fn run(ctx: &Ctx, _args: &[String]) -> String {
             s["state"] == "running" && s["load_balancer"]["state"] == "up"
         });
     }
-    let proxy = Haproxy::start(
-        a.dir.path(),
-        &[
-            Server {
-                name: "m1".into(),
-                port: a.port,
-                agent_port: a_agent,
-            },
-            Server {
-                name: "m2".into(),
-                port: b.port,
-                agent_port: b_agent,
-            },
-        ],
-    );
-    for m in ["m1", "m2"] {
-        proxy.wait_server(m, SOON, "UP by the agent check", |r| {
-            r["status"] == "UP" && r["last_agt"] == "via agent : up (RUNNING)"
-        });
-    }
+    let proxy =
+        Haproxy::start_mirrors_up(a.dir.path(), [(a.port, a_agent), (b.port, b_agent)], SOON);
     let client = ClientLoop::start(
         proxy.port,
         "/status",

@@ -631,7 +631,16 @@ impl Soak<'_> {
         loop {
             self.tick();
             let looked = Instant::now();
-            let holders = self.lab.vip_holder(VIP);
+            // As the sampler counts: a powered-off node's namespace keeps the addresses of its
+            // last life, but its links are cut and its next boot flushes them. A node fenced
+            // after the operator's round (a fence late in the cycle) would otherwise count as a
+            // second holder until the repair.
+            let holders: Vec<Node> = self
+                .lab
+                .vip_holder(VIP)
+                .into_iter()
+                .filter(|n| self.lab.node_on(*n))
+                .collect();
             let serving = match holders.as_slice() {
                 [one] => self.lab.client_get(VIP, SIM_PORT).ok_from(*one),
                 _ => false,
