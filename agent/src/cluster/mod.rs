@@ -45,7 +45,7 @@ pub use io::{
 };
 #[cfg(test)]
 use open::storage_held_at_open;
-pub use open::SetupError;
+pub use open::{Setup, SetupError};
 
 #[cfg(test)]
 mod fake;

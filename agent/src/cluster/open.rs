@@ -12,11 +12,11 @@ use bbwd_platform::clock;
 use bbwd_platform::fence_device::FenceDevices;
 use bbwd_platform::heartbeat::Links;
 use bbwd_platform::linkwatch::LinkWatch;
-use bbwd_platform::vip::Vip;
+use bbwd_platform::vip::{AddressWatch, Vip};
 use bbwd_platform::witness::Witness;
 use log::{info, warn};
 
-use crate::config::{Config, FenceAction};
+use crate::config::{self, Config, FenceAction};
 use crate::fencing;
 use crate::heartbeat as hb;
 use crate::pair;
@@ -82,46 +82,15 @@ impl std::error::Error for SetupError {
 impl Cluster<Real> {
     /// Opens everything pair mode needs; any failure names the key it comes from.
     pub fn open(cfg: &Config) -> Result<Setup, SetupError> {
-        let c = cfg
-            .cluster
-            .as_ref()
-            .ok_or(SetupError::plain("[cluster] missing"))?;
-        let v = cfg
-            .vip
-            .as_ref()
-            .ok_or(SetupError::plain("[cluster] needs [vip]"))?;
-        let f = cfg
-            .fencing
-            .as_ref()
-            .ok_or(SetupError::plain("[cluster] needs [fencing]"))?;
-        let key_bytes = bbwd_platform::fs::read_secret_file(&c.key_file)
-            .map_err(|e| SetupError::of("cluster.key_file", e))?;
-        // The core's key error is plain data (no std::error::Error there): its text.
-        let key = hb::Key::new(&key_bytes)
-            .map_err(|e| SetupError::of("cluster.key_file", e.to_string()))?;
-        let me = hb::NodeName::new(&cfg.node.name)
-            .ok_or(SetupError::plain("node.name: not a valid node name"))?;
-        let peer = hb::NodeName::new(&c.peer)
-            .ok_or(SetupError::plain("cluster.peer: not a valid node name"))?;
+        let (c, v, f) = sections(cfg)?;
+        let (key, me, peer) = identity(cfg, c)?;
         let links = Links::bind(&c.listen, &c.peer_addresses)
             .map_err(|e| SetupError::of("cluster.listen", e))?;
         let boot_id = bbwd_platform::heartbeat::random_boot_id()
             .map_err(|e| SetupError::of("heartbeat", e))?;
         let first_sequence = clock::wall_ms().saturating_mul(1000);
-        let fencer = FenceDevices::start(
-            fencing::targets(f).map_err(|e| SetupError::of("fencing", e))?,
-            fencing::settings(f, Some(FENCE_KEEPALIVE)),
-        )
-        .map_err(|e| SetupError::of("fencing", e))?;
-        let mut vip = Vip::open(&v.interface, v.address, v.prefix_len)
-            .map_err(|e| SetupError::of("vip", e))?;
-        let vip_watch = match vip.watch() {
-            Ok(w) => Some(w),
-            Err(e) => {
-                warn!("vip: cannot watch the address: {e}");
-                None
-            }
-        };
+        let fencer = start_fencer(f)?;
+        let (mut vip, vip_watch) = open_vip(v)?;
         let witness = match c.witness {
             Some(addr) => {
                 Some(Witness::new(addr).map_err(|e| SetupError::of("cluster.witness", e))?)
@@ -129,34 +98,13 @@ impl Cluster<Real> {
             None => None,
         };
         let link = LinkWatch::open(&v.interface).map_err(|e| SetupError::of("vip.interface", e))?;
-        let vip_held = match vip.held() {
-            Ok(held) => held,
-            Err(e) => {
-                return Err(SetupError::of(
-                    "vip: cannot tell whether the VIP is held",
-                    e,
-                ))
-            }
-        };
+        let vip_held = vip
+            .held()
+            .map_err(|e| SetupError::of("vip: cannot tell whether the VIP is held", e))?;
         let mut storage = StorageFile(cfg.node.state_dir.join(STORAGE_RECORD));
         let storage_held = storage_held_at_open(&mut storage);
         let settings = PairSettings {
-            pair: pair::Settings {
-                peer_timeout: c.peer_timeout,
-                preferred_active: c.preferred_active,
-                name_first: cfg.node.name < c.peer,
-                fence_delay: c.fence_delay,
-                boot_wait: c.boot_wait,
-                witness: c.witness.is_some(),
-                witness_misses: WITNESS_MISSES,
-                link_hold: c.peer_timeout,
-                step_timeout: STEP_TIMEOUT,
-                release_timeout: timing::release_deadline(
-                    cfg.bitbucket.stop_timeout,
-                    cfg.bitbucket.kill_timeout,
-                ),
-                bmc_watch: BMC_WATCH,
-            },
+            pair: pair_settings(cfg, c),
             heartbeat_interval: c.heartbeat_interval,
             links: links.len(),
             key,
@@ -168,7 +116,7 @@ impl Cluster<Real> {
             fence_cycle: f.action == FenceAction::Cycle,
             preferred: c.preferred_active,
         };
-        let cluster = Cluster::new(
+        let mut cluster = Cluster::new(
             Parts {
                 node_name: cfg.node.name.clone(),
                 peer_name: c.peer.clone(),
@@ -187,25 +135,108 @@ impl Cluster<Real> {
             },
             clock::now(),
         );
-        if vip_held {
-            warn!(
-                "vip {}: configured on this node at start: the node resumes serving",
-                cluster.vip
-            );
-        }
-        // The public link as it is now (the watch reports only changes from here on).
-        let mut cluster = cluster;
-        if let Some(l) = &cluster.link {
-            if !l.state().usable() {
-                cluster.push(Input::PublicLink { up: false });
-            }
-        }
+        cluster.report_found(vip_held);
         Ok(Setup {
             cluster,
             settings,
             vip_held,
             storage_held,
         })
+    }
+
+    /// Logs a VIP found on the interface, and gives the node the public link's state as it is
+    /// now if it is down (the watch reports only changes from here on).
+    fn report_found(&mut self, vip_held: bool) {
+        if vip_held {
+            warn!(
+                "vip {}: configured on this node at start: the node resumes serving",
+                self.vip
+            );
+        }
+        if let Some(l) = &self.link {
+            if !l.state().usable() {
+                self.push(Input::PublicLink { up: false });
+            }
+        }
+    }
+}
+
+/// The sections pair mode needs: `[cluster]`, `[vip]` and `[fencing]`.
+fn sections(
+    cfg: &Config,
+) -> Result<(&config::Cluster, &config::Vip, &config::Fencing), SetupError> {
+    let c = cfg
+        .cluster
+        .as_ref()
+        .ok_or(SetupError::plain("[cluster] missing"))?;
+    let v = cfg
+        .vip
+        .as_ref()
+        .ok_or(SetupError::plain("[cluster] needs [vip]"))?;
+    let f = cfg
+        .fencing
+        .as_ref()
+        .ok_or(SetupError::plain("[cluster] needs [fencing]"))?;
+    Ok((c, v, f))
+}
+
+/// The heartbeat key (read from `cluster.key_file`) and the two node names.
+fn identity(
+    cfg: &Config,
+    c: &config::Cluster,
+) -> Result<(hb::Key, hb::NodeName, hb::NodeName), SetupError> {
+    let key_bytes = bbwd_platform::fs::read_secret_file(&c.key_file)
+        .map_err(|e| SetupError::of("cluster.key_file", e))?;
+    // The core's key error is plain data (no std::error::Error there): its text.
+    let key =
+        hb::Key::new(&key_bytes).map_err(|e| SetupError::of("cluster.key_file", e.to_string()))?;
+    let me = hb::NodeName::new(&cfg.node.name)
+        .ok_or(SetupError::plain("node.name: not a valid node name"))?;
+    let peer = hb::NodeName::new(&c.peer)
+        .ok_or(SetupError::plain("cluster.peer: not a valid node name"))?;
+    Ok((key, me, peer))
+}
+
+/// Starts the workers for the peer's fence devices (`[fencing]`).
+fn start_fencer(f: &config::Fencing) -> Result<FenceDevices, SetupError> {
+    FenceDevices::start(
+        fencing::targets(f).map_err(|e| SetupError::of("fencing", e))?,
+        fencing::settings(f, Some(FENCE_KEEPALIVE)),
+    )
+    .map_err(|e| SetupError::of("fencing", e))
+}
+
+/// Opens the VIP on its interface and, if it can, a watch on the address (`None` if not).
+fn open_vip(v: &config::Vip) -> Result<(Vip, Option<AddressWatch>), SetupError> {
+    let vip =
+        Vip::open(&v.interface, v.address, v.prefix_len).map_err(|e| SetupError::of("vip", e))?;
+    let vip_watch = match vip.watch() {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!("vip: cannot watch the address: {e}");
+            None
+        }
+    };
+    Ok((vip, vip_watch))
+}
+
+/// The pair machine's settings, from `[cluster]` and `[bitbucket]`'s stop and kill timeouts.
+fn pair_settings(cfg: &Config, c: &config::Cluster) -> pair::Settings {
+    pair::Settings {
+        peer_timeout: c.peer_timeout,
+        preferred_active: c.preferred_active,
+        name_first: cfg.node.name < c.peer,
+        fence_delay: c.fence_delay,
+        boot_wait: c.boot_wait,
+        witness: c.witness.is_some(),
+        witness_misses: WITNESS_MISSES,
+        link_hold: c.peer_timeout,
+        step_timeout: STEP_TIMEOUT,
+        release_timeout: timing::release_deadline(
+            cfg.bitbucket.stop_timeout,
+            cfg.bitbucket.kill_timeout,
+        ),
+        bmc_watch: BMC_WATCH,
     }
 }
 

@@ -8,7 +8,22 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// Where each source's fd sits in this pass's poll set (`None`: not registered this pass).
+struct Tokens {
+    signals: Option<Token>,
+    pidfd: Option<Token>,
+    output: Option<Token>,
+    probe: Option<Token>,
+    db: Option<Token>,
+    free: Option<Token>,
+    notify: Option<Token>,
+    /// Pair mode's fds (`crate::cluster::Cluster::register`).
+    cluster: Option<crate::cluster::Tokens>,
+}
+
 impl Core {
+    /// Runs passes until the node has exited or a re-exec is due; then returns (`Err` only if
+    /// `poll(2)` itself failed).
     pub(super) fn main_loop(
         &mut self,
         control: &mut ControlServer,
@@ -17,178 +32,30 @@ impl Core {
         let mut set = PollSet::new();
         while !self.exit && self.reexec_at.is_none_or(|t| clock::now() < t) {
             let now = clock::now();
-            set.clear();
-            let t_sig = set.add(signals.fd(), Want::Read);
-            let t_pid = self
-                .proc
-                .as_ref()
-                .and_then(|p| p.pidfd())
-                .and_then(|fd| set.add(fd, Want::Read));
-            let t_out = self
-                .proc
-                .as_ref()
-                .and_then(|p| p.output_fd())
-                .and_then(|fd| set.add(fd, Want::Read));
-            let t_probe = self.probe.interest().and_then(|(fd, i)| {
-                set.add(
-                    fd,
-                    match i {
-                        Interest::Readable => Want::Read,
-                        Interest::Writable => Want::Write,
-                    },
-                )
-            });
-            let t_db = self.db.fd().and_then(|fd| set.add(fd, Want::Write));
-            let t_free = self.free.fd().and_then(|fd| set.add(fd, Want::Write));
-            if let Some(fd) = bbwd_platform::logger::poll_fd() {
-                let _ = set.add(fd, Want::Write);
-            }
-            let t_notify = self
-                .notify
-                .as_ref()
-                .and_then(|n| n.fd())
-                .and_then(|fd| set.add(fd, Want::Read));
-            control.poll_items(&mut |item| {
-                let _ = set.add(
-                    item.fd,
-                    if item.writable {
-                        Want::Write
-                    } else {
-                        Want::Read
-                    },
-                );
-            });
-            if let Some(lb) = &self.lb {
-                lb.server.poll_items(&mut |fd, i| {
-                    let want = match i {
-                        agentcheck::Interest::Read => Want::Read,
-                        agentcheck::Interest::Write => Want::Write,
-                    };
-                    let _ = set.add(fd, want);
-                });
-            }
-            let t_cluster = self.cluster.as_ref().map(|c| c.register(&mut set));
-            // Last: should the set ever be full, a scrape waits (its server is serviced every
-            // pass anyway), never a heartbeat.
-            self.exporter.poll_items(&mut |fd, want| {
-                let _ = set.add(fd, want);
-            });
-            let deadline = self.next_deadline(now, control);
-            let timeout = deadline.map(|d| d.saturating_duration_since(now));
-            let planned_at = now;
-            set.wait(timeout).map_err(Error::Loop)?;
-
-            let now = clock::now();
-            if let Some(d) = deadline {
-                // Late against the moment it was to wake (a deadline already due when the wait
-                // began means "at once", not "late by its age").
-                self.pace_late(now.saturating_duration_since(d.max(planned_at)));
-            }
+            let tokens = self.register(&mut set, control, signals);
+            let now = self.wait(&mut set, now, control)?;
             #[cfg(feature = "alloc-count")]
             let (allocs_before, events_before, checks_before) = (
                 crate::alloc_count::allocations(),
                 self.events_recorded,
                 self.checks_begun,
             );
-            if set.ready(t_sig).any() {
-                while let Some(sig) = signals.read() {
-                    match sig {
-                        Received::Shutdown => {
-                            self.sd.stopping();
-                            // Pair mode: the node releases in order (VIP, Bitbucket, hooks)
-                            // first; the supervisor shuts down when that is done.
-                            self.feed_node(now, node::Input::Shutdown);
-                        }
-                        Received::Reopen => {
-                            if let Some(l) = &mut self.event_log {
-                                if let Err(e) = l.reopen() {
-                                    warn!("{e}");
-                                }
-                            }
-                        }
-                        Received::Ignored(n) => {
-                            warn!("signal {n} received and ignored: bbwd stops on SIGTERM/SIGINT only")
-                        }
-                    }
-                }
+            if set.ready(tokens.signals).any() {
+                self.service_signals(now, signals);
             }
-            self.service_process(now, set.ready(t_pid).any(), set.ready(t_out).any());
-            if set.ready(t_probe).any() || self.probe.deadline().is_some_and(|d| now >= d) {
-                if let Some(o) = self.probe.advance(now) {
-                    self.check.probe = Some(o);
-                }
-            }
-            if set.ready(t_db).any() || self.db.deadline().is_some_and(|d| now >= d) {
-                if let Some(r) = self.db.advance(now) {
-                    self.check.db = Some(r.is_ok());
-                }
-            }
-            self.finish_check(now);
-            if set.ready(t_free).any() || self.free.deadline().is_some_and(|d| now >= d) {
-                if let Some(r) = self.free.advance(now) {
-                    self.free_checked(now, r.is_ok());
-                }
-            }
-            if set.ready(t_notify).any()
-                || self
-                    .notify
-                    .as_ref()
-                    .and_then(|n| n.deadline())
-                    .is_some_and(|d| now >= d)
-            {
-                self.service_notify(now);
-            }
-            // Whether a control request was served this pass: the allocation benchmark
-            // (feature alloc-count) counts such passes apart from idle ones.
-            #[cfg_attr(
-                not(feature = "alloc-count"),
-                allow(unused_variables, unused_assignments)
-            )]
-            let mut served = false;
-            control.service(now, &mut |req| {
-                #[cfg_attr(not(feature = "alloc-count"), allow(unused_assignments))]
-                {
-                    served = true;
-                }
-                self.handle(now, req)
-            });
-            self.feed_node(now, node::Input::Tick);
-            if let (Some(c), Some(tokens)) = (&mut self.cluster, &t_cluster) {
-                let mut acts = Vec::new();
-                c.service(now, &set, tokens, &mut self.node, &mut acts);
-                self.apply(now, acts);
-            }
-            self.drain_pending(now);
-            self.service_mirror(now);
-            self.service_exporter(now);
+            self.service_io(now, &set, &tokens);
+            #[cfg_attr(not(feature = "alloc-count"), allow(unused_variables))]
+            let served = self.service_control(now, control);
+            self.tick(now, &set, &tokens);
             #[cfg(feature = "alloc-count")]
             self.bench.pass(
                 crate::alloc_count::allocations() - allocs_before,
                 self.checks_begun - checks_before,
                 served || self.events_recorded != events_before,
             );
-
-            bbwd_platform::logger::flush();
-            let end = clock::now();
-            self.pace.passes += 1;
-            self.pace.pass_max_ms = self
-                .pace
-                .pass_max_ms
-                .max(end.saturating_duration_since(now).as_millis() as u64);
-
+            let end = self.end_pass(now);
             // End of the pass: the keep-alives go last, so a pass that hangs anywhere stops them.
-            let pass_in_time = self.pet_hardware(now, end);
-            let inputs = policy::Inputs {
-                due: true,
-                pass_in_time,
-                node_can_correct: self.node_can_correct,
-                self_fence: self.node.self_fenced(),
-            };
-            if policy::systemd(inputs) == policy::Decision::Pet {
-                if let Some(w) = &mut self.sd_watchdog {
-                    w.pet_if_due(&self.sd, clock::now());
-                }
-            }
+            self.keep_alive(now, end);
         }
         if self.reexec_at.is_none() {
             info!("Bitbucket stopped; bbwd exits");
@@ -196,6 +63,206 @@ impl Core {
         #[cfg(feature = "alloc-count")]
         info!("{}", self.bench.report());
         Ok(())
+    }
+
+    /// Clears the poll set and registers every fd this pass waits on.
+    fn register(&self, set: &mut PollSet, control: &ControlServer, signals: &Signals) -> Tokens {
+        set.clear();
+        let signals = set.add(signals.fd(), Want::Read);
+        let pidfd = self
+            .proc
+            .as_ref()
+            .and_then(|p| p.pidfd())
+            .and_then(|fd| set.add(fd, Want::Read));
+        let output = self
+            .proc
+            .as_ref()
+            .and_then(|p| p.output_fd())
+            .and_then(|fd| set.add(fd, Want::Read));
+        let probe = self.probe.interest().and_then(|(fd, i)| {
+            set.add(
+                fd,
+                match i {
+                    Interest::Readable => Want::Read,
+                    Interest::Writable => Want::Write,
+                },
+            )
+        });
+        let db = self.db.fd().and_then(|fd| set.add(fd, Want::Write));
+        let free = self.free.fd().and_then(|fd| set.add(fd, Want::Write));
+        if let Some(fd) = bbwd_platform::logger::poll_fd() {
+            let _ = set.add(fd, Want::Write);
+        }
+        let notify = self
+            .notify
+            .as_ref()
+            .and_then(|n| n.fd())
+            .and_then(|fd| set.add(fd, Want::Read));
+        control.poll_items(&mut |item| {
+            let _ = set.add(
+                item.fd,
+                if item.writable {
+                    Want::Write
+                } else {
+                    Want::Read
+                },
+            );
+        });
+        if let Some(lb) = &self.lb {
+            lb.server.poll_items(&mut |fd, i| {
+                let want = match i {
+                    agentcheck::Interest::Read => Want::Read,
+                    agentcheck::Interest::Write => Want::Write,
+                };
+                let _ = set.add(fd, want);
+            });
+        }
+        let cluster = self.cluster.as_ref().map(|c| c.register(set));
+        // Last: should the set ever be full, a scrape waits (its server is serviced every
+        // pass anyway), never a heartbeat.
+        self.exporter.poll_items(&mut |fd, want| {
+            let _ = set.add(fd, want);
+        });
+        Tokens {
+            signals,
+            pidfd,
+            output,
+            probe,
+            db,
+            free,
+            notify,
+            cluster,
+        }
+    }
+
+    /// Waits in `poll(2)` until the earliest deadline; records how late it woke and returns
+    /// the time it did.
+    fn wait(
+        &mut self,
+        set: &mut PollSet,
+        now: Instant,
+        control: &ControlServer,
+    ) -> Result<Instant, Error> {
+        let deadline = self.next_deadline(now, control);
+        let timeout = deadline.map(|d| d.saturating_duration_since(now));
+        let planned_at = now;
+        set.wait(timeout).map_err(Error::Loop)?;
+
+        let now = clock::now();
+        if let Some(d) = deadline {
+            // Late against the moment it was to wake (a deadline already due when the wait
+            // began means "at once", not "late by its age").
+            self.pace_late(now.saturating_duration_since(d.max(planned_at)));
+        }
+        Ok(now)
+    }
+
+    /// Reads every signal received: shutdown goes to the node, SIGHUP reopens the event log.
+    fn service_signals(&mut self, now: Instant, signals: &mut Signals) {
+        while let Some(sig) = signals.read() {
+            match sig {
+                Received::Shutdown => {
+                    self.sd.stopping();
+                    // Pair mode: the node releases in order (VIP, Bitbucket, hooks) first; the
+                    // supervisor shuts down when that is done.
+                    self.feed_node(now, node::Input::Shutdown);
+                }
+                Received::Reopen => {
+                    if let Some(l) = &mut self.event_log {
+                        if let Err(e) = l.reopen() {
+                            warn!("{e}");
+                        }
+                    }
+                }
+                Received::Ignored(n) => {
+                    warn!("signal {n} received and ignored: bbwd stops on SIGTERM/SIGINT only")
+                }
+            }
+        }
+    }
+
+    /// Turns what is ready or due into inputs: the process, the probe and database check (and
+    /// their `Checked`), the port check, the notify queue.
+    fn service_io(&mut self, now: Instant, set: &PollSet, t: &Tokens) {
+        self.service_process(now, set.ready(t.pidfd).any(), set.ready(t.output).any());
+        if set.ready(t.probe).any() || self.probe.deadline().is_some_and(|d| now >= d) {
+            if let Some(o) = self.probe.advance(now) {
+                self.check.probe = Some(o);
+            }
+        }
+        if set.ready(t.db).any() || self.db.deadline().is_some_and(|d| now >= d) {
+            if let Some(r) = self.db.advance(now) {
+                self.check.db = Some(r.is_ok());
+            }
+        }
+        self.finish_check(now);
+        if set.ready(t.free).any() || self.free.deadline().is_some_and(|d| now >= d) {
+            if let Some(r) = self.free.advance(now) {
+                self.free_checked(now, r.is_ok());
+            }
+        }
+        if set.ready(t.notify).any()
+            || self
+                .notify
+                .as_ref()
+                .and_then(|n| n.deadline())
+                .is_some_and(|d| now >= d)
+        {
+            self.service_notify(now);
+        }
+    }
+
+    /// Serves the control clients; returns whether a request was answered this pass (the
+    /// allocation benchmark, feature alloc-count, counts such passes apart from idle ones).
+    fn service_control(&mut self, now: Instant, control: &mut ControlServer) -> bool {
+        let mut served = false;
+        control.service(now, &mut |req| {
+            served = true;
+            self.handle(now, req)
+        });
+        served
+    }
+
+    /// Ticks the node, services pair mode's I/O and applies what it decided, then the pending
+    /// inputs, mirror mode and the metrics exporter.
+    fn tick(&mut self, now: Instant, set: &PollSet, t: &Tokens) {
+        self.feed_node(now, node::Input::Tick);
+        if let (Some(c), Some(tokens)) = (&mut self.cluster, &t.cluster) {
+            let mut acts = Vec::new();
+            c.service(now, set, tokens, &mut self.node, &mut acts);
+            self.apply(now, acts);
+        }
+        self.drain_pending(now);
+        self.service_mirror(now);
+        self.service_exporter(now);
+    }
+
+    /// Flushes the log and records the pass's length; returns when the pass ended.
+    fn end_pass(&mut self, now: Instant) -> Instant {
+        bbwd_platform::logger::flush();
+        let end = clock::now();
+        self.pace.passes += 1;
+        self.pace.pass_max_ms = self
+            .pace
+            .pass_max_ms
+            .max(end.saturating_duration_since(now).as_millis() as u64);
+        end
+    }
+
+    /// Pets the hardware watchdog, then systemd's, each if its policy allows and it is due.
+    fn keep_alive(&mut self, now: Instant, end: Instant) {
+        let pass_in_time = self.pet_hardware(now, end);
+        let inputs = policy::Inputs {
+            due: true,
+            pass_in_time,
+            node_can_correct: self.node_can_correct,
+            self_fence: self.node.self_fenced(),
+        };
+        if policy::systemd(inputs) == policy::Decision::Pet {
+            if let Some(w) = &mut self.sd_watchdog {
+                w.pet_if_due(&self.sd, clock::now());
+            }
+        }
     }
 
     /// The earliest moment anything needs the loop.

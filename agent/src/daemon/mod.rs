@@ -38,7 +38,7 @@ use bbwd_platform::command::{CommandQueue, Job, Outcome};
 use bbwd_platform::control::{self, ControlServer, Request};
 use bbwd_platform::fs::{self, EventLog};
 use bbwd_platform::http::{HttpProbe, Interest, ProbeOutcome, StatusTarget};
-use bbwd_platform::poll::{PollSet, Want};
+use bbwd_platform::poll::{PollSet, Token, Want};
 use bbwd_platform::process::{self, RunAs, SpawnSpec, Supervised};
 use bbwd_platform::realtime;
 use bbwd_platform::sdnotify::{self, SdNotify};

@@ -39,67 +39,18 @@ impl Core {
             .as_ref()
             .map(|c| c.status(clock::now(), &self.node));
         let v = self.node.machine().view();
-        let (bb_state, http_status) = match v.last_probe {
-            Some(ProbeOutcome::Reply { http_status, state }) => {
-                (state.map(|s| s.as_str().to_string()), Some(http_status))
-            }
-            _ => (None, None),
-        };
-        let device = match &self.cfg.watchdog.device {
-            WatchdogDevice::None => "none".to_string(),
-            WatchdogDevice::Device(p) => p.display().to_string(),
-            WatchdogDevice::Ipmi => "ipmi".to_string(),
-        };
         status::Status {
             node: self.cfg.node.name.clone(),
             mode: self.mode_str().into(),
             role: self.state_and_role().1.into(),
             state: self.state_and_role().0.into(),
             daemon: "up".into(),
-            bitbucket: status::Bitbucket {
-                state: bb_state,
-                http_status,
-                pid: v.pid,
-                consecutive_failures: v.consecutive_failures,
-                last_check: v
-                    .last_probe
-                    .as_ref()
-                    .map(|p| machine::ProbeText(p).to_string()),
-            },
+            bitbucket: bitbucket_report(&v),
             restarts: v.restarts,
             peer: cluster_status.as_ref().map(|c| c.0.clone()),
             vip: cluster_status.as_ref().map(|c| c.1.clone()),
             fencing: cluster_status.map(|c| c.2),
-            watchdog: status::Watchdog {
-                device,
-                armed: self.hw.is_some(),
-                petting: v.petting,
-                systemd_interval_ms: self
-                    .sd_watchdog
-                    .as_ref()
-                    .map(|w| w.interval().as_millis() as u64),
-                timeout_ms: self
-                    .hw
-                    .as_ref()
-                    .map(|h| h.pacer.timeout().as_millis() as u64),
-                time_left_ms: time_left.map(|t| t.as_millis() as u64),
-                last_reset_by_watchdog: self
-                    .hw
-                    .as_ref()
-                    .and_then(|h| h.dog.last_reset_by_watchdog()),
-                realtime: self.realtime,
-                pets: self.hw.as_ref().map_or(0, |h| h.pacer.pets()),
-                pet_latency_us_last: self
-                    .hw
-                    .as_ref()
-                    .and_then(|h| h.latency_last)
-                    .map(|d| d.as_micros() as u64),
-                pet_latency_us_max: self
-                    .hw
-                    .as_ref()
-                    .and_then(|h| h.latency_max)
-                    .map(|d| d.as_micros() as u64),
-            },
+            watchdog: self.watchdog_report(v.petting, time_left),
             database: self.cfg.database.as_ref().map(|d| status::Database {
                 address: d.address.clone(),
                 reachable: match v.db {
@@ -114,41 +65,114 @@ impl Core {
             }),
             failed: v.failed.map(|f| f.as_str().to_string()),
             version: env!("CARGO_PKG_VERSION").into(),
-            events: self
-                .ring
-                .iter()
-                .map(|r| status::Event {
-                    at: clock::rfc3339(r.wall_ms).to_string(),
-                    kind: r.kind.into(),
-                    detail: r.detail.to_string(),
-                })
-                .collect(),
-            load_balancer: self.lb.as_ref().map(|l| {
-                // Decided afresh: the server takes the same line at the end of this pass,
-                // before it accepts another connection.
-                let (line, word) = self.lb_reply();
-                status::LoadBalancer {
-                    address: l.server.local_addr().to_string(),
-                    reply: line.to_string(),
-                    state: word.to_string(),
-                }
-            }),
+            events: self.events_report(),
+            load_balancer: self.lb_report(),
             clock: self.clock_watch.last().map(mirror::clock_report),
             daemon_error: None,
-            loop_stats: Some({
-                let log = bbwd_platform::logger::stats();
-                status::LoopStats {
-                    log_dropped_lines: log.dropped_lines,
-                    log_dropped_bytes: log.dropped_bytes,
-                    log_written_bytes: log.written_bytes,
-                    ..self.pace.clone()
-                }
-            }),
+            loop_stats: Some(self.loop_report()),
             daemon_run: Some(status::DaemonRun {
                 pid: std::process::id(),
                 started_at_ms: self.started_at_ms,
                 reexecuted: bbwd_platform::reexec::reexecuted(),
             }),
         }
+    }
+
+    /// The report's `watchdog`: the device, systemd's interval and the hardware watchdog's
+    /// figures (`time_left` as just read from it).
+    fn watchdog_report(&self, petting: bool, time_left: Option<Duration>) -> status::Watchdog {
+        let device = match &self.cfg.watchdog.device {
+            WatchdogDevice::None => "none".to_string(),
+            WatchdogDevice::Device(p) => p.display().to_string(),
+            WatchdogDevice::Ipmi => "ipmi".to_string(),
+        };
+        status::Watchdog {
+            device,
+            armed: self.hw.is_some(),
+            petting,
+            systemd_interval_ms: self
+                .sd_watchdog
+                .as_ref()
+                .map(|w| w.interval().as_millis() as u64),
+            timeout_ms: self
+                .hw
+                .as_ref()
+                .map(|h| h.pacer.timeout().as_millis() as u64),
+            time_left_ms: time_left.map(|t| t.as_millis() as u64),
+            last_reset_by_watchdog: self
+                .hw
+                .as_ref()
+                .and_then(|h| h.dog.last_reset_by_watchdog()),
+            realtime: self.realtime,
+            pets: self.hw.as_ref().map_or(0, |h| h.pacer.pets()),
+            pet_latency_us_last: self
+                .hw
+                .as_ref()
+                .and_then(|h| h.latency_last)
+                .map(|d| d.as_micros() as u64),
+            pet_latency_us_max: self
+                .hw
+                .as_ref()
+                .and_then(|h| h.latency_max)
+                .map(|d| d.as_micros() as u64),
+        }
+    }
+
+    /// The report's `events`: the ring, oldest first.
+    fn events_report(&self) -> Vec<status::Event> {
+        self.ring
+            .iter()
+            .map(|r| status::Event {
+                at: clock::rfc3339(r.wall_ms).to_string(),
+                kind: r.kind.into(),
+                detail: r.detail.to_string(),
+            })
+            .collect()
+    }
+
+    /// The report's `load_balancer` (mirror mode): the agent-check address and the line it
+    /// answers now.
+    fn lb_report(&self) -> Option<status::LoadBalancer> {
+        self.lb.as_ref().map(|l| {
+            // Decided afresh: the server takes the same line at the end of this pass, before it
+            // accepts another connection.
+            let (line, word) = self.lb_reply();
+            status::LoadBalancer {
+                address: l.server.local_addr().to_string(),
+                reply: line.to_string(),
+                state: word.to_string(),
+            }
+        })
+    }
+
+    /// The report's `loop_stats`: the loop's pace and the logger's figures.
+    fn loop_report(&self) -> status::LoopStats {
+        let log = bbwd_platform::logger::stats();
+        status::LoopStats {
+            log_dropped_lines: log.dropped_lines,
+            log_dropped_bytes: log.dropped_bytes,
+            log_written_bytes: log.written_bytes,
+            ..self.pace.clone()
+        }
+    }
+}
+
+/// The report's `bitbucket`: what the supervisor knows of it and its last `/status` answer.
+fn bitbucket_report(v: &machine::View) -> status::Bitbucket {
+    let (state, http_status) = match v.last_probe {
+        Some(ProbeOutcome::Reply { http_status, state }) => {
+            (state.map(|s| s.as_str().to_string()), Some(http_status))
+        }
+        _ => (None, None),
+    };
+    status::Bitbucket {
+        state,
+        http_status,
+        pid: v.pid,
+        consecutive_failures: v.consecutive_failures,
+        last_check: v
+            .last_probe
+            .as_ref()
+            .map(|p| machine::ProbeText(p).to_string()),
     }
 }
